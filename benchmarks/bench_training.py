@@ -1,0 +1,96 @@
+"""Time of one sigmoid-head training update / one base-training update, same batch, one run.
+
+Target: <= 0.40. Usage: python benchmarks/bench_training.py [--quick]
+"""
+import argparse
+import statistics
+import time
+from argparse import Namespace
+
+import torch
+from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
+from fairseq.data import Dictionary
+from fairseq.models.transformer import TransformerModel, base_architecture
+
+import fairseq_sigmoid_qe  # noqa: F401
+from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
+from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
+
+
+class Task:
+    def __init__(self, dictionary):
+        self.source_dictionary = self.target_dictionary = dictionary
+
+
+def make_dictionary(size):
+    dictionary = Dictionary()
+    for i in range(size - len(dictionary)):
+        dictionary.add_symbol(f"w{i}", n=size - i)
+    return dictionary
+
+
+def make_batch(dictionary, sentences, length, generator):
+    vocab = len(dictionary)
+    src = torch.randint(dictionary.nspecial, vocab, (sentences, length), generator=generator)
+    tgt = torch.randint(dictionary.nspecial, vocab, (sentences, length), generator=generator)
+    tgt[:, -1] = dictionary.eos()
+    prev = torch.cat([torch.full((sentences, 1), dictionary.eos()), tgt[:, :-1]], dim=1)
+    return {
+        "net_input": {"src_tokens": src, "src_lengths": torch.full((sentences,), length),
+                      "prev_output_tokens": prev},
+        "target": tgt, "ntokens": tgt.numel(), "id": torch.arange(sentences),
+    }
+
+
+def time_updates(model, criterion, sample, repeats):
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-4)
+    times = []
+    for step in range(repeats + 1):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        loss, _, _ = criterion(model, sample)
+        loss.backward()
+        optimizer.step()
+        if step:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small model and batch")
+    parser.add_argument("--repeats", type=int, default=5)
+    options = parser.parse_args()
+    torch.manual_seed(0)
+    vocab, dim, layers, sentences, length = (
+        (4000, 128, 2, 64, 20) if options.quick else (32000, 512, 6, 128, 32))
+    dictionary = make_dictionary(vocab)
+    task = Task(dictionary)
+    args = Namespace(arch="transformer", encoder_layers=layers, decoder_layers=layers,
+                     encoder_embed_dim=dim, decoder_embed_dim=dim, dropout=0.1,
+                     share_decoder_input_output_embed=True)
+    base_architecture(args)
+    base = TransformerModel.build_model(args, task)
+    sample = make_batch(dictionary, sentences, length, torch.Generator().manual_seed(1))
+    base_criterion = LabelSmoothedCrossEntropyCriterion(task, False, 0.1)
+    base.train()
+    base_time = time_updates(base, base_criterion, sample, options.repeats)
+
+    head = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder, base.decoder,
+                                       torch.nn.Linear(dim, vocab, bias=False))
+    head.train()
+    results = {}
+    for sampler in ("token_freq+softmax", "token_freq", "random"):
+        criterion = NceDominantCriterion(task, 10, sampler, 2.0, False, False, 0.3, 0.005, "last")
+        results[sampler] = time_updates(head, criterion, sample, options.repeats)
+    print(f"batch: {sentences} x {length} target tokens, vocab {vocab}, dim {dim}, "
+          f"{layers}+{layers} layers, median of {options.repeats} updates")
+    print(f"base update (label-smoothed CE):        {base_time * 1000:8.1f} ms")
+    for sampler, seconds in results.items():
+        print(f"head update ({sampler:<18}, avoid-dominant): {seconds * 1000:8.1f} ms   "
+              f"ratio {seconds / base_time:.3f} (target <= 0.40)")
+
+
+if __name__ == "__main__":
+    main()

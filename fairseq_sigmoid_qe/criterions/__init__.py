@@ -1,0 +1,1 @@
+from . import nce_dominant  # noqa: F401

@@ -1,0 +1,168 @@
+"""``nce_dominant``: train the sigmoid head with sampled negatives, avoiding dominant tokens.
+
+Per target position with reference ``y`` and negatives ``N``:
+``L = -log σ(z_y) - Σ_{n∈N} log(1 - σ(z_n))``, logits only for ``y`` and ``N``.
+"""
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from fairseq import metrics, utils
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+
+from ..dominant import dominant_sets
+from ..errors import QEUserError
+from ..sampling import (
+    parse_sampler_spec,
+    sample_negatives,
+    softmax_distribution,
+    token_frequency_distribution,
+    uniform_distribution,
+)
+
+
+@dataclass
+class NceDominantConfig(FairseqDataclass):
+    num_negatives: int = field(
+        default=10, metadata={"help": "negatives sampled per target position (k)"}
+    )
+    negative_sampler: str = field(
+        default="token_freq+softmax",
+        metadata={
+            "help": "random | token_freq | softmax, or a '+'-joined combination whose "
+            "samplers split the negatives evenly (independent draws), e.g. token_freq+softmax"
+        },
+    )
+    sampling_temperature: float = field(
+        default=2.0, metadata={"help": "temperature T of the softmax sampler"}
+    )
+    avoid_dominant: bool = field(
+        default=False,
+        metadata={"help": "never sample dominant tokens as negatives (already the default)"},
+    )
+    no_avoid_dominant: bool = field(
+        default=False,
+        metadata={"help": "allow dominant tokens of the frozen softmax as negatives"},
+    )
+    dominant_p_jump: float = field(
+        default=0.3, metadata={"help": "a drop d_i = p_i - p_(i+1) is significant if d_i > p_jump * p_i"}
+    )
+    dominant_epsilon: float = field(
+        default=0.005, metadata={"help": "... and d_i > epsilon"}
+    )
+    dominant_cut: ChoiceEnum(["last", "first"]) = field(
+        default="last",
+        metadata={"help": "cut the sorted distribution at the last or the first significant drop"},
+    )
+
+
+@register_criterion("nce_dominant", dataclass=NceDominantConfig)
+class NceDominantCriterion(FairseqCriterion):
+    def __init__(self, task, num_negatives, negative_sampler, sampling_temperature,
+                 avoid_dominant, no_avoid_dominant, dominant_p_jump, dominant_epsilon,
+                 dominant_cut):
+        super().__init__(task)
+        if avoid_dominant and no_avoid_dominant:
+            raise QEUserError("--avoid-dominant and --no-avoid-dominant contradict each other")
+        if num_negatives < 1:
+            raise QEUserError("--num-negatives must be at least 1")
+        if sampling_temperature <= 0:
+            raise QEUserError("--sampling-temperature must be positive")
+        try:
+            self.samplers = parse_sampler_spec(negative_sampler, num_negatives)
+        except ValueError as exc:
+            raise QEUserError(f"--negative-sampler: {exc}") from exc
+        self.temperature = sampling_temperature
+        self.avoid_dominant = not no_avoid_dominant
+        self.dominant_options = dict(p_jump=dominant_p_jump, epsilon=dominant_epsilon,
+                                     cut=str(dominant_cut))
+        dictionary = task.target_dictionary
+        self.padding_idx = dictionary.pad()
+        self.special_ids = sorted({dictionary.bos(), dictionary.pad(), dictionary.eos(),
+                                   dictionary.unk()})
+        self.register_buffer(
+            "uniform_probs", uniform_distribution(len(dictionary), [dictionary.pad()]),
+            persistent=False)
+        self.register_buffer(
+            "frequency_probs",
+            token_frequency_distribution(dictionary.count, self.special_ids), persistent=False)
+
+    def _generator(self, device):
+        """Per-worker generator, reproducible on resume: seeded from fairseq's per-update
+        seed (the global RNG) mixed with the data-parallel rank."""
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed * 65537 + rank)
+        return generator
+
+    def _negatives(self, reference, logits, dominant, generator):
+        parts, masks = [], []
+        for name, count in self.samplers:
+            if name == "random":
+                probs = self.uniform_probs
+            elif name == "token_freq":
+                probs = self.frequency_probs
+            else:
+                probs = softmax_distribution(logits, self.temperature, [self.padding_idx])
+            tokens, valid = sample_negatives(count, reference, probs, dominant, generator)
+            parts.append(tokens)
+            masks.append(valid)
+        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+
+    def forward(self, model, sample, reduce=True):
+        if not hasattr(model, "qe_logits"):
+            raise QEUserError("criterion nce_dominant needs --arch sigmoid_head_transformer")
+        features, logits = model.frozen_forward(**sample["net_input"])
+        target = sample["target"]
+        keep = target.ne(self.padding_idx)
+        reference = target[keep]
+        hidden = features[keep]
+        needs_softmax = self.avoid_dominant or any(n == "softmax" for n, _ in self.samplers)
+        with torch.no_grad():
+            position_logits = logits[keep].float() if needs_softmax else None
+            dominant = None
+            if self.avoid_dominant:
+                log_probs = utils.log_softmax(position_logits, dim=-1)
+                dominant = dominant_sets(log_probs, **self.dominant_options)
+            negatives, valid = self._negatives(
+                reference, position_logits, dominant, self._generator(reference.device))
+        candidates = torch.cat([reference.unsqueeze(1), negatives], dim=1)
+        z = model.qe_logits(hidden, candidates).float()
+        pos_loss = -F.logsigmoid(z[:, 0])
+        neg_loss = -F.logsigmoid(-z[:, 1:]) * valid
+        loss = pos_loss.sum() + neg_loss.sum()
+        sample_size = reference.numel()
+        with torch.no_grad():
+            sig = torch.sigmoid(z)
+            logging_output = {
+                "loss": loss.data,
+                "ntokens": sample["ntokens"],
+                "nsentences": sample["target"].size(0),
+                "sample_size": sample_size,
+                "positive_sigmoid": sig[:, 0].sum().data,
+                "negative_sigmoid": (sig[:, 1:] * valid).sum().data,
+                "negatives": valid.sum().data,
+                "dominant_tokens": dominant[1].sum().data if dominant is not None else 0,
+            }
+        return loss, sample_size, logging_output
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        def total(key):
+            return sum(log.get(key, 0) for log in logging_outputs)
+
+        sample_size = total("sample_size")
+        positions = max(sample_size, 1)
+        metrics.log_scalar("loss", total("loss") / positions, sample_size, round=4)
+        metrics.log_scalar("sigmoid_pos", total("positive_sigmoid") / positions, sample_size,
+                           round=4)
+        metrics.log_scalar("sigmoid_neg", total("negative_sigmoid") / max(total("negatives"), 1),
+                           sample_size, round=4)
+        metrics.log_scalar("dominant_size", total("dominant_tokens") / positions, sample_size,
+                           round=3)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True

@@ -1,0 +1,72 @@
+"""Translate binarized data with the frozen model and score every hypothesis with QE."""
+from argparse import Namespace
+
+import torch
+from fairseq import checkpoint_utils, utils
+from fairseq.data import data_utils
+
+from .errors import QEUserError
+from .scoring import METHODS, drop_eos, score_tokens, sentence_score
+
+
+def load_head_model(path, data_dir=None):
+    """A trained sigmoid-head checkpoint and its task (dictionaries from ``data_dir``)."""
+    overrides = {"data": data_dir} if data_dir else None
+    try:
+        models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+            [path], arg_overrides=overrides)
+    except FileNotFoundError as exc:
+        raise QEUserError(f"checkpoint not found: {exc}") from exc
+    model = models[0]
+    if not hasattr(model, "qe_logits"):
+        raise QEUserError(f"{path} has no sigmoid head (train one with --arch sigmoid_head_transformer)")
+    model.eval()
+    return model, task
+
+
+def pad_hypotheses(hypotheses, pad):
+    return data_utils.collate_tokens(hypotheses, pad_idx=pad, left_pad=False)
+
+
+def score_batch(model, sample, hypotheses, dictionary, include_eos=False, aggregation="prod"):
+    """QE records for one hypothesis per sentence of ``sample`` (same order)."""
+    net_input = sample["net_input"]
+    hyp_tokens = pad_hypotheses(hypotheses, dictionary.pad())
+    scores = score_tokens(model, net_input["src_tokens"], net_input["src_lengths"], hyp_tokens,
+                          dictionary.pad(), dictionary.eos())
+    records = []
+    for row, tokens in enumerate(hypotheses):
+        record = {"tokens": tokens.tolist(), "token_scores": {}, "sentence_scores": {}}
+        for method in METHODS:
+            values = scores.method(method)[row, : tokens.numel()]
+            if not include_eos:
+                values = drop_eos(values, tokens, dictionary.eos())
+            record["token_scores"][method] = values.tolist()
+            record["sentence_scores"][method] = sentence_score(values, aggregation)
+        records.append(record)
+    return records
+
+
+def translate_and_score(model, task, subset, beam=5, max_tokens=4000, include_eos=False):
+    """Beam-search the subset with the unchanged softmax model; QE for each best hypothesis."""
+    task.load_dataset(subset)
+    dataset = task.dataset(subset)
+    generator = task.build_generator([model], Namespace(beam=beam, max_len_b=200))
+    iterator = task.get_batch_iterator(
+        dataset=dataset, max_tokens=max_tokens,
+        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
+    ).next_epoch_itr(shuffle=False)
+    src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
+    results = []
+    for sample in iterator:
+        hypos = task.inference_step(generator, [model], sample)
+        best = [h[0]["tokens"] for h in hypos]
+        for i, record in enumerate(score_batch(model, sample, best, tgt_dict, include_eos)):
+            sample_id = int(sample["id"][i])
+            record["id"] = sample_id
+            record["source"] = src_dict.string(utils.strip_pad(sample["net_input"]["src_tokens"][i], src_dict.pad()))
+            record["reference"] = tgt_dict.string(utils.strip_pad(sample["target"][i], tgt_dict.pad()))
+            record["hypothesis"] = tgt_dict.string(torch.tensor(record["tokens"]))
+            results.append(record)
+    results.sort(key=lambda r: r["id"])
+    return results

@@ -1,0 +1,1 @@
+from . import sigmoid_head_transformer  # noqa: F401

@@ -1,0 +1,188 @@
+"""``sigmoid_head_transformer``: a frozen encoder-decoder Transformer plus a sigmoid QE head.
+
+The head ``W_qe`` (|V| x d) reads the same final decoder hidden states ``h`` as the softmax
+output projection and scores a token ``y`` as ``σ(h · W_qe[y])``. It starts as a copy of the
+softmax projection; only it is trained.
+"""
+import logging
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+import torch
+from torch import nn
+from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass.utils import gen_parser_from_dataclass
+from fairseq.models import (
+    ARCH_MODEL_REGISTRY,
+    FairseqEncoderDecoderModel,
+    build_model as build_fairseq_model,
+    register_model,
+    register_model_architecture,
+)
+from fairseq.models.transformer import TransformerModel
+
+from ..errors import QEUserError
+from . import base_checkpoint as bc
+
+logger = logging.getLogger(__name__)
+
+ARCH_NAME = "sigmoid_head_transformer"
+
+
+@dataclass
+class SigmoidHeadConfig(FairseqDataclass):
+    base_checkpoint: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "trained fairseq encoder-decoder Transformer checkpoint to wrap; its "
+            "architecture comes from the checkpoint, its weights are loaded and frozen"
+        },
+    )
+    qe_head_bias: bool = field(
+        default=False, metadata={"help": "give the sigmoid head a bias (the paper uses none)"}
+    )
+    base_model_config: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "set automatically: the base model's config as JSON, so that a head "
+            "checkpoint rebuilds without the base file"
+        },
+    )
+    qe_dictionary_fingerprint: Optional[str] = field(
+        default=None,
+        metadata={"help": "set automatically: hash of the dictionaries the head was trained with"},
+    )
+
+
+def _is_encoder_decoder_transformer(model):
+    decoder = getattr(model, "decoder", None)
+    return (
+        isinstance(model, FairseqEncoderDecoderModel)
+        and isinstance(getattr(decoder, "output_projection", None), nn.Linear)
+        and getattr(decoder, "adaptive_softmax", None) is None
+        and hasattr(decoder, "extract_features")
+    )
+
+
+def _count(params):
+    return sum(p.numel() for p in params)
+
+
+@register_model(ARCH_NAME)
+class SigmoidHeadTransformerModel(TransformerModel):
+    """A frozen base Transformer (always in ``eval()``) with a trainable sigmoid QE head."""
+
+    def __init__(self, args, encoder, decoder, qe_head):
+        FairseqEncoderDecoderModel.__init__(self, encoder, decoder)
+        self.args = args
+        self.supports_align_args = False
+        self.qe_head = qe_head
+        for module in (self.encoder, self.decoder):
+            for param in module.parameters():
+                param.requires_grad_(False)
+        self.train(self.training)
+
+    @classmethod
+    def add_args(cls, parser):
+        gen_parser_from_dataclass(parser, SigmoidHeadConfig())
+
+    @classmethod
+    def build_model(cls, args, task):
+        sigmoid_head_transformer(args)
+        if args.base_model_config:
+            base = _rebuild_base(args, task)
+        else:
+            base = _load_base(args, task)
+        projection = base.decoder.output_projection
+        qe_head = nn.Linear(
+            projection.in_features, projection.out_features, bias=bool(args.qe_head_bias)
+        )
+        with torch.no_grad():
+            qe_head.weight.copy_(projection.weight)
+            if qe_head.bias is not None:
+                qe_head.bias.zero_()
+                if projection.bias is not None:
+                    qe_head.bias.copy_(projection.bias)
+        model = cls(args, base.encoder, base.decoder, qe_head)
+        n_base, n_head = _count(base.parameters()), _count(qe_head.parameters())
+        logger.info(
+            "sigmoid head: base %d parameters (frozen), head %d trainable (+%.1f%%)",
+            n_base, n_head, 100.0 * n_head / max(n_base, 1),
+        )
+        return model
+
+    def train(self, mode=True):
+        """Train mode reaches only the head: the base stays in eval() (no dropout)."""
+        super().train(mode)
+        self.encoder.eval()
+        self.decoder.eval()
+        return self
+
+    @torch.no_grad()
+    def frozen_forward(self, src_tokens, src_lengths, prev_output_tokens, **unused):
+        """Final decoder hidden states ``h`` [B, T, d] and the softmax logits [B, T, V]."""
+        encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
+        features, _ = self.decoder.extract_features(prev_output_tokens, encoder_out=encoder_out)
+        return features, self.decoder.output_layer(features)
+
+    def qe_logits(self, features, tokens):
+        """``z = h · W_qe[y] (+ b[y])`` for the given tokens only, never the full vocabulary.
+
+        ``features`` [..., d] and ``tokens`` [..., m] -> logits [..., m].
+        """
+        rows = self.qe_head.weight[tokens]
+        logits = torch.einsum("...d,...md->...m", features.to(rows.dtype), rows)
+        if self.qe_head.bias is not None:
+            logits = logits + self.qe_head.bias[tokens]
+        return logits
+
+
+def _load_base(args, task):
+    path = args.base_checkpoint
+    state = bc.read_base_checkpoint(path)
+    base_cfg = bc.base_model_config(state, path)
+    _check_base_arch(base_cfg, path)
+    bc.check_dictionary_sizes(state, task, path)
+    base = build_fairseq_model(base_cfg, task)
+    if not _is_encoder_decoder_transformer(base):
+        raise QEUserError(
+            f"base checkpoint {path} holds a {type(base).__name__}, not an encoder-decoder "
+            "Transformer with a plain softmax output projection"
+        )
+    try:
+        base.load_state_dict(state["model"], strict=True, model_cfg=base_cfg)
+    except RuntimeError as exc:
+        raise QEUserError(f"base checkpoint {path} does not match its own config: {exc}") from exc
+    args.base_model_config = bc.serialize_model_config(base_cfg)
+    args.qe_dictionary_fingerprint = bc.dictionary_fingerprint(task)
+    return base
+
+
+def _rebuild_base(args, task):
+    expected = getattr(args, "qe_dictionary_fingerprint", None)
+    if expected and expected != bc.dictionary_fingerprint(task):
+        raise QEUserError(
+            "dictionary mismatch: this sigmoid-head checkpoint was trained with other "
+            "dictionaries than the data directory's dict.*.txt; use the data it was trained on"
+        )
+    base_cfg = bc.deserialize_model_config(args.base_model_config)
+    return build_fairseq_model(bc.without_file_references(base_cfg), task)
+
+
+def _check_base_arch(base_cfg, path):
+    arch = bc.model_config_name(base_cfg)
+    if arch == ARCH_NAME:
+        raise QEUserError(f"{path} is already a sigmoid-head checkpoint; give the base Transformer")
+    model_cls = ARCH_MODEL_REGISTRY.get(arch)
+    if model_cls is None or not issubclass(model_cls, FairseqEncoderDecoderModel):
+        raise QEUserError(
+            f"base checkpoint {path} holds a '{arch}' model, not an encoder-decoder Transformer"
+        )
+
+
+@register_model_architecture(ARCH_NAME, ARCH_NAME)
+def sigmoid_head_transformer(args):
+    defaults = SigmoidHeadConfig()
+    for spec in fields(SigmoidHeadConfig):
+        if spec.name != "_name" and not hasattr(args, spec.name):
+            setattr(args, spec.name, getattr(defaults, spec.name))

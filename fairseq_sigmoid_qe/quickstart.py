@@ -1,0 +1,187 @@
+"""The main job, end to end: data -> base Transformer -> sigmoid head -> QE -> Pearson table.
+
+Default: the synthetic ambiguous language (true quality known exactly). ``--data l10n`` runs
+the same pipeline on real English->German text with a sentencepiece model it trains.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from .errors import QEUserError, install_excepthook
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_L10N = os.path.join(os.path.dirname(PACKAGE_DIR), "..", "shared", "data", "l10n-en-de")
+
+TINY_TRANSFORMER = [
+    "--arch", "transformer", "--encoder-layers", "2", "--decoder-layers", "2",
+    "--encoder-embed-dim", "128", "--decoder-embed-dim", "128",
+    "--encoder-ffn-embed-dim", "256", "--decoder-ffn-embed-dim", "256",
+    "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
+    "--share-decoder-input-output-embed", "--dropout", "0.1",
+]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="fairseq-sigmoid-qe-quickstart",
+        description="Train a base Transformer and a sigmoid QE head, then report the Pearson "
+        "correlation of softmax probability, BoostedProb and the sigmoid head with quality.")
+    parser.add_argument("--workdir", default="runs/quickstart",
+                        help="where data, checkpoints, logs and results go (must not exist, "
+                        "unless --resume)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse a workdir from an earlier run: finished steps are skipped, "
+                        "training continues from checkpoint_last.pt")
+    parser.add_argument("--data", choices=["synthetic", "l10n"], default="synthetic",
+                        help="synthetic ambiguous language (default) or real en-de text")
+    parser.add_argument("--l10n-dir", default=os.environ.get("L10N_EN_DE_DIR", DEFAULT_L10N),
+                        help="directory of the l10n-en-de corpus (train/valid/test .en/.de)")
+    parser.add_argument("--train-pairs", type=int, default=None,
+                        help="training pairs (default: 30000 synthetic, 60000 l10n)")
+    parser.add_argument("--test-pairs", type=int, default=500, help="test pairs to score")
+    parser.add_argument("--spm-vocab", type=int, default=4000,
+                        help="sentencepiece vocabulary size (l10n only)")
+    parser.add_argument("--base-updates", type=int, default=None,
+                        help="base Transformer updates (default: 2500 synthetic, 4000 l10n)")
+    parser.add_argument("--head-updates", type=int, default=None,
+                        help="sigmoid-head updates (default: 600 synthetic, 1000 l10n)")
+    parser.add_argument("--negative-sampler", default="token_freq+softmax",
+                        help="nce_dominant sampler for the head (default: the paper's best)")
+    parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
+    parser.add_argument("--beam", type=int, default=5, help="beam size for the test set")
+    parser.add_argument("--seed", type=int, default=1, help="seed for data and training")
+    args = parser.parse_args(argv)
+    defaults = {"synthetic": (30000, 2500, 600), "l10n": (60000, 4000, 1000)}[args.data]
+    for name, value in zip(("train_pairs", "base_updates", "head_updates"), defaults):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def run_step(name, command, log_path):
+    """Run one fairseq CLI step, its output in ``log_path``; fail with the log's tail."""
+    started = time.time()
+    print(f"[{name}] {' '.join(command[2:4])} ... (log: {log_path})", flush=True)
+    with open(log_path, "a", encoding="utf-8") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0:
+        with open(log_path, encoding="utf-8") as log:
+            tail = "".join(log.readlines()[-15:])
+        raise QEUserError(f"step '{name}' failed (exit {code}); end of {log_path}:\n{tail}")
+    print(f"[{name}] done in {time.time() - started:.0f} s", flush=True)
+
+
+def fairseq_command(tool, *arguments):
+    return [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, arguments)]
+
+
+def binarize(workdir, src, tgt, text_dir):
+    data_bin = os.path.join(workdir, "data-bin")
+    if not os.path.exists(os.path.join(data_bin, "test.{}-{}.{}.bin".format(src, tgt, tgt))):
+        prefix = os.path.join(text_dir, "{}")
+        run_step("preprocess", fairseq_command(
+            "preprocess", "--source-lang", src, "--target-lang", tgt,
+            "--trainpref", prefix.format("train"), "--validpref", prefix.format("valid"),
+            "--testpref", prefix.format("test"), "--destdir", data_bin, "--workers", 2,
+        ), os.path.join(workdir, "preprocess.log"))
+    return data_bin
+
+
+def train_base(workdir, data_bin, args):
+    save_dir = os.path.join(workdir, "base")
+    run_step("train-base", fairseq_command(
+        "train", data_bin, *TINY_TRANSFORMER, "--optimizer", "adam", "--adam-betas",
+        "(0.9,0.98)", "--lr", "0.002", "--lr-scheduler", "inverse_sqrt", "--warmup-updates",
+        200, "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1,
+        "--max-tokens", args.max_tokens, "--max-update", args.base_updates, "--seed", args.seed,
+        "--save-dir", save_dir, "--no-epoch-checkpoints", "--cpu", "--log-format", "simple",
+        "--log-interval", 100, "--num-workers", 0,
+    ), os.path.join(workdir, "train-base.log"))
+    return os.path.join(save_dir, "checkpoint_last.pt")
+
+
+def train_head(workdir, data_bin, base_checkpoint, args):
+    save_dir = os.path.join(workdir, "head")
+    run_step("train-head", fairseq_command(
+        "train", data_bin, "--user-dir", PACKAGE_DIR, "--arch", "sigmoid_head_transformer",
+        "--base-checkpoint", base_checkpoint, "--criterion", "nce_dominant",
+        "--negative-sampler", args.negative_sampler, "--optimizer", "adam", "--lr", "0.001",
+        "--max-tokens", args.max_tokens, "--max-update", args.head_updates, "--seed", args.seed,
+        "--save-dir", save_dir, "--no-epoch-checkpoints", "--cpu", "--log-format", "simple",
+        "--log-interval", 100, "--num-workers", 0,
+    ), os.path.join(workdir, "train-head.log"))
+    return os.path.join(save_dir, "checkpoint_last.pt")
+
+
+def prepare_workdir(args):
+    if os.path.exists(args.workdir) and os.listdir(args.workdir) and not args.resume:
+        raise QEUserError(
+            f"workdir {args.workdir} already exists: pass --resume to continue it, or choose "
+            "another --workdir (nothing is overwritten)")
+    os.makedirs(args.workdir, exist_ok=True)
+
+
+def prepare_text(args):
+    """Write the parallel text (one token sequence per line); returns (src, tgt, dir, gold)."""
+    text_dir = os.path.join(args.workdir, "text")
+    if args.data == "synthetic":
+        from .synthetic import SyntheticConfig, load_language, write_corpus
+        config = SyntheticConfig(seed=args.seed, train_size=args.train_pairs,
+                                 test_size=args.test_pairs)
+        paths = write_corpus(text_dir, config)
+        language = load_language(paths["lexicon"])
+        return "src", "tgt", text_dir, lambda record: language.sentence_quality(
+            record["source"].split(), record["hypothesis"].split())
+    from .realdata import prepare_l10n, chrf_gold
+    prepare_l10n(args.l10n_dir, text_dir, args.train_pairs, args.test_pairs, args.spm_vocab)
+    return "en", "de", text_dir, chrf_gold(text_dir)
+
+
+def correlation_table(records, gold_of):
+    from scipy.stats import pearsonr, spearmanr
+
+    from .scoring import METHODS
+    gold = [gold_of(r) for r in records]
+    rows = []
+    for method in METHODS:
+        predicted = [r["sentence_scores"][method] for r in records]
+        rows.append({"method": method, "pearson": float(pearsonr(predicted, gold)[0]),
+                     "spearman": float(spearmanr(predicted, gold)[0])})
+    return rows, gold
+
+
+def main(argv=None):
+    install_excepthook()
+    args = parse_args(argv)
+    prepare_workdir(args)
+    src, tgt, text_dir, gold_of = prepare_text(args)
+    data_bin = binarize(args.workdir, src, tgt, text_dir)
+    base = train_base(args.workdir, data_bin, args)
+    head = train_head(args.workdir, data_bin, base, args)
+
+    import fairseq_sigmoid_qe  # noqa: F401  (registers the model for loading)
+    from .inference import load_head_model, translate_and_score
+    print("[score] beam search on the test set and QE of every hypothesis", flush=True)
+    model, task = load_head_model(head, data_bin)
+    records = translate_and_score(model, task, "test", beam=args.beam)
+    rows, gold = correlation_table(records, gold_of)
+    with open(os.path.join(args.workdir, "qe.jsonl"), "w", encoding="utf-8") as out:
+        for record, quality in zip(records, gold):
+            out.write(json.dumps({**record, "gold": quality}) + "\n")
+    with open(os.path.join(args.workdir, "results.json"), "w", encoding="utf-8") as out:
+        json.dump({"data": args.data, "sentences": len(records), "correlations": rows}, out,
+                  indent=2)
+    print(f"\nQE vs {'true quality' if args.data == 'synthetic' else 'chrF pseudo-gold'} "
+          f"on {len(records)} test sentences ({args.data}):")
+    print(f"{'method':<12} {'Pearson':>8} {'Spearman':>9}")
+    for row in rows:
+        print(f"{row['method']:<12} {row['pearson']:>8.3f} {row['spearman']:>9.3f}")
+    print(f"\nresults: {args.workdir}/results.json, per-sentence QE: {args.workdir}/qe.jsonl")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

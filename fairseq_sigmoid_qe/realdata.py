@@ -1,0 +1,78 @@
+"""Real text for the pipeline: slices of the l10n-en-de corpus, sentencepiece, chrF pseudo-gold."""
+import os
+
+from .errors import QEUserError
+
+SPLITS = ("train", "valid", "test")
+
+
+def read_pairs(corpus_dir, split, src="en", tgt="de", limit=None):
+    """Aligned non-empty (source, target) lines of one split, at most ``limit`` of them."""
+    paths = [os.path.join(corpus_dir, f"{split}.{lang}") for lang in (src, tgt)]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise QEUserError(f"corpus file not found: {path} (see --l10n-dir)")
+    pairs = []
+    with open(paths[0], encoding="utf-8") as fs, open(paths[1], encoding="utf-8") as ft:
+        for source, target in zip(fs, ft):
+            source, target = source.strip(), target.strip()
+            if source and target:
+                pairs.append((source, target))
+                if limit is not None and len(pairs) >= limit:
+                    break
+    return pairs
+
+
+def train_sentencepiece(texts, model_prefix, vocab_size):
+    import sentencepiece as spm
+
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_prefix=model_prefix, vocab_size=vocab_size,
+        model_type="unigram", character_coverage=1.0,
+        input_sentence_size=0, shuffle_input_sentence=False, num_threads=2,
+        minloglevel=2, hard_vocab_limit=False,
+    )
+    return spm.SentencePieceProcessor(model_file=model_prefix + ".model")
+
+
+def prepare_l10n(corpus_dir, text_dir, train_pairs, test_pairs, vocab_size, valid_pairs=500):
+    """Write sentencepiece-encoded ``{split}.en/.de`` and raw ``{split}.raw.de`` to text_dir."""
+    limits = {"train": train_pairs, "valid": valid_pairs, "test": test_pairs}
+    data = {split: read_pairs(corpus_dir, split, limit=limits[split]) for split in SPLITS}
+    os.makedirs(text_dir, exist_ok=True)
+    prefix = os.path.join(text_dir, "spm")
+    if os.path.exists(prefix + ".model"):
+        import sentencepiece as spm
+        processor = spm.SentencePieceProcessor(model_file=prefix + ".model")
+    else:
+        texts = [side for pair in data["train"] for side in pair]
+        processor = train_sentencepiece(texts, prefix, vocab_size)
+    for split, pairs in data.items():
+        for index, lang in enumerate(("en", "de")):
+            lines = [pair[index] for pair in pairs]
+            with open(os.path.join(text_dir, f"{split}.{lang}"), "w", encoding="utf-8") as out:
+                for pieces in processor.encode(lines, out_type=str):
+                    out.write(" ".join(pieces) + "\n")
+            with open(os.path.join(text_dir, f"{split}.raw.{lang}"), "w", encoding="utf-8") as out:
+                out.write("\n".join(lines) + "\n")
+    return prefix + ".model"
+
+
+def decode_pieces(text):
+    """Sentencepiece pieces joined by spaces -> detokenized text."""
+    return text.replace(" ", "").replace("\u2581", " ").strip()
+
+
+def chrf_gold(text_dir):
+    """Sentence chrF (0..1) of the detokenized hypothesis against the raw reference."""
+    from sacrebleu.metrics import CHRF
+
+    with open(os.path.join(text_dir, "test.raw.de"), encoding="utf-8") as f:
+        references = f.read().split("\n")
+    chrf = CHRF()
+
+    def gold(record):
+        hypothesis = decode_pieces(record["hypothesis"])
+        return chrf.sentence_score(hypothesis, [references[record["id"]]]).score / 100.0
+
+    return gold

@@ -1,0 +1,78 @@
+"""Token and sentence QE of given translations from a sigmoid-head model.
+
+One code path for every caller (quickstart, generate hook, raw-text API): force-decode the
+hypothesis through the frozen model, read the final hidden states ``h`` and score each
+output token ``y`` three ways:
+- sigmoid head: ``σ(h · W_qe[y])``;
+- softmax probability ``p(y)``;
+- BoostedProb: the dominant set's summed mass if ``y`` is dominant, else ``p(y)``.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from .dominant import boosted_prob
+
+METHODS = ("sigmoid", "softmax", "boostedprob")
+
+
+@dataclass
+class TokenScores:
+    """Per-token scores [B, T] for each method, and the mask of real (non-pad) tokens."""
+
+    sigmoid: torch.Tensor
+    softmax: torch.Tensor
+    boostedprob: torch.Tensor
+    mask: torch.Tensor
+
+    def method(self, name):
+        return getattr(self, name)
+
+
+def shift_right(tokens, eos, pad):
+    """Decoder input for teacher forcing: ``<eos> y_1 ... y_{T-1}`` (fairseq's convention)."""
+    prev = tokens.new_full(tokens.shape, pad)
+    prev[:, 0] = eos
+    prev[:, 1:] = tokens[:, :-1]
+    prev[:, 1:].masked_fill_(tokens[:, :-1].eq(pad), pad)
+    return prev
+
+
+@torch.no_grad()
+def score_tokens(model, src_tokens, src_lengths, hyp_tokens, pad, eos, p_jump=0.3,
+                 epsilon=0.005, cut="last"):
+    """Scores of each hypothesis token (right-padded ``hyp_tokens`` ending in EOS)."""
+    prev = shift_right(hyp_tokens, eos, pad)
+    features, logits = model.frozen_forward(src_tokens, src_lengths, prev)
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    mask = hyp_tokens.ne(pad)
+    sigmoid = torch.sigmoid(model.qe_logits(features, hyp_tokens.unsqueeze(-1)).squeeze(-1).float())
+    softmax = log_probs.gather(-1, hyp_tokens.unsqueeze(-1)).squeeze(-1).exp()
+    boosted = boosted_prob(log_probs, hyp_tokens, p_jump=p_jump, epsilon=epsilon, cut=cut)
+    zero = torch.zeros((), dtype=sigmoid.dtype, device=sigmoid.device)
+    return TokenScores(
+        sigmoid=torch.where(mask, sigmoid, zero),
+        softmax=torch.where(mask, softmax, zero),
+        boostedprob=torch.where(mask, boosted.float(), zero),
+        mask=mask,
+    )
+
+
+def sentence_score(token_scores, aggregation="prod"):
+    """Sentence QE from a 1-D tensor of token scores: product (the paper), mean log, or min."""
+    if token_scores.numel() == 0:
+        return float("nan")
+    if aggregation == "prod":
+        return float(token_scores.double().prod())
+    if aggregation == "mean_log":
+        return float(torch.log(token_scores.double().clamp_min(1e-300)).mean())
+    if aggregation == "min":
+        return float(token_scores.min())
+    raise ValueError(f"unknown sentence aggregation {aggregation!r}: prod, mean_log or min")
+
+
+def drop_eos(token_scores, tokens, eos):
+    """Token scores of one hypothesis without its final EOS (the paper's default)."""
+    if tokens.numel() and int(tokens[-1]) == eos:
+        return token_scores[:-1]
+    return token_scores

@@ -1,0 +1,133 @@
+"""The real fairseq CLI: base training, head training, freezing, resuming, bad inputs."""
+import os
+import re
+import shutil
+
+import pytest
+import torch
+
+import fairseq_sigmoid_qe  # noqa: F401  (safe globals for torch.load)
+from conftest import fairseq, head_args
+
+
+def load_state(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def logged_losses(stdout):
+    return [float(x) for x in re.findall(r"train_inner \|.*?loss=([0-9.]+)", stdout)]
+
+
+@pytest.fixture(scope="module")
+def trained_head(tmp_path_factory, real_data_bin, base_checkpoint):
+    save_dir = tmp_path_factory.mktemp("head")
+    result = fairseq("train", *head_args(real_data_bin, base_checkpoint, save_dir,
+                                         "--max-update", "40", "--seed", "5"))
+    return save_dir, result.stdout + result.stderr
+
+
+def test_head_loss_falls(trained_head):
+    _, output = trained_head
+    losses = logged_losses(output)
+    assert len(losses) >= 30, output[-2000:]
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.8 * first, losses
+
+
+def test_logs_parameter_counts_and_statistics(trained_head):
+    _, output = trained_head
+    assert re.search(r"sigmoid head: base \d+ parameters \(frozen\), head \d+ trainable", output)
+    for name in ("sigmoid_pos", "sigmoid_neg", "dominant_size"):
+        assert f"| {name} " in output, name
+
+
+def test_base_bit_identical_and_only_head_changed(trained_head, base_checkpoint):
+    save_dir, _ = trained_head
+    base = load_state(base_checkpoint)["model"]
+    head = load_state(save_dir / "checkpoint_last.pt")["model"]
+    assert set(head) == set(base) | {"qe_head.weight"}
+    for key, tensor in base.items():
+        assert torch.equal(head[key], tensor), key
+    initial = base["decoder.output_projection.weight"]
+    assert head["qe_head.weight"].shape == initial.shape
+    assert not torch.equal(head["qe_head.weight"], initial)
+
+
+def test_head_checkpoint_is_self_contained(trained_head, base_checkpoint, real_data_bin,
+                                           tmp_path):
+    from fairseq_sigmoid_qe.inference import load_head_model
+
+    save_dir, _ = trained_head
+    moved_base = tmp_path / "moved.pt"
+    shutil.move(base_checkpoint, moved_base)
+    try:
+        model, task = load_head_model(str(save_dir / "checkpoint_last.pt"), real_data_bin)
+    finally:
+        shutil.move(moved_base, base_checkpoint)
+    assert all(not p.requires_grad for p in model.decoder.parameters())
+    assert len(task.target_dictionary) == model.qe_head.weight.shape[0]
+
+
+def test_resume_continues_the_same_run(tmp_path, real_data_bin, base_checkpoint):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    fairseq("train", *head_args(real_data_bin, base_checkpoint, straight,
+                                "--max-update", "16", "--seed", "7"))
+    fairseq("train", *head_args(real_data_bin, base_checkpoint, resumed,
+                                "--max-update", "8", "--seed", "7"))
+    second = fairseq("train", *head_args(real_data_bin, base_checkpoint, resumed,
+                                         "--max-update", "16", "--seed", "7"))
+    assert "Loaded checkpoint" in second.stdout + second.stderr
+    a = load_state(straight / "checkpoint_last.pt")
+    b = load_state(resumed / "checkpoint_last.pt")
+    assert a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"] == 16
+    torch.testing.assert_close(b["model"]["qe_head.weight"], a["model"]["qe_head.weight"],
+                               rtol=0, atol=1e-6)
+
+
+def one_error_line(result):
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "fairseq-sigmoid-qe: error:" in line]
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_missing_base_checkpoint(tmp_path, real_data_bin):
+    result = fairseq("train", *head_args(real_data_bin, str(tmp_path / "nope.pt"),
+                                         tmp_path / "out", "--max-update", "1"), check=False)
+    assert "base checkpoint not found" in one_error_line(result)
+
+
+def test_base_trained_with_another_dictionary(tmp_path, real_data_bin, base_checkpoint):
+    text = tmp_path / "text"
+    text.mkdir()
+    for split in ("train", "valid"):
+        for lang, words in (("en", "a b c d"), ("de", "x y z")):
+            (text / f"{split}.{lang}").write_text(f"{words}\n{words} {words}\n")
+    other_bin = tmp_path / "other-bin"
+    fairseq("preprocess", "--source-lang", "en", "--target-lang", "de", "--trainpref",
+            text / "train", "--validpref", text / "valid", "--destdir", other_bin)
+    result = fairseq("train", *head_args(other_bin, base_checkpoint, tmp_path / "out",
+                                         "--max-update", "1"), check=False)
+    line = one_error_line(result)
+    assert "dictionary mismatch" in line and "source vocabulary" in line
+
+
+def test_base_that_is_not_an_encoder_decoder(tmp_path, real_data_bin, base_checkpoint):
+    state = load_state(base_checkpoint)
+    state["cfg"]["model"].arch = "transformer_lm"
+    state["cfg"]["model"]._name = "transformer_lm"
+    fake = tmp_path / "lm.pt"
+    torch.save(state, fake)
+    result = fairseq("train", *head_args(real_data_bin, fake, tmp_path / "out",
+                                         "--max-update", "1"), check=False)
+    assert "not an encoder-decoder Transformer" in one_error_line(result)
+
+
+def test_unknown_sampler(tmp_path, real_data_bin, base_checkpoint):
+    result = fairseq("train", *head_args(real_data_bin, base_checkpoint, tmp_path / "out",
+                                         "--max-update", "1", "--negative-sampler", "bogus"),
+                     check=False)
+    assert "--negative-sampler" in one_error_line(result)
+    assert not os.path.exists(tmp_path / "out" / "checkpoint_last.pt")
+
