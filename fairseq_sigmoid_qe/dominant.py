@@ -19,12 +19,28 @@ def dominant_topk_size(vocab_size, epsilon):
     return min(vocab_size, math.floor(1.0 / epsilon) + 2)
 
 
-def dominant_sets(log_probs, p_jump=0.3, epsilon=0.005, cut="last"):
-    """Top-K token ids [..., K] (descending probability) and a mask [..., K] of the dominant ones."""
+def dominant_sets(log_probs, p_jump=0.3, epsilon=0.005, cut="last", log_partition=None):
+    """Top-K token ids [..., K] (descending probability) and a mask [..., K] of the dominant ones.
+
+    A significant drop needs ``p_i > epsilon``, so the tokens above ``epsilon`` plus one
+    decide the rule exactly; K never exceeds :func:`dominant_topk_size`. With
+    ``log_partition`` (the rows' logsumexp), ``log_probs`` may be unnormalised logits: this
+    spares a dense log-softmax.
+    """
     if cut not in CUT_MODES:
         raise ValueError(f"dominant cut must be one of {CUT_MODES}, got {cut!r}")
-    k = dominant_topk_size(log_probs.size(-1), epsilon)
-    top_log_probs, indices = torch.topk(log_probs, k, dim=-1, largest=True, sorted=True)
+    limit = dominant_topk_size(log_probs.size(-1), epsilon)
+    if log_partition is None:
+        log_partition = torch.zeros(log_probs.shape[:-1], device=log_probs.device)
+    log_partition = log_partition.unsqueeze(-1)
+    k = min(16, limit) if epsilon > 0 else limit
+    while True:
+        top_log_probs, indices = torch.topk(log_probs, k, dim=-1, largest=True, sorted=True)
+        top_log_probs = top_log_probs.float() - log_partition
+        if k >= limit or not bool((top_log_probs[..., -1].exp() > epsilon).any()):
+            break
+        k = min(4 * k, limit)
+    k = indices.size(-1)
     probs = top_log_probs.exp()
     drops = probs[..., :-1] - probs[..., 1:]
     significant = (drops > p_jump * probs[..., :-1]) & (drops > epsilon)

@@ -47,12 +47,19 @@ def token_frequency_distribution(counts, special_ids=()):
     return probs / probs.sum()
 
 
-def softmax_distribution(logits, temperature=1.0, excluded=()):
-    """The frozen model's distribution at temperature T, excluded ids zeroed: [N, V]."""
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if excluded:
-        probs[:, list(excluded)] = 0.0
-    return probs
+def softmax_weights(logits, temperature=1.0, excluded=(), out=None):
+    """The frozen softmax at temperature T, unnormalised: ``exp((z - max z) / T)`` [N, V]
+    with excluded ids zeroed, and the rows' log-partition ``logsumexp(z)`` at T=1 (for the
+    dominant rule). One [N, V] float buffer, ``out`` if given (reused across steps, it
+    spares the page faults of a fresh large allocation)."""
+    row_max = logits.amax(dim=-1, keepdim=True).float()
+    weights = torch.sub(logits.float(), row_max, out=out).exp_()
+    log_partition = row_max.squeeze(-1) + weights.sum(dim=-1).log()
+    if temperature != 1:
+        weights.pow_(1.0 / temperature)
+    for index in excluded:
+        weights[:, index] = 0.0
+    return weights, log_partition
 
 
 def _first_occurrences(draws):
@@ -65,16 +72,49 @@ def _first_occurrences(draws):
     return first
 
 
+def _select_rows(tensor, rows):
+    """``tensor[rows]`` without a copy when all rows are selected."""
+    return tensor if rows.numel() == tensor.size(0) else tensor[rows]
+
+
+def _inverse_cdf(weights, uniform):
+    """Index of the category that ``uniform`` in [0, 1) falls into, per row of ``weights``."""
+    cdf = weights.cumsum(dim=-1)
+    index = torch.searchsorted(cdf, uniform * cdf[..., -1:], right=True)
+    return index.clamp_(max=weights.size(-1) - 1)
+
+
+def _draw_two_level(probs, count, generator, block):
+    """Draws from each row of [P, V] weights without a [P, V] cumsum: pick a block of
+    ``block`` consecutive tokens by its mass, then a token inside it (both exact)."""
+    rows, vocab = probs.shape
+    blocks = probs.view(rows, vocab // block, block)
+    uniform = torch.rand(2, rows, count, generator=generator, device=probs.device)
+    chosen = _inverse_cdf(blocks.sum(dim=-1), uniform[0])
+    weights = blocks[torch.arange(rows, device=probs.device).unsqueeze(1), chosen]
+    within = _inverse_cdf(weights, uniform[1].unsqueeze(-1)).squeeze(-1)
+    return chosen * block + within
+
+
 def _draw(probs, rows, count, generator):
+    """``count`` draws with replacement per row: one shared [V] or per-row [N, V] weights."""
     if probs.dim() == 1:
         flat = torch.multinomial(probs, rows.numel() * count, replacement=True,
                                  generator=generator)
         return flat.view(rows.numel(), count)
-    return torch.multinomial(probs[rows], count, replacement=True, generator=generator)
+    probs = _select_rows(probs, rows).contiguous()
+    vocab = probs.size(1)
+    block = next((b for b in (64, 32, 16, 8) if vocab % b == 0 and vocab >= 8 * b), None)
+    if block is None:
+        uniform = torch.rand(rows.numel(), count, generator=generator, device=probs.device)
+        return _inverse_cdf(probs, uniform)
+    return _draw_two_level(probs, count, generator, block)
 
 
-def _allowed(draws, reference, dominant, rows):
+def _allowed(draws, reference, probs, dominant, rows):
     allowed = draws.ne(reference[rows].unsqueeze(1)) & _first_occurrences(draws)
+    if probs.dim() == 2:
+        allowed &= _select_rows(probs, rows).gather(1, draws) > 0
     if dominant is not None:
         indices, mask = dominant
         allowed &= ~is_dominant(draws, indices[rows], mask[rows])
@@ -123,7 +163,7 @@ def sample_negatives(num_samples, reference, probs, dominant=None, generator=Non
         if rows.numel() == 0:
             break
         history = torch.cat([history, _draw(probs, rows, count, generator)], dim=1)
-        allowed = _allowed(history, reference, dominant, rows)
+        allowed = _allowed(history, reference, probs, dominant, rows)
         take = allowed & (allowed.cumsum(dim=1) <= num_samples)
         full = take.sum(dim=1) == num_samples
         tokens[rows[full]] = history[full][take[full]].view(-1, num_samples)
@@ -133,7 +173,7 @@ def sample_negatives(num_samples, reference, probs, dominant=None, generator=Non
     if rows.numel():
         partial = reference.new_zeros(rows.numel(), num_samples)
         partial_valid = torch.zeros_like(partial, dtype=torch.bool)
-        allowed = _allowed(history, reference, dominant, rows)
+        allowed = _allowed(history, reference, probs, dominant, rows)
         take = allowed & (allowed.cumsum(dim=1) <= num_samples)
         for i in range(rows.numel()):
             found = history[i][take[i]]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from fairseq import metrics, utils
+from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
@@ -16,7 +16,7 @@ from ..errors import QEUserError
 from ..sampling import (
     parse_sampler_spec,
     sample_negatives,
-    softmax_distribution,
+    softmax_weights,
     token_frequency_distribution,
     uniform_distribution,
 )
@@ -75,6 +75,8 @@ class NceDominantCriterion(FairseqCriterion):
             raise QEUserError(f"--negative-sampler: {exc}") from exc
         self.temperature = sampling_temperature
         self.avoid_dominant = not no_avoid_dominant
+        self._buffer = None
+        self.needs_softmax = self.avoid_dominant or any(n == "softmax" for n, _ in self.samplers)
         self.dominant_options = dict(p_jump=dominant_p_jump, epsilon=dominant_epsilon,
                                      cut=str(dominant_cut))
         dictionary = task.target_dictionary
@@ -88,6 +90,13 @@ class NceDominantCriterion(FairseqCriterion):
             "frequency_probs",
             token_frequency_distribution(dictionary.count, self.special_ids), persistent=False)
 
+    def _workspace(self, logits):
+        """A float [positions x V] buffer kept across updates (grown when a batch needs more)."""
+        needed = logits.numel()
+        if self._buffer is None or self._buffer.numel() < needed or self._buffer.device != logits.device:
+            self._buffer = torch.empty(needed, dtype=torch.float, device=logits.device)
+        return self._buffer[:needed].view(logits.shape)
+
     def _generator(self, device):
         """Per-worker generator, reproducible on resume: seeded from fairseq's per-update
         seed (the global RNG) mixed with the data-parallel rank."""
@@ -97,42 +106,42 @@ class NceDominantCriterion(FairseqCriterion):
         generator.manual_seed(seed * 65537 + rank)
         return generator
 
-    def _negatives(self, reference, logits, dominant, generator):
+    def _negatives(self, reference, softmax_probs, dominant, generator):
+        distributions = {"random": self.uniform_probs, "token_freq": self.frequency_probs,
+                         "softmax": softmax_probs}
         parts, masks = [], []
         for name, count in self.samplers:
-            if name == "random":
-                probs = self.uniform_probs
-            elif name == "token_freq":
-                probs = self.frequency_probs
-            else:
-                probs = softmax_distribution(logits, self.temperature, [self.padding_idx])
-            tokens, valid = sample_negatives(count, reference, probs, dominant, generator)
+            tokens, valid = sample_negatives(count, reference, distributions[name], dominant,
+                                             generator)
             parts.append(tokens)
             masks.append(valid)
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
 
     def forward(self, model, sample, reduce=True):
+        """Dense work runs on all positions as they lie (no [positions x V] copy); padding
+        positions are dropped from the loss afterwards."""
         if not hasattr(model, "qe_logits"):
             raise QEUserError("criterion nce_dominant needs --arch sigmoid_head_transformer")
         features, logits = model.frozen_forward(**sample["net_input"])
-        target = sample["target"]
+        target = sample["target"].reshape(-1)
+        logits = logits.view(target.numel(), -1)
         keep = target.ne(self.padding_idx)
-        reference = target[keep]
-        hidden = features[keep]
-        needs_softmax = self.avoid_dominant or any(n == "softmax" for n, _ in self.samplers)
         with torch.no_grad():
-            position_logits = logits[keep].float() if needs_softmax else None
-            dominant = None
+            softmax_probs, dominant = None, None
+            if self.needs_softmax:
+                softmax_probs, log_partition = softmax_weights(
+                    logits, self.temperature, [self.padding_idx], out=self._workspace(logits))
             if self.avoid_dominant:
-                log_probs = utils.log_softmax(position_logits, dim=-1)
-                dominant = dominant_sets(log_probs, **self.dominant_options)
+                dominant = dominant_sets(logits, **self.dominant_options,
+                                         log_partition=log_partition)
             negatives, valid = self._negatives(
-                reference, position_logits, dominant, self._generator(reference.device))
+                target, softmax_probs, dominant, self._generator(target.device))
+            reference, negatives, valid = target[keep], negatives[keep], valid[keep]
+            dominant_count = dominant[1][keep].sum() if dominant is not None else 0
+        hidden = features.reshape(target.numel(), -1)[keep]
         candidates = torch.cat([reference.unsqueeze(1), negatives], dim=1)
         z = model.qe_logits(hidden, candidates).float()
-        pos_loss = -F.logsigmoid(z[:, 0])
-        neg_loss = -F.logsigmoid(-z[:, 1:]) * valid
-        loss = pos_loss.sum() + neg_loss.sum()
+        loss = -F.logsigmoid(z[:, 0]).sum() - (F.logsigmoid(-z[:, 1:]) * valid).sum()
         sample_size = reference.numel()
         with torch.no_grad():
             sig = torch.sigmoid(z)
@@ -144,7 +153,7 @@ class NceDominantCriterion(FairseqCriterion):
                 "positive_sigmoid": sig[:, 0].sum().data,
                 "negative_sigmoid": (sig[:, 1:] * valid).sum().data,
                 "negatives": valid.sum().data,
-                "dominant_tokens": dominant[1].sum().data if dominant is not None else 0,
+                "dominant_tokens": dominant_count,
             }
         return loss, sample_size, logging_output
 
