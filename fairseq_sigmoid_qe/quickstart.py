@@ -54,7 +54,7 @@ def parse_args(argv=None):
     parser.add_argument("--beam", type=int, default=5, help="beam size for the test set")
     parser.add_argument("--seed", type=int, default=1, help="seed for data and training")
     args = parser.parse_args(argv)
-    defaults = {"synthetic": (30000, 2500, 600), "l10n": (60000, 4000, 1000)}[args.data]
+    defaults = {"synthetic": (12000, 800, 400), "l10n": (60000, 4000, 1000)}[args.data]
     for name, value in zip(("train_pairs", "base_updates", "head_updates"), defaults):
         if getattr(args, name) is None:
             setattr(args, name, value)

@@ -1,0 +1,148 @@
+"""The dominant-token rule and BoostedProb against the authors' `boostedprob` package."""
+import math
+
+import pytest
+import torch
+
+from fairseq_sigmoid_qe.dominant import (
+    boosted_prob,
+    dominant_sets,
+    dominant_topk_size,
+    is_dominant,
+)
+
+boostedprob = pytest.importorskip("boostedprob")
+
+
+def as_sets(indices, mask):
+    return [set(i[m].tolist()) for i, m in zip(indices.view(-1, indices.size(-1)),
+                                                  mask.view(-1, mask.size(-1)))]
+
+
+def reference_sets(log_probs, **options):
+    found = boostedprob.find_dominant(log_probs.clone(), **options)
+    return [set(row[row != -1].tolist()) for row in found.view(-1, found.size(-1))]
+
+
+def random_distributions(generator):
+    """Thousands of rows: peaked/flat softmaxes, Dirichlet, Zipf tails, ties, one-hots."""
+    cases = []
+    for vocab in (2, 3, 5, 17, 100, 1000, 32000):
+        rows = 8 if vocab == 32000 else 64
+        for scale in (0.1, 1.0, 3.0, 8.0, 20.0):
+            cases.append(torch.log_softmax(torch.randn(rows, vocab, generator=generator) * scale, -1))
+        for alpha in (0.01, 0.1, 1.0):
+            gamma = torch.distributions.Gamma(torch.full((rows, vocab), alpha), 1.0)
+            probs = gamma.sample().clamp_min(1e-30)
+            cases.append((probs / probs.sum(-1, keepdim=True)).log())
+        ranks = torch.arange(1, vocab + 1, dtype=torch.float)
+        for exponent in (0.5, 1.0, 2.0):
+            zipf = ranks ** -exponent
+            order = torch.argsort(torch.rand(rows, vocab, generator=generator), dim=-1)
+            cases.append((zipf / zipf.sum()).log()[order])
+        flat = torch.full((2, vocab), -math.log(vocab))
+        cases.append(flat)
+        one_hot = torch.full((2, vocab), float("-inf"))
+        one_hot[:, 0] = 0.0
+        cases.append(one_hot)
+    return cases
+
+
+HANDMADE = [
+    [0.4, 0.4, 0.1, 0.1],
+    [0.25, 0.25, 0.25, 0.25],
+    [0.5, 0.4, 0.05, 0.05],
+    [0.45, 0.3, 0.2, 0.05],
+    [0.6, 0.2, 0.19, 0.01],
+    [0.3, 0.3, 0.3, 0.05, 0.05],
+    [0.9, 0.0999, 0.0001, 0.0],
+    [0.2] * 3 + [0.1] * 4,
+    [0.004] * 250,
+]
+
+
+@pytest.mark.parametrize("cut", ["last", "first"])
+@pytest.mark.parametrize("p_jump,epsilon", [(0.3, 0.005), (0.1, 0.001), (0.5, 0.05)])
+def test_matches_boostedprob(cut, p_jump, epsilon):
+    generator = torch.Generator().manual_seed(11)
+    cases = random_distributions(generator) + [
+        torch.tensor([row]).log() for row in HANDMADE]
+    rows = 0
+    for log_probs in cases:
+        options = dict(p_jump=p_jump, epsilon=epsilon)
+        ours = as_sets(*dominant_sets(log_probs, cut=cut, **options))
+        theirs = reference_sets(log_probs, cut_point_mode=cut, **options)
+        assert ours == theirs, log_probs.exp()
+        rows += len(ours)
+    assert rows > 3000
+
+
+def test_first_and_last_cut_differ_where_expected():
+    log_probs = torch.tensor([[0.6, 0.3, 0.05, 0.05]]).log()
+    first = as_sets(*dominant_sets(log_probs, cut="first"))[0]
+    last = as_sets(*dominant_sets(log_probs, cut="last"))[0]
+    assert first == {0} and last == {0, 1}
+
+
+def test_thresholds_are_strict():
+    # the drops below equal the thresholds exactly in binary floating point
+    exact_epsilon = torch.tensor([[0.5, 0.25, 0.25]]).log()
+    assert as_sets(*dominant_sets(exact_epsilon, p_jump=0.1, epsilon=0.25))[0] == set()
+    assert as_sets(*dominant_sets(exact_epsilon, p_jump=0.1, epsilon=0.24))[0] == {0}
+    exact_jump = torch.tensor([[0.5, 0.25, 0.25]]).log()
+    assert as_sets(*dominant_sets(exact_jump, p_jump=0.5, epsilon=0.01))[0] == set()
+    assert as_sets(*dominant_sets(exact_jump, p_jump=0.49, epsilon=0.01))[0] == {0}
+
+
+def test_no_significant_drop_means_no_dominant_tokens():
+    flat = torch.full((3, 50), -math.log(50))
+    indices, mask = dominant_sets(flat)
+    assert not mask.any()
+
+
+def test_top_k_bound_and_no_full_sort():
+    assert dominant_topk_size(32000, 0.005) == 202
+    assert dominant_topk_size(10, 0.005) == 10
+    log_probs = torch.log_softmax(torch.randn(4, 32000) * 5, -1)
+    indices, mask = dominant_sets(log_probs)
+    assert indices.size(-1) <= 202
+
+
+def test_input_untouched_and_leading_dims():
+    log_probs = torch.log_softmax(torch.randn(2, 3, 40) * 4, -1)
+    before = log_probs.clone()
+    indices, mask = dominant_sets(log_probs)
+    assert torch.equal(log_probs, before)
+    assert indices.shape[:2] == (2, 3) and mask.shape == indices.shape
+    flat = as_sets(*dominant_sets(log_probs.view(6, 40)))
+    assert as_sets(indices, mask) == flat
+
+
+def test_bad_cut_mode():
+    with pytest.raises(ValueError, match="cut"):
+        dominant_sets(torch.zeros(1, 3), cut="middle")
+
+
+def test_is_dominant_for_single_and_many_tokens():
+    log_probs = torch.tensor([[0.5, 0.4, 0.05, 0.05], [0.25, 0.25, 0.25, 0.25]]).log()
+    indices, mask = dominant_sets(log_probs)
+    assert is_dominant(torch.tensor([1, 1]), indices, mask).tolist() == [True, False]
+    many = is_dominant(torch.tensor([[0, 1, 2], [0, 1, 2]]), indices, mask)
+    assert many.tolist() == [[True, True, False], [False, False, False]]
+
+
+def test_boosted_prob_matches_boostedprob():
+    generator = torch.Generator().manual_seed(5)
+    for scale in (0.5, 2.0, 6.0):
+        log_probs = torch.log_softmax(torch.randn(40, 60, generator=generator) * scale, -1)
+        targets = torch.randint(0, 60, (40,), generator=generator)
+        targets[:10] = log_probs[:10].argmax(-1)
+        ours = boosted_prob(log_probs, targets)
+        theirs = boostedprob.calculate_boostedprob(log_probs.clone(), targets)
+        torch.testing.assert_close(ours, theirs.float())
+
+
+def test_boosted_prob_is_dominant_mass():
+    log_probs = torch.tensor([[0.5, 0.4, 0.05, 0.05]]).log()
+    scores = boosted_prob(log_probs.expand(3, 4), torch.tensor([1, 2, 0]))
+    torch.testing.assert_close(scores, torch.tensor([0.9, 0.05, 0.9]))
