@@ -3,8 +3,9 @@
 Every source word has one to ``max_synonyms`` valid target words; a reference picks one of
 them with skewed probabilities ``p_j ∝ decay^j`` (decay 0.5: 1 -> 1.0; 2 -> .67/.33;
 3 -> .57/.29/.14; 4 -> .53/.27/.13/.07). Source words follow a Zipf law, so rare words give a
-small model real errors. Translation is monotone, word by word, so the quality of any output
-is computable: a word is right iff it is a valid translation of the aligned source word.
+small model real errors; test sentences draw their words uniformly (by default), so rare and
+unseen words are common there. Translation is monotone, word by word, so the quality of any
+output is computable: a word is right iff it is a valid translation of the aligned source word.
 """
 import json
 import os
@@ -19,7 +20,7 @@ SYLLABLES_TARGET = [c + v for c in "bcdghjklmnpqrstwxy" for v in "aeiouy"]
 @dataclass
 class SyntheticConfig:
     seed: int = 1
-    num_source_words: int = 2000
+    num_source_words: int = 3000
     max_synonyms: int = 4
     synonym_decay: float = 0.5
     zipf_exponent: float = 1.0
@@ -28,6 +29,7 @@ class SyntheticConfig:
     train_size: int = 30000
     valid_size: int = 500
     test_size: int = 500
+    uniform_test_words: bool = True
 
 
 def _pseudo_words(rng, syllables, count, taken=()):
@@ -62,9 +64,10 @@ class SyntheticLanguage:
         frequencies = ranks ** -config.zipf_exponent
         return cls(lexicon, frequencies / frequencies.sum())
 
-    def sample_pair(self, rng, min_length, max_length):
+    def sample_pair(self, rng, min_length, max_length, uniform_words=False):
         length = rng.integers(min_length, max_length + 1)
-        source = rng.choice(len(self.source_words), size=length, p=self.source_frequencies)
+        frequencies = None if uniform_words else self.source_frequencies
+        source = rng.choice(len(self.source_words), size=length, p=frequencies)
         src_words = [self.source_words[i] for i in source]
         tgt_words = []
         for word in src_words:
@@ -101,7 +104,8 @@ def write_corpus(out_dir, config=None):
     paths = {}
     for split, size in (("train", config.train_size), ("valid", config.valid_size),
                         ("test", config.test_size)):
-        pairs = [language.sample_pair(rng, config.min_length, config.max_length)
+        uniform = config.uniform_test_words and split == "test"
+        pairs = [language.sample_pair(rng, config.min_length, config.max_length, uniform)
                  for _ in range(size)]
         for side, index in (("src", 0), ("tgt", 1)):
             path = os.path.join(out_dir, f"{split}.{side}")

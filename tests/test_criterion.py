@@ -1,0 +1,129 @@
+"""nce_dominant in process: the loss formula, padding, statistics, per-worker sampling."""
+from argparse import Namespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fairseq import metrics
+from fairseq.data import Dictionary, LanguagePairDataset
+from fairseq.models.transformer import TransformerModel, base_architecture
+
+from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
+from fairseq_sigmoid_qe.errors import QEUserError
+from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
+
+
+class Task:
+    def __init__(self, dictionary):
+        self.source_dictionary = self.target_dictionary = dictionary
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    dictionary = Dictionary()
+    for i in range(8):
+        dictionary.add_symbol(f"w{i}", n=10 + i)
+    task = Task(dictionary)
+    args = Namespace(arch="transformer", encoder_layers=1, decoder_layers=1,
+                     encoder_embed_dim=16, decoder_embed_dim=16, encoder_ffn_embed_dim=32,
+                     decoder_ffn_embed_dim=32, encoder_attention_heads=2,
+                     decoder_attention_heads=2)
+    base_architecture(args)
+    base = TransformerModel.build_model(args, task)
+    head = torch.nn.Linear(16, len(dictionary), bias=False)
+    head.weight.data.copy_(base.decoder.output_projection.weight.data)
+    model = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder,
+                                        base.decoder, head)
+    model.train()
+    return dictionary, task, model
+
+
+def batch(dictionary, pairs):
+    tensors = [(torch.tensor(s + [dictionary.eos()]), torch.tensor(t + [dictionary.eos()]))
+               for s, t in pairs]
+    dataset = LanguagePairDataset(
+        [s for s, _ in tensors], [len(s) for s, _ in tensors], dictionary,
+        [t for _, t in tensors], [len(t) for _, t in tensors], dictionary)
+    return dataset.collater([dataset[i] for i in range(len(tensors))])
+
+
+def criterion(task, sampler="random", negatives=10, **options):
+    settings = dict(sampling_temperature=2.0, avoid_dominant=False, no_avoid_dominant=True,
+                    dominant_p_jump=0.3, dominant_epsilon=0.005, dominant_cut="last")
+    settings.update(options)
+    return NceDominantCriterion(task, negatives, sampler, **settings)
+
+
+def test_loss_is_the_nce_formula_and_padding_adds_nothing(setup):
+    dictionary, task, model = setup
+    # every allowed token is a negative (support = V - pad - reference), so no randomness
+    nce = criterion(task, "random", negatives=len(dictionary) - 2)
+    pairs = [([4, 5, 6], [7, 8]), ([9, 10], [11, 4, 5, 6, 7])]
+    loss_both, size_both, _ = nce(model, batch(dictionary, pairs))
+    losses = [nce(model, batch(dictionary, [pair]))[0] for pair in pairs]
+    assert size_both == 2 + 1 + 5 + 1
+    torch.testing.assert_close(loss_both, sum(losses), rtol=1e-5, atol=1e-5)
+
+    sample = batch(dictionary, pairs[:1])
+    features, _ = model.frozen_forward(**sample["net_input"])
+    z = model.qe_head(features[0])
+    manual = 0.0
+    for position, reference in enumerate(sample["target"][0].tolist()):
+        negatives = [t for t in range(len(dictionary)) if t not in (reference, dictionary.pad())]
+        manual += -F.logsigmoid(z[position, reference]) - F.logsigmoid(-z[position, negatives]).sum()
+    torch.testing.assert_close(losses[0], manual, rtol=1e-5, atol=1e-5)
+
+
+def test_only_the_head_gets_gradients(setup):
+    dictionary, task, model = setup
+    loss, _, _ = criterion(task, "token_freq+softmax", negatives=4, no_avoid_dominant=False)(
+        model, batch(dictionary, [([4, 5, 6], [7, 8, 9])]))
+    model.zero_grad()
+    loss.backward()
+    assert model.qe_head.weight.grad is not None and model.qe_head.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("qe_head"))
+    assert not model.encoder.training and not model.decoder.training
+
+
+def test_logged_statistics_reduce_over_workers(setup):
+    dictionary, task, model = setup
+    nce = criterion(task, "token_freq", negatives=3, no_avoid_dominant=False)
+    logs = [nce(model, batch(dictionary, pairs))[2] for pairs in (
+        [([4, 5], [6, 7, 8])], [([9, 10, 11], [4, 5]), ([6], [7])])]
+    with metrics.aggregate() as aggregated:
+        NceDominantCriterion.reduce_metrics(logs)
+    values = aggregated.get_smoothed_values()
+    positions = sum(log["sample_size"] for log in logs)
+    assert positions == 4 + 3 + 2
+    expected_loss = float(sum(log["loss"] for log in logs)) / positions
+    assert values["loss"] == pytest.approx(expected_loss, rel=1e-3)
+    expected_pos = float(sum(log["positive_sigmoid"] for log in logs)) / positions
+    assert values["sigmoid_pos"] == pytest.approx(expected_pos, rel=1e-3)
+    assert 0 <= values["sigmoid_neg"] <= 1 and values["dominant_size"] >= 0
+    assert NceDominantCriterion.logging_outputs_can_be_summed()
+
+
+def test_per_worker_generators_differ_and_follow_fairseq_seed(setup, monkeypatch):
+    _, task, _ = setup
+    nce = criterion(task)
+
+    def draws(rank, seed):
+        monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda: rank)
+        torch.manual_seed(seed)  # what fairseq's trainer does before each update
+        return torch.rand(5, generator=nce._generator(torch.device("cpu")))
+
+    assert torch.equal(draws(0, 7), draws(0, 7))
+    assert not torch.equal(draws(0, 7), draws(1, 7))
+    assert not torch.equal(draws(0, 7), draws(0, 8))
+
+
+def test_bad_options(setup):
+    _, task, _ = setup
+    with pytest.raises(QEUserError, match="contradict"):
+        criterion(task, avoid_dominant=True, no_avoid_dominant=True)
+    with pytest.raises(QEUserError, match="negative-sampler"):
+        criterion(task, "softmax+bogus")
+    with pytest.raises(QEUserError, match="temperature"):
+        criterion(task, sampling_temperature=0.0)
