@@ -13,6 +13,7 @@ setup(
     entry_points={
         "console_scripts": [
             "fairseq-sigmoid-qe-quickstart=fairseq_sigmoid_qe.quickstart:main",
+            "fairseq-sigmoid-qe=fairseq_sigmoid_qe.hub:main",
         ]
     },
 )

@@ -1,7 +1,8 @@
 """fairseq-sigmoid-qe: sigmoid-head quality estimation for Fairseq (Dinh & Niehues, 2026).
 
 Used as ``--user-dir fairseq_sigmoid_qe``: importing the package registers the
-``sigmoid_head_transformer`` architecture and the ``nce_dominant`` criterion. The pure
+``sigmoid_head_transformer`` architecture, the ``nce_dominant`` criterion and the
+``score_qe`` hook behind ``fairseq-generate --print-qe``. The pure
 math modules (``dominant``, ``sampling``) import without fairseq.
 """
 import argparse
@@ -22,6 +23,9 @@ def _register_fairseq_components():
     torch.serialization.add_safe_globals([argparse.Namespace])
     install_excepthook()
     from . import criterions, models  # noqa: F401
+    from .generate_hook import install
+
+    install()
 
 
 _register_fairseq_components()

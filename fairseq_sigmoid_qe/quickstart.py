@@ -40,21 +40,22 @@ def parse_args(argv=None):
     parser.add_argument("--l10n-dir", default=os.environ.get("L10N_EN_DE_DIR", DEFAULT_L10N),
                         help="directory of the l10n-en-de corpus (train/valid/test .en/.de)")
     parser.add_argument("--train-pairs", type=int, default=None,
-                        help="training pairs (default: 30000 synthetic, 60000 l10n)")
+                        help="training pairs (default: 12000 synthetic, 60000 l10n); the synthetic "
+                        "head trains on another half as many")
     parser.add_argument("--test-pairs", type=int, default=500, help="test pairs to score")
     parser.add_argument("--spm-vocab", type=int, default=4000,
                         help="sentencepiece vocabulary size (l10n only)")
     parser.add_argument("--base-updates", type=int, default=None,
-                        help="base Transformer updates (default: 2500 synthetic, 4000 l10n)")
+                        help="base Transformer updates (default: 500 synthetic, 4000 l10n)")
     parser.add_argument("--head-updates", type=int, default=None,
-                        help="sigmoid-head updates (default: 600 synthetic, 1000 l10n)")
+                        help="sigmoid-head updates (default: 300 synthetic, 1000 l10n)")
     parser.add_argument("--negative-sampler", default="token_freq+softmax",
                         help="nce_dominant sampler for the head (default: the paper's best)")
     parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
     parser.add_argument("--beam", type=int, default=5, help="beam size for the test set")
     parser.add_argument("--seed", type=int, default=1, help="seed for data and training")
     args = parser.parse_args(argv)
-    defaults = {"synthetic": (12000, 800, 400), "l10n": (60000, 4000, 1000)}[args.data]
+    defaults = {"synthetic": (12000, 500, 300), "l10n": (60000, 4000, 1000)}[args.data]
     for name, value in zip(("train_pairs", "base_updates", "head_updates"), defaults):
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -78,13 +79,15 @@ def fairseq_command(tool, *arguments):
     return [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, arguments)]
 
 
-def binarize(workdir, src, tgt, text_dir):
+def binarize(workdir, src, tgt, text_dir, head_split):
+    """Binarize train/valid/test (and the head's own split as ``valid1``)."""
     data_bin = os.path.join(workdir, "data-bin")
     if not os.path.exists(os.path.join(data_bin, "test.{}-{}.{}.bin".format(src, tgt, tgt))):
         prefix = os.path.join(text_dir, "{}")
+        valid = prefix.format("valid") + ("," + prefix.format(head_split) if head_split else "")
         run_step("preprocess", fairseq_command(
             "preprocess", "--source-lang", src, "--target-lang", tgt,
-            "--trainpref", prefix.format("train"), "--validpref", prefix.format("valid"),
+            "--trainpref", prefix.format("train"), "--validpref", valid,
             "--testpref", prefix.format("test"), "--destdir", data_bin, "--workers", 2,
         ), os.path.join(workdir, "preprocess.log"))
     return data_bin
@@ -98,20 +101,21 @@ def train_base(workdir, data_bin, args):
         200, "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1,
         "--max-tokens", args.max_tokens, "--max-update", args.base_updates, "--seed", args.seed,
         "--save-dir", save_dir, "--no-epoch-checkpoints", "--cpu", "--log-format", "simple",
-        "--log-interval", 100, "--num-workers", 0,
+        "--log-interval", 100, "--num-workers", 0, "--ignore-unused-valid-subsets",
     ), os.path.join(workdir, "train-base.log"))
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 
-def train_head(workdir, data_bin, base_checkpoint, args):
+def train_head(workdir, data_bin, base_checkpoint, args, subset):
     save_dir = os.path.join(workdir, "head")
     run_step("train-head", fairseq_command(
-        "train", data_bin, "--user-dir", PACKAGE_DIR, "--arch", "sigmoid_head_transformer",
+        "train", data_bin, "--train-subset", subset, "--valid-subset", "valid",
+        "--user-dir", PACKAGE_DIR, "--arch", "sigmoid_head_transformer",
         "--base-checkpoint", base_checkpoint, "--criterion", "nce_dominant",
         "--negative-sampler", args.negative_sampler, "--optimizer", "adam", "--lr", "0.001",
         "--max-tokens", args.max_tokens, "--max-update", args.head_updates, "--seed", args.seed,
         "--save-dir", save_dir, "--no-epoch-checkpoints", "--cpu", "--log-format", "simple",
-        "--log-interval", 100, "--num-workers", 0,
+        "--log-interval", 100, "--num-workers", 0, "--ignore-unused-valid-subsets",
     ), os.path.join(workdir, "train-head.log"))
     return os.path.join(save_dir, "checkpoint_last.pt")
 
@@ -125,19 +129,23 @@ def prepare_workdir(args):
 
 
 def prepare_text(args):
-    """Write the parallel text (one token sequence per line); returns (src, tgt, dir, gold)."""
+    """Write the parallel text (one token sequence per line); returns (src, tgt, dir, gold,
+    head split): the synthetic head trains on a held-out sample (``headtrain``), because a
+    tiny base memorises its own training data; the real-data head on the base's own data."""
     text_dir = os.path.join(args.workdir, "text")
     if args.data == "synthetic":
         from .synthetic import SyntheticConfig, load_language, write_corpus
         config = SyntheticConfig(seed=args.seed, train_size=args.train_pairs,
+                                 head_train_size=max(1000, args.train_pairs // 2),
                                  test_size=args.test_pairs)
         paths = write_corpus(text_dir, config)
         language = load_language(paths["lexicon"])
-        return "src", "tgt", text_dir, lambda record: language.sentence_quality(
+        gold = lambda record: language.sentence_quality(  # noqa: E731
             record["source"].split(), record["hypothesis"].split())
+        return "src", "tgt", text_dir, gold, "headtrain"
     from .realdata import prepare_l10n, chrf_gold
     prepare_l10n(args.l10n_dir, text_dir, args.train_pairs, args.test_pairs, args.spm_vocab)
-    return "en", "de", text_dir, chrf_gold(text_dir)
+    return "en", "de", text_dir, chrf_gold(text_dir), None
 
 
 def correlation_table(records, gold_of):
@@ -157,12 +165,11 @@ def main(argv=None):
     install_excepthook()
     args = parse_args(argv)
     prepare_workdir(args)
-    src, tgt, text_dir, gold_of = prepare_text(args)
-    data_bin = binarize(args.workdir, src, tgt, text_dir)
+    src, tgt, text_dir, gold_of, head_split = prepare_text(args)
+    data_bin = binarize(args.workdir, src, tgt, text_dir, head_split)
     base = train_base(args.workdir, data_bin, args)
-    head = train_head(args.workdir, data_bin, base, args)
+    head = train_head(args.workdir, data_bin, base, args, "valid1" if head_split else "train")
 
-    import fairseq_sigmoid_qe  # noqa: F401  (registers the model for loading)
     from .inference import load_head_model, translate_and_score
     print("[score] beam search on the test set and QE of every hypothesis", flush=True)
     model, task = load_head_model(head, data_bin)

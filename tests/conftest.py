@@ -67,3 +67,12 @@ def base_checkpoint(tmp_path_factory, real_data_bin):
     fairseq("train", real_data_bin, *TINY_BASE, "--max-tokens", "2000", "--max-update", "60",
             "--save-dir", save_dir, "--seed", "3")
     return str(save_dir / "checkpoint_last.pt")
+
+
+@pytest.fixture(scope="session")
+def trained_head(tmp_path_factory, real_data_bin, base_checkpoint):
+    """A sigmoid head trained for 40 updates on the base; (save_dir, fairseq-train output)."""
+    save_dir = tmp_path_factory.mktemp("head")
+    result = fairseq("train", *head_args(real_data_bin, base_checkpoint, save_dir,
+                                         "--max-update", "40", "--seed", "5"))
+    return save_dir, result.stdout + result.stderr

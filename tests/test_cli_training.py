@@ -18,14 +18,6 @@ def logged_losses(stdout):
     return [float(x) for x in re.findall(r"train_inner \|.*?loss=([0-9.]+)", stdout)]
 
 
-@pytest.fixture(scope="module")
-def trained_head(tmp_path_factory, real_data_bin, base_checkpoint):
-    save_dir = tmp_path_factory.mktemp("head")
-    result = fairseq("train", *head_args(real_data_bin, base_checkpoint, save_dir,
-                                         "--max-update", "40", "--seed", "5"))
-    return save_dir, result.stdout + result.stderr
-
-
 def test_head_loss_falls(trained_head):
     _, output = trained_head
     losses = logged_losses(output)
@@ -131,3 +123,38 @@ def test_unknown_sampler(tmp_path, real_data_bin, base_checkpoint):
     assert "--negative-sampler" in one_error_line(result)
     assert not os.path.exists(tmp_path / "out" / "checkpoint_last.pt")
 
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_data_parallel_two_workers(tmp_path, real_data_bin, base_checkpoint):
+    """fairseq's own data-parallel training (gloo, CPU): two workers, one aggregated log."""
+    import subprocess
+    import sys
+
+    save_dir = tmp_path / "ddp"
+    init = f"tcp://127.0.0.1:{free_port()}"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fairseq_cli.train", *map(str, head_args(
+                real_data_bin, base_checkpoint, save_dir, "--max-update", "6", "--seed", "9",
+                "--distributed-world-size", "2", "--distributed-rank", str(rank),
+                "--distributed-init-method", init, "--distributed-no-spawn",
+                "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp"))],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for rank in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert "distributed init (rank 1)" in outputs[0] + outputs[1]
+    assert len(logged_losses(outputs[0])) == 6
+    base = load_state(base_checkpoint)["model"]
+    head = load_state(save_dir / "checkpoint_last.pt")["model"]
+    assert all(torch.equal(head[key], tensor) for key, tensor in base.items())
+    assert not torch.equal(head["qe_head.weight"], base["decoder.output_projection.weight"])

@@ -1,0 +1,248 @@
+"""``score_qe``: token, word and sentence QE lines in ``fairseq-generate --print-qe``.
+
+fairseq-generate has no plugin hook, so this module wraps (never copies) three of its calls,
+and only when ``--print-qe`` is given:
+- ``options.add_generation_args`` gains the QE options;
+- the task's ``inference_step`` scores every returned hypothesis (beam search, sampling or
+  ``--score-reference`` force-decoding alike) with :mod:`scoring`;
+- the output stream gets ``Q-``, ``QT-`` and ``QW-`` lines after each hypothesis' ``P-`` line.
+Everything fairseq prints itself stays byte-identical.
+"""
+import json
+import os
+import sys
+from collections import defaultdict, deque
+
+import torch
+from fairseq import options, tasks
+from fairseq.data import data_utils
+
+from .errors import QEUserError
+from .scoring import METHODS, drop_eos, score_tokens, sentence_score
+from .words import aggregate_words, word_ids
+
+WORD_AGGREGATIONS = ("min", "prod", "mean")
+SENTENCE_AGGREGATIONS = ("prod", "mean_log", "min")
+
+
+def add_qe_args(parser):
+    group = parser.add_argument_group("sigmoid-head QE (fairseq-sigmoid-qe)")
+    group.add_argument("--print-qe", action="store_true",
+                       help="print Q- (sentence QE: sigmoid, softmax, BoostedProb), QT- (sigmoid "
+                       "per subword) and QW- (sigmoid per word) lines for every hypothesis")
+    group.add_argument("--qe-include-eos", action="store_true",
+                       help="include the end-of-sentence token in token and sentence QE")
+    group.add_argument("--qe-sentence-agg", choices=SENTENCE_AGGREGATIONS, default="prod",
+                       help="sentence QE from token QE: product (the paper), mean log, or min")
+    group.add_argument("--qe-word-agg", choices=WORD_AGGREGATIONS, default="min",
+                       help="word QE from its subwords' QE")
+    group.add_argument("--qe-output", metavar="FILE.jsonl", default=None,
+                       help="also write one JSON object per hypothesis to this file (must not "
+                       "exist)")
+    return group
+
+
+class QEOptions:
+    def __init__(self, args):
+        self.include_eos = args.qe_include_eos
+        self.sentence_agg = args.qe_sentence_agg
+        self.word_agg = args.qe_word_agg
+        self.output = args.qe_output
+        self.nbest = getattr(args, "nbest", 1)
+        self.word_level = bool(getattr(args, "post_process", None) or getattr(args, "bpe", None))
+
+
+class HypothesisQE:
+    """Scores of one hypothesis, produced at inference time and printed after its P- line."""
+
+    def __init__(self, sample_id, rank, tokens, token_scores, options, dictionary):
+        self.sample_id, self.rank = sample_id, rank
+        self.tokens = tokens
+        if not options.include_eos:
+            token_scores = {m: drop_eos(v, tokens, dictionary.eos()) for m, v in token_scores.items()}
+            tokens = tokens[: token_scores["sigmoid"].numel()]
+        self.token_scores = {m: v.tolist() for m, v in token_scores.items()}
+        self.sentence_scores = {m: sentence_score(v, options.sentence_agg)
+                                for m, v in token_scores.items()}
+        self.pieces = [dictionary[t] for t in tokens.tolist()]
+        self.word_scores = None
+        if options.word_level:
+            ids = word_ids(self.pieces)
+            self.word_scores = {m: aggregate_words(v, ids, options.word_agg)
+                                for m, v in self.token_scores.items()}
+
+    def lines(self):
+        sentence = "\t".join(f"{self.sentence_scores[m]:.6g}" for m in METHODS)
+        lines = [f"Q-{self.sample_id}\t{sentence}",
+                 f"QT-{self.sample_id}\t" + " ".join(f"{s:.4f}" for s in self.token_scores["sigmoid"])]
+        if self.word_scores is not None:
+            lines.append(f"QW-{self.sample_id}\t"
+                         + " ".join(f"{s:.4f}" for s in self.word_scores["sigmoid"]))
+        return lines
+
+    def record(self):
+        return {"id": self.sample_id, "rank": self.rank, "tokens": self.pieces,
+                "token_scores": self.token_scores, "word_scores": self.word_scores,
+                "sentence_scores": self.sentence_scores}
+
+
+class QEState:
+    """Per-run state: options, the QE of hypotheses waiting for their P- line, JSONL output."""
+
+    def __init__(self, options):
+        self.options = options
+        self.pending = defaultdict(deque)
+        self.jsonl = None
+        if options.output:
+            try:
+                self.jsonl = open(options.output, "x", encoding="utf-8")
+            except FileExistsError:
+                raise QEUserError(f"--qe-output {options.output} exists; nothing is overwritten")
+
+    def score(self, models, sample, hypos, dictionary):
+        model = models[0]
+        if not hasattr(model, "qe_logits"):
+            raise QEUserError("--print-qe needs a checkpoint with a sigmoid head (train one with "
+                              "--arch sigmoid_head_transformer); this model has none")
+        hypos = [beams[: self.options.nbest] for beams in hypos]
+        rows, tokens = [], []
+        for i, beams in enumerate(hypos):
+            for hypo in beams:
+                rows.append(i)
+                tokens.append(hypo["tokens"])
+        if not rows:
+            return
+        index = torch.tensor(rows, device=sample["net_input"]["src_tokens"].device)
+        net_input = sample["net_input"]
+        padded = data_utils.collate_tokens(tokens, pad_idx=dictionary.pad(), left_pad=False)
+        scores = score_tokens(model, net_input["src_tokens"][index],
+                              net_input["src_lengths"][index], padded, dictionary.pad(),
+                              dictionary.eos())
+        ids = sample["id"].tolist()
+        position = 0
+        for i, beams in enumerate(hypos):
+            for rank, hypo in enumerate(beams):
+                length = hypo["tokens"].numel()
+                token_scores = {m: scores.method(m)[position, :length].cpu() for m in METHODS}
+                qe = HypothesisQE(ids[i], rank, hypo["tokens"].cpu(), token_scores,
+                                  self.options, dictionary)
+                self.pending[ids[i]].append(qe)
+                if self.jsonl is not None:
+                    self.jsonl.write(json.dumps(qe.record()) + "\n")
+                position += 1
+
+    def lines_after_positional_scores(self, sample_id):
+        queue = self.pending.get(sample_id)
+        return queue.popleft().lines() if queue else []
+
+    def close(self):
+        if self.jsonl is not None:
+            self.jsonl.close()
+
+
+class QEStream:
+    """Passes every line through unchanged; after a ``P-<id>`` line adds that hypothesis' QE."""
+
+    def __init__(self, stream, state):
+        self.stream, self.state, self.buffer = stream, state, ""
+
+    def write(self, text):
+        self.buffer += text
+        while "\n" in self.buffer:
+            line, self.buffer = self.buffer.split("\n", 1)
+            self.stream.write(line + "\n")
+            if line.startswith("P-"):
+                sample_id = int(line[2:].split("\t", 1)[0])
+                for extra in self.state.lines_after_positional_scores(sample_id):
+                    self.stream.write(extra + "\n")
+        return len(text)
+
+    def flush(self):
+        if self.buffer:
+            self.stream.write(self.buffer)
+            self.buffer = ""
+        self.stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def _wrap_inference_step(task, state):
+    original = task.inference_step
+
+    def inference_step(generator, models, sample, *args, **kwargs):
+        hypos = original(generator, models, sample, *args, **kwargs)
+        state.score(models, sample, hypos, task.target_dictionary)
+        return hypos
+
+    task.inference_step = inference_step
+
+
+def _wrap_generate_main(module, state):
+    """Wrap fairseq-generate's ``_main(cfg, output_file)``."""
+    original_main = module._main
+
+    def _main(cfg, output_file):
+        original_setup = tasks.setup_task
+
+        def setup_task(*args, **kwargs):
+            task = original_setup(*args, **kwargs)
+            _wrap_inference_step(task, state)
+            return task
+
+        tasks.setup_task = setup_task
+        stream = QEStream(output_file, state)
+        try:
+            return original_main(cfg, stream)
+        finally:
+            tasks.setup_task = original_setup
+            stream.flush()
+            state.close()
+
+    module._main = _main
+
+
+def _generate_modules():
+    import fairseq_cli.generate as installed
+
+    found = [installed]
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name == "fairseq_cli.generate" and main is not installed:
+        found.append(main)
+    return found
+
+
+def _running_generate():
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return (spec is not None and spec.name == "fairseq_cli.generate") or (
+        os.path.basename(sys.argv[0]) == "fairseq-generate")
+
+
+def install():
+    """Add the QE options to fairseq's generation parser; activate when --print-qe is parsed."""
+    if getattr(options, "_sigmoid_qe_installed", False):
+        return
+    add_generation_args = options.add_generation_args
+    parse_args_and_arch = options.parse_args_and_arch
+
+    def add_generation_args_with_qe(parser, *args, **kwargs):
+        group = add_generation_args(parser, *args, **kwargs)
+        if _running_generate():
+            add_qe_args(parser)
+        return group
+
+    def parse_args_and_arch_with_qe(*args, **kwargs):
+        parsed = parse_args_and_arch(*args, **kwargs)
+        if getattr(parsed, "print_qe", False):
+            state = QEState(QEOptions(parsed))
+            for module in _generate_modules():
+                _wrap_generate_main(module, state)
+        elif getattr(parsed, "qe_output", None):
+            raise QEUserError("--qe-output needs --print-qe")
+        return parsed
+
+    options.add_generation_args = add_generation_args_with_qe
+    options.parse_args_and_arch = parse_args_and_arch_with_qe
+    options._sigmoid_qe_installed = True

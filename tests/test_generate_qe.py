@@ -1,0 +1,168 @@
+"""fairseq-generate --print-qe in real subprocesses: QE lines, byte-identical fairseq lines."""
+import json
+import math
+import re
+
+import pytest
+
+from conftest import PACKAGE_DIR, fairseq
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| ")
+
+
+def generate(data_bin, checkpoint, *extra, check=True):
+    return fairseq("generate", data_bin, "--user-dir", PACKAGE_DIR, "--path", checkpoint,
+                   "--beam", "5", "--batch-size", "16", "--cpu", *extra, check=check)
+
+
+def fairseq_lines(stdout):
+    """What fairseq itself prints (its timestamped log lines aside), QE lines removed."""
+    return [line for line in stdout.splitlines()
+            if not LOG_LINE.match(line) and not re.match(r"^Q[TW]?-\d+\t", line)]
+
+
+def by_prefix(stdout, prefix):
+    return [line.split("\t") for line in stdout.splitlines() if line.startswith(prefix)]
+
+
+@pytest.fixture(scope="module")
+def head_checkpoint(trained_head):
+    return str(trained_head[0] / "checkpoint_last.pt")
+
+
+@pytest.fixture(scope="module")
+def runs(real_data_bin, head_checkpoint, tmp_path_factory):
+    jsonl = tmp_path_factory.mktemp("qe") / "qe.jsonl"
+    options = ["--nbest", "2", "--post-process", "sentencepiece"]
+    plain = generate(real_data_bin, head_checkpoint, *options)
+    with_qe = generate(real_data_bin, head_checkpoint, *options, "--print-qe",
+                       "--qe-output", jsonl)
+    records = [json.loads(line) for line in open(jsonl, encoding="utf-8")]
+    return plain.stdout, with_qe.stdout, records
+
+
+def test_fairseq_output_byte_identical(runs):
+    plain, with_qe, _ = runs
+    assert fairseq_lines(plain) == fairseq_lines(with_qe)
+    assert any(line.startswith("Generate test with beam=5") for line in fairseq_lines(plain))
+    assert "Q-" not in plain
+
+
+def test_every_hypothesis_gets_qe_lines(runs):
+    _, with_qe, records = runs
+    hypotheses = by_prefix(with_qe, "H-")
+    sentence = by_prefix(with_qe, "Q-")
+    tokens = by_prefix(with_qe, "QT-")
+    words = by_prefix(with_qe, "QW-")
+    detok = by_prefix(with_qe, "D-")
+    assert len(hypotheses) == len(sentence) == len(tokens) == len(words) == len(records)
+    assert len(hypotheses) == 2 * len(by_prefix(with_qe, "S-")) > 100
+    for h, q, qt, qw, d, record in zip(hypotheses, sentence, tokens, words, detok, records):
+        assert h[0][2:] == q[0][2:] == qt[0][3:] == qw[0][3:]
+        assert len(qt[1].split()) == len(record["tokens"])
+        assert "".join(record["tokens"]).replace("\u2581", " ").strip() == h[2]
+        assert len(qw[1].split()) == len(d[2].split())
+        values = [float(x) for x in q[1:]] + [float(x) for x in qt[1].split()]
+        assert all(0.0 <= v <= 1.0 for v in values)
+
+
+def test_sentence_score_is_product_of_token_scores(runs):
+    _, with_qe, records = runs
+    sentence = by_prefix(with_qe, "Q-")
+    tokens = by_prefix(with_qe, "QT-")
+    for record, q, qt in zip(records, sentence, tokens):
+        scores = record["token_scores"]
+        assert [f"{s:.4f}" for s in scores["sigmoid"]] == qt[1].split()
+        for method, printed in zip(("sigmoid", "softmax", "boostedprob"), q[1:]):
+            assert float(printed) == pytest.approx(math.prod(scores[method]), rel=1e-5)
+            assert record["sentence_scores"][method] == pytest.approx(float(printed), rel=1e-5)
+        assert record["id"] == int(q[0][2:])
+
+
+def test_softmax_baseline_matches_fairseq_positional_scores(runs):
+    _, with_qe, records = runs
+    positional = by_prefix(with_qe, "P-")
+    for record, p in zip(records, positional):
+        log2_probs = [float(x) for x in p[1].split()][:-1]  # EOS excluded
+        expected = [2 ** x for x in log2_probs]
+        assert record["token_scores"]["softmax"] == pytest.approx(expected, abs=2e-4)
+
+
+def test_include_eos_and_score_reference(real_data_bin, head_checkpoint):
+    result = generate(real_data_bin, head_checkpoint, "--print-qe", "--qe-include-eos",
+                      "--score-reference")
+    targets = by_prefix(result.stdout, "T-")
+    hypotheses = by_prefix(result.stdout, "H-")
+    tokens = by_prefix(result.stdout, "QT-")
+    assert len(tokens) == len(hypotheses) == len(targets) > 50
+    for t, h, qt in zip(targets, hypotheses, tokens):
+        assert len(h[2].split()) == len(t[1].split())
+        assert len(qt[1].split()) == len(h[2].split()) + 1
+
+
+def test_print_qe_without_a_head_fails_clearly(real_data_bin, base_checkpoint):
+    result = generate(real_data_bin, base_checkpoint, "--print-qe", check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "sigmoid head" in errors[0]
+
+
+def test_existing_qe_output_is_not_overwritten(real_data_bin, head_checkpoint, tmp_path):
+    existing = tmp_path / "qe.jsonl"
+    existing.write_text("keep me\n")
+    result = generate(real_data_bin, head_checkpoint, "--print-qe", "--qe-output", existing,
+                      check=False)
+    assert result.returncode != 0 and "exists" in result.stderr
+    assert existing.read_text() == "keep me\n"
+
+
+def raw_test_text(real_data_bin):
+    from pathlib import Path
+
+    text = Path(real_data_bin).parent / "text"
+    return (text / "test.raw.en").read_text().splitlines(), \
+        (text / "test.raw.de").read_text().splitlines(), str(text / "spm.model")
+
+
+def test_raw_text_api_scores_equal_the_cli(real_data_bin, head_checkpoint, tmp_path):
+    from fairseq_sigmoid_qe.hub import QEModel
+
+    jsonl = tmp_path / "reference.jsonl"
+    generate(real_data_bin, head_checkpoint, "--print-qe", "--score-reference",
+             "--qe-output", jsonl)
+    cli = {r["id"]: r for r in map(json.loads, jsonl.read_text().splitlines())}
+    sources, references, spm_model = raw_test_text(real_data_bin)
+    qe = QEModel.from_checkpoint(head_checkpoint, real_data_bin, spm_model)
+    api = qe.score(sources, references)
+    assert len(api) == 100 and len(cli) > 50
+    for index in cli:
+        record = api[index]
+        assert record["tokens"] == cli[index]["tokens"]
+        for method in ("sigmoid", "softmax", "boostedprob"):
+            assert record["token_scores"][method] == pytest.approx(
+                cli[index]["token_scores"][method], rel=1e-4, abs=1e-6)
+            assert record["sentence_scores"][method] == pytest.approx(
+                cli[index]["sentence_scores"][method], rel=1e-4, abs=1e-9)
+    translated = qe.translate(sources[:5])
+    assert all(r["translation"] and 0 <= r["sentence_scores"]["sigmoid"] <= 1 for r in translated)
+
+
+def test_console_command(real_data_bin, head_checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    sources, references, spm_model = raw_test_text(real_data_bin)
+    (tmp_path / "src.txt").write_text("\n".join(sources[:3]) + "\n")
+    (tmp_path / "tgt.txt").write_text("\n".join(references[:3]) + "\n")
+    command = [sys.executable, "-m", "fairseq_sigmoid_qe.hub", "score", "--checkpoint",
+               head_checkpoint, "--data-dir", real_data_bin, "--spm-model", spm_model,
+               "--sources", str(tmp_path / "src.txt"), "--translations", str(tmp_path / "tgt.txt")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in lines] == sources[:3]
+    (tmp_path / "tgt.txt").write_text(references[0] + "\n\n" + references[2] + "\n")
+    bad = subprocess.run(command, capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert "translation line 2 is empty" in bad.stderr and "Traceback" not in bad.stderr

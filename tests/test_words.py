@@ -1,0 +1,27 @@
+"""Subword -> word grouping used by QW- lines."""
+import pytest
+
+from fairseq_sigmoid_qe.words import aggregate_words, word_ids
+
+
+@pytest.mark.parametrize("pieces,expected", [
+    (["\u2581Öff", "ne", "\u2581die", "\u2581Datei", "."], [0, 0, 1, 2, 2]),
+    (["\u2581", "a", "\u2581b", "\u2581"], [0, 0, 1, 1]),
+    (["Öff@@", "ne", "die", "Dat@@", "ei"], [0, 0, 1, 2, 2]),
+    (["a", "b"], [0, 1]),
+])
+def test_word_ids_follow_detokenized_words(pieces, expected):
+    ids = word_ids(pieces)
+    assert ids == expected
+    if any("\u2581" in p for p in pieces):
+        words = "".join(pieces).replace("\u2581", " ").split()
+        assert len(words) == ids[-1] + 1
+
+
+def test_aggregations():
+    scores, ids = [0.5, 0.8, 0.9], [0, 0, 1]
+    assert aggregate_words(scores, ids, "min") == [0.5, 0.9]
+    assert aggregate_words(scores, ids, "prod") == pytest.approx([0.4, 0.9])
+    assert aggregate_words(scores, ids, "mean") == pytest.approx([0.65, 0.9])
+    with pytest.raises(ValueError):
+        aggregate_words(scores, ids, "max")
