@@ -18,8 +18,7 @@ from fairseq import options, tasks
 from fairseq.data import data_utils
 
 from .errors import QEUserError
-from .scoring import METHODS, drop_eos, score_tokens, sentence_score
-from .words import aggregate_words, word_ids
+from .scoring import METHODS, hypothesis_qe, score_tokens
 
 WORD_AGGREGATIONS = ("min", "prod", "mean")
 SENTENCE_AGGREGATIONS = ("prod", "mean_log", "min")
@@ -57,33 +56,21 @@ class HypothesisQE:
 
     def __init__(self, sample_id, rank, tokens, token_scores, options, dictionary):
         self.sample_id, self.rank = sample_id, rank
-        self.tokens = tokens
-        if not options.include_eos:
-            token_scores = {m: drop_eos(v, tokens, dictionary.eos()) for m, v in token_scores.items()}
-            tokens = tokens[: token_scores["sigmoid"].numel()]
-        self.token_scores = {m: v.tolist() for m, v in token_scores.items()}
-        self.sentence_scores = {m: sentence_score(v, options.sentence_agg)
-                                for m, v in token_scores.items()}
-        self.pieces = [dictionary[t] for t in tokens.tolist()]
-        self.word_scores = None
-        if options.word_level:
-            ids = word_ids(self.pieces)
-            self.word_scores = {m: aggregate_words(v, ids, options.word_agg)
-                                for m, v in self.token_scores.items()}
+        self.qe = hypothesis_qe(token_scores, tokens, dictionary, options.include_eos,
+                                options.sentence_agg, options.word_agg, options.word_level)
 
     def lines(self):
-        sentence = "\t".join(f"{self.sentence_scores[m]:.6g}" for m in METHODS)
+        sentence = "\t".join(f"{self.qe['sentence_scores'][m]:.6g}" for m in METHODS)
         lines = [f"Q-{self.sample_id}\t{sentence}",
-                 f"QT-{self.sample_id}\t" + " ".join(f"{s:.4f}" for s in self.token_scores["sigmoid"])]
-        if self.word_scores is not None:
-            lines.append(f"QW-{self.sample_id}\t"
-                         + " ".join(f"{s:.4f}" for s in self.word_scores["sigmoid"]))
+                 f"QT-{self.sample_id}\t" + " ".join(
+                     f"{s:.4f}" for s in self.qe["token_scores"]["sigmoid"])]
+        if self.qe["word_scores"] is not None:
+            lines.append(f"QW-{self.sample_id}\t" + " ".join(
+                f"{s:.4f}" for s in self.qe["word_scores"]["sigmoid"]))
         return lines
 
     def record(self):
-        return {"id": self.sample_id, "rank": self.rank, "tokens": self.pieces,
-                "token_scores": self.token_scores, "word_scores": self.word_scores,
-                "sentence_scores": self.sentence_scores}
+        return {"id": self.sample_id, "rank": self.rank, **self.qe}
 
 
 class QEState:

@@ -14,8 +14,7 @@ from fairseq.data import LanguagePairDataset
 
 from .errors import QEUserError, install_excepthook
 from .inference import load_head_model
-from .scoring import METHODS, drop_eos, score_tokens, sentence_score
-from .words import aggregate_words, word_ids
+from .scoring import METHODS, hypothesis_qe, score_tokens
 
 
 class QEModel:
@@ -73,25 +72,11 @@ class QEModel:
         scores = score_tokens(self.model, net["src_tokens"], net["src_lengths"], padded,
                               self.tgt_dict.pad(), self.tgt_dict.eos())
         for row, tokens in enumerate(hypotheses):
-            pieces = [self.tgt_dict[t] for t in tokens.tolist()]
-            token_scores = {}
-            for method in METHODS:
-                values = scores.method(method)[row, : tokens.numel()]
-                if not self.include_eos:
-                    values = drop_eos(values, tokens, self.tgt_dict.eos())
-                token_scores[method] = values.tolist()
-            pieces = pieces[: len(token_scores["sigmoid"])]
-            ids = word_ids(pieces)
-            text_pieces = [p for p in pieces if p != self.tgt_dict.eos_word]
-            yield int(sample["id"][row]), {
-                "translation": self._detokenize(text_pieces),
-                "tokens": pieces,
-                "token_scores": token_scores,
-                "word_scores": {m: aggregate_words(v, ids, self.word_agg)
-                                for m, v in token_scores.items()},
-                "sentence_scores": {m: sentence_score(torch.tensor(v), self.sentence_agg)
-                                    for m, v in token_scores.items()},
-            }
+            token_scores = {m: scores.method(m)[row, : tokens.numel()] for m in METHODS}
+            qe = hypothesis_qe(token_scores, tokens, self.tgt_dict, self.include_eos,
+                               self.sentence_agg, self.word_agg)
+            text = [p for p in qe["tokens"] if p != self.tgt_dict.eos_word]
+            yield int(sample["id"][row]), {"translation": self._detokenize(text), **qe}
 
     def _collect(self, batches, hypotheses_of, count):
         results = [None] * count

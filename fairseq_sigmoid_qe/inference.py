@@ -1,12 +1,11 @@
 """Translate binarized data with the frozen model and score every hypothesis with QE."""
 from argparse import Namespace
 
-import torch
 from fairseq import checkpoint_utils, utils
 from fairseq.data import data_utils
 
 from .errors import QEUserError
-from .scoring import METHODS, drop_eos, score_tokens, sentence_score
+from .scoring import METHODS, hypothesis_qe, score_tokens
 
 
 def load_head_model(path, data_dir=None):
@@ -34,17 +33,9 @@ def score_batch(model, sample, hypotheses, dictionary, include_eos=False, aggreg
     hyp_tokens = pad_hypotheses(hypotheses, dictionary.pad())
     scores = score_tokens(model, net_input["src_tokens"], net_input["src_lengths"], hyp_tokens,
                           dictionary.pad(), dictionary.eos())
-    records = []
-    for row, tokens in enumerate(hypotheses):
-        record = {"tokens": tokens.tolist(), "token_scores": {}, "sentence_scores": {}}
-        for method in METHODS:
-            values = scores.method(method)[row, : tokens.numel()]
-            if not include_eos:
-                values = drop_eos(values, tokens, dictionary.eos())
-            record["token_scores"][method] = values.tolist()
-            record["sentence_scores"][method] = sentence_score(values, aggregation)
-        records.append(record)
-    return records
+    return [hypothesis_qe({m: scores.method(m)[row, : tokens.numel()] for m in METHODS},
+                          tokens, dictionary, include_eos, aggregation, word_level=False)
+            for row, tokens in enumerate(hypotheses)]
 
 
 def translate_and_score(model, task, subset, beam=5, max_tokens=4000, include_eos=False):
@@ -62,11 +53,12 @@ def translate_and_score(model, task, subset, beam=5, max_tokens=4000, include_eo
         hypos = task.inference_step(generator, [model], sample)
         best = [h[0]["tokens"] for h in hypos]
         for i, record in enumerate(score_batch(model, sample, best, tgt_dict, include_eos)):
+            record.pop("word_scores")
             sample_id = int(sample["id"][i])
             record["id"] = sample_id
             record["source"] = src_dict.string(utils.strip_pad(sample["net_input"]["src_tokens"][i], src_dict.pad()))
             record["reference"] = tgt_dict.string(utils.strip_pad(sample["target"][i], tgt_dict.pad()))
-            record["hypothesis"] = tgt_dict.string(torch.tensor(record["tokens"]))
+            record["hypothesis"] = tgt_dict.string(best[i])
             results.append(record)
     results.sort(key=lambda r: r["id"])
     return results

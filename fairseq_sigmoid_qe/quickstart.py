@@ -161,8 +161,8 @@ def correlation_table(records, gold_of):
     return rows, gold
 
 
-def main(argv=None):
-    install_excepthook()
+def run(argv=None):
+    """The whole pipeline; returns the correlation rows."""
     args = parse_args(argv)
     prepare_workdir(args)
     src, tgt, text_dir, gold_of, head_split = prepare_text(args)
@@ -188,6 +188,12 @@ def main(argv=None):
         print(f"{row['method']:<12} {row['pearson']:>8.3f} {row['spearman']:>9.3f}")
     print(f"\nresults: {args.workdir}/results.json, per-sentence QE: {args.workdir}/qe.jsonl")
     return rows
+
+
+def main(argv=None):
+    install_excepthook()
+    run(argv)
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from .dominant import boosted_prob
+from .words import aggregate_words, word_ids
 
 METHODS = ("sigmoid", "softmax", "boostedprob")
 
@@ -76,3 +77,20 @@ def drop_eos(token_scores, tokens, eos):
     if tokens.numel() and int(tokens[-1]) == eos:
         return token_scores[:-1]
     return token_scores
+
+
+def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_agg="prod",
+                  word_agg="min", word_level=True):
+    """One hypothesis' QE from its token scores by method (1-D tensors aligned with
+    ``tokens``): subword pieces, per-token, per-word (or None) and sentence scores."""
+    if not include_eos:
+        token_scores = {m: drop_eos(v, tokens, dictionary.eos()) for m, v in token_scores.items()}
+    pieces = [dictionary[t] for t in tokens[: len(token_scores["sigmoid"])].tolist()]
+    per_token = {m: v.tolist() for m, v in token_scores.items()}
+    per_word = None
+    if word_level:
+        ids = word_ids(pieces)
+        per_word = {m: aggregate_words(v, ids, word_agg) for m, v in per_token.items()}
+    return {"tokens": pieces, "token_scores": per_token, "word_scores": per_word,
+            "sentence_scores": {m: sentence_score(v, sentence_agg)
+                                for m, v in token_scores.items()}}
