@@ -80,11 +80,8 @@ class QEState:
         self.options = options
         self.pending = defaultdict(deque)
         self.jsonl = None
-        if options.output:
-            try:
-                self.jsonl = open(options.output, "x", encoding="utf-8")
-            except FileExistsError:
-                raise QEUserError(f"--qe-output {options.output} exists; nothing is overwritten")
+        if options.output and os.path.exists(options.output):
+            raise QEUserError(f"--qe-output {options.output} exists; nothing is overwritten")
 
     def score(self, models, sample, hypos, dictionary):
         model = models[0]
@@ -114,7 +111,9 @@ class QEState:
                 qe = HypothesisQE(ids[i], rank, hypo["tokens"].cpu(), token_scores,
                                   self.options, dictionary)
                 self.pending[ids[i]].append(qe)
-                if self.jsonl is not None:
+                if self.options.output:
+                    if self.jsonl is None:  # opened only once scoring works: no empty file left
+                        self.jsonl = open(self.options.output, "x", encoding="utf-8")
                     self.jsonl.write(json.dumps(qe.record()) + "\n")
                 position += 1
 

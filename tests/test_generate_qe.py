@@ -100,9 +100,11 @@ def test_include_eos_and_score_reference(real_data_bin, head_checkpoint):
         assert len(qt[1].split()) == len(h[2].split()) + 1
 
 
-def test_print_qe_without_a_head_fails_clearly(real_data_bin, base_checkpoint):
-    result = generate(real_data_bin, base_checkpoint, "--print-qe", check=False)
+def test_print_qe_without_a_head_fails_clearly(real_data_bin, base_checkpoint, tmp_path):
+    result = generate(real_data_bin, base_checkpoint, "--print-qe", "--qe-output",
+                      tmp_path / "qe.jsonl", check=False)
     assert result.returncode != 0
+    assert not (tmp_path / "qe.jsonl").exists()
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "sigmoid head" in errors[0]
