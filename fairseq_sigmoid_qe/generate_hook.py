@@ -15,10 +15,9 @@ from collections import defaultdict, deque
 
 import torch
 from fairseq import options, tasks
-from fairseq.data import data_utils
 
 from .errors import QEUserError
-from .scoring import METHODS, hypothesis_qe, score_tokens
+from .scoring import METHODS, qe_records
 
 WORD_AGGREGATIONS = ("min", "prod", "mean")
 SENTENCE_AGGREGATIONS = ("prod", "mean_log", "min")
@@ -54,10 +53,8 @@ class QEOptions:
 class HypothesisQE:
     """Scores of one hypothesis, produced at inference time and printed after its P- line."""
 
-    def __init__(self, sample_id, rank, tokens, token_scores, options, dictionary):
-        self.sample_id, self.rank = sample_id, rank
-        self.qe = hypothesis_qe(token_scores, tokens, dictionary, options.include_eos,
-                                options.sentence_agg, options.word_agg, options.word_level)
+    def __init__(self, sample_id, rank, qe):
+        self.sample_id, self.rank, self.qe = sample_id, rank, qe
 
     def lines(self):
         sentence = "\t".join(f"{self.qe['sentence_scores'][m]:.6g}" for m in METHODS)
@@ -89,33 +86,24 @@ class QEState:
             raise QEUserError("--print-qe needs a checkpoint with a sigmoid head (train one with "
                               "--arch sigmoid_head_transformer); this model has none")
         hypos = [beams[: self.options.nbest] for beams in hypos]
-        rows, tokens = [], []
-        for i, beams in enumerate(hypos):
-            for hypo in beams:
-                rows.append(i)
-                tokens.append(hypo["tokens"])
-        if not rows:
+        pairs = [(i, rank, hypo) for i, beams in enumerate(hypos) for rank, hypo in enumerate(beams)]
+        if not pairs:
             return
-        index = torch.tensor(rows, device=sample["net_input"]["src_tokens"].device)
         net_input = sample["net_input"]
-        padded = data_utils.collate_tokens(tokens, pad_idx=dictionary.pad(), left_pad=False)
-        scores = score_tokens(model, net_input["src_tokens"][index],
-                              net_input["src_lengths"][index], padded, dictionary.pad(),
-                              dictionary.eos())
+        index = torch.tensor([i for i, _, _ in pairs], device=net_input["src_tokens"].device)
+        records = qe_records(
+            model, net_input["src_tokens"][index], net_input["src_lengths"][index],
+            [hypo["tokens"] for _, _, hypo in pairs], dictionary,
+            include_eos=self.options.include_eos, sentence_agg=self.options.sentence_agg,
+            word_agg=self.options.word_agg, word_level=self.options.word_level)
         ids = sample["id"].tolist()
-        position = 0
-        for i, beams in enumerate(hypos):
-            for rank, hypo in enumerate(beams):
-                length = hypo["tokens"].numel()
-                token_scores = {m: scores.method(m)[position, :length].cpu() for m in METHODS}
-                qe = HypothesisQE(ids[i], rank, hypo["tokens"].cpu(), token_scores,
-                                  self.options, dictionary)
-                self.pending[ids[i]].append(qe)
-                if self.options.output:
-                    if self.jsonl is None:  # opened only once scoring works: no empty file left
-                        self.jsonl = open(self.options.output, "x", encoding="utf-8")
-                    self.jsonl.write(json.dumps(qe.record()) + "\n")
-                position += 1
+        for (i, rank, _), record in zip(pairs, records):
+            qe = HypothesisQE(ids[i], rank, record)
+            self.pending[ids[i]].append(qe)
+            if self.options.output:
+                if self.jsonl is None:  # opened only once scoring works: no empty file left
+                    self.jsonl = open(self.options.output, "x", encoding="utf-8")
+                self.jsonl.write(json.dumps(qe.record()) + "\n")
 
     def lines_after_positional_scores(self, sample_id):
         queue = self.pending.get(sample_id)

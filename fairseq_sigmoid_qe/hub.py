@@ -9,12 +9,11 @@ import json
 import sys
 from argparse import Namespace
 
-import torch
 from fairseq.data import LanguagePairDataset
 
 from .errors import QEUserError, install_excepthook
 from .inference import load_head_model
-from .scoring import METHODS, hypothesis_qe, score_tokens
+from .scoring import qe_records
 
 
 class QEModel:
@@ -67,14 +66,10 @@ class QEModel:
 
     def _records(self, sample, hypotheses):
         net = sample["net_input"]
-        padded = torch.nn.utils.rnn.pad_sequence(hypotheses, batch_first=True,
-                                                 padding_value=self.tgt_dict.pad())
-        scores = score_tokens(self.model, net["src_tokens"], net["src_lengths"], padded,
-                              self.tgt_dict.pad(), self.tgt_dict.eos())
-        for row, tokens in enumerate(hypotheses):
-            token_scores = {m: scores.method(m)[row, : tokens.numel()] for m in METHODS}
-            qe = hypothesis_qe(token_scores, tokens, self.tgt_dict, self.include_eos,
-                               self.sentence_agg, self.word_agg)
+        records = qe_records(self.model, net["src_tokens"], net["src_lengths"], hypotheses,
+                             self.tgt_dict, include_eos=self.include_eos,
+                             sentence_agg=self.sentence_agg, word_agg=self.word_agg)
+        for row, qe in enumerate(records):
             text = [p for p in qe["tokens"] if p != self.tgt_dict.eos_word]
             yield int(sample["id"][row]), {"translation": self._detokenize(text), **qe}
 
@@ -108,8 +103,13 @@ class QEModel:
 
 
 def read_lines(path):
-    with (sys.stdin if path == "-" else open(path, encoding="utf-8")) as f:
-        return [line.rstrip("\n") for line in f]
+    if path == "-":
+        return [line.rstrip("\n") for line in sys.stdin]
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+    except OSError as exc:
+        raise QEUserError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def main(argv=None):

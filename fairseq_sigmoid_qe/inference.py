@@ -2,10 +2,9 @@
 from argparse import Namespace
 
 from fairseq import checkpoint_utils, utils
-from fairseq.data import data_utils
 
 from .errors import QEUserError
-from .scoring import METHODS, hypothesis_qe, score_tokens
+from .scoring import qe_records
 
 
 def load_head_model(path, data_dir=None):
@@ -14,8 +13,8 @@ def load_head_model(path, data_dir=None):
     try:
         models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
             [path], arg_overrides=overrides)
-    except FileNotFoundError as exc:
-        raise QEUserError(f"checkpoint not found: {exc}") from exc
+    except OSError as exc:  # fairseq raises IOError("Model file not found: ...")
+        raise QEUserError(f"cannot load checkpoint {path}: {exc}") from exc
     model = models[0]
     if not hasattr(model, "qe_logits"):
         raise QEUserError(f"{path} has no sigmoid head (train one with --arch sigmoid_head_transformer)")
@@ -23,19 +22,12 @@ def load_head_model(path, data_dir=None):
     return model, task
 
 
-def pad_hypotheses(hypotheses, pad):
-    return data_utils.collate_tokens(hypotheses, pad_idx=pad, left_pad=False)
-
-
 def score_batch(model, sample, hypotheses, dictionary, include_eos=False, aggregation="prod"):
     """QE records for one hypothesis per sentence of ``sample`` (same order)."""
     net_input = sample["net_input"]
-    hyp_tokens = pad_hypotheses(hypotheses, dictionary.pad())
-    scores = score_tokens(model, net_input["src_tokens"], net_input["src_lengths"], hyp_tokens,
-                          dictionary.pad(), dictionary.eos())
-    return [hypothesis_qe({m: scores.method(m)[row, : tokens.numel()] for m in METHODS},
-                          tokens, dictionary, include_eos, aggregation, word_level=False)
-            for row, tokens in enumerate(hypotheses)]
+    return qe_records(model, net_input["src_tokens"], net_input["src_lengths"], hypotheses,
+                      dictionary, include_eos=include_eos, sentence_agg=aggregation,
+                      word_level=False)
 
 
 def translate_and_score(model, task, subset, beam=5, max_tokens=4000, include_eos=False):

@@ -94,3 +94,15 @@ def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_
     return {"tokens": pieces, "token_scores": per_token, "word_scores": per_word,
             "sentence_scores": {m: sentence_score(v, sentence_agg)
                                 for m, v in token_scores.items()}}
+
+
+def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, **options):
+    """QE of a batch of hypotheses (1-D token tensors, row ``i`` translating source row ``i``)
+    in one force-decoded pass; ``options`` go to :func:`hypothesis_qe`."""
+    padded = torch.nn.utils.rnn.pad_sequence(hypotheses, batch_first=True,
+                                             padding_value=dictionary.pad())
+    scores = score_tokens(model, src_tokens, src_lengths, padded, dictionary.pad(),
+                          dictionary.eos())
+    return [hypothesis_qe({m: scores.method(m)[row, : tokens.numel()].cpu() for m in METHODS},
+                          tokens.cpu(), dictionary, **options)
+            for row, tokens in enumerate(hypotheses)]

@@ -168,3 +168,20 @@ def test_console_command(real_data_bin, head_checkpoint, tmp_path):
     bad = subprocess.run(command, capture_output=True, text=True)
     assert bad.returncode != 0
     assert "translation line 2 is empty" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("broken", ["checkpoint", "sources"])
+def test_console_command_missing_files(real_data_bin, head_checkpoint, tmp_path, broken):
+    import subprocess
+    import sys
+
+    (tmp_path / "src.txt").write_text("Open the file.\n")
+    paths = {"checkpoint": head_checkpoint, "sources": str(tmp_path / "src.txt")}
+    paths[broken] = str(tmp_path / "missing")
+    result = subprocess.run(
+        [sys.executable, "-m", "fairseq_sigmoid_qe.hub", "translate", "--checkpoint",
+         paths["checkpoint"], "--data-dir", real_data_bin, "--sources", paths["sources"]],
+        capture_output=True, text=True)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "fairseq-sigmoid-qe: error:" in line]
+    assert len(errors) == 1 and "missing" in errors[0]
