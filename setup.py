@@ -9,11 +9,12 @@ setup(
     packages=find_packages(include=["fairseq_sigmoid_qe", "fairseq_sigmoid_qe.*"]),
     python_requires=">=3.9",
     install_requires=["torch", "numpy", "scipy", "sacrebleu", "sentencepiece"],
-    extras_require={"test": ["pytest", "boostedprob==0.1.3"]},
+    extras_require={"test": ["pytest", "boostedprob==0.1.3"], "plot": ["matplotlib"]},
     entry_points={
         "console_scripts": [
             "fairseq-sigmoid-qe-quickstart=fairseq_sigmoid_qe.quickstart:main",
             "fairseq-sigmoid-qe=fairseq_sigmoid_qe.hub:main",
+            "fairseq-sigmoid-qe-evaluate=fairseq_sigmoid_qe.evaluate:main",
         ]
     },
 )

@@ -16,7 +16,7 @@ if [ ! -f "$stamp" ]; then
   $pip numpy==2.4.6 cython==3.3.1 wheel setuptools
   $pip --no-cache-dir --no-build-isolation --no-deps fairseq-fixed==0.12.3.1
   $pip hydra-core==1.3.2 omegaconf==2.3.0 cffi regex sacrebleu==2.5.1 tqdm bitarray packaging \
-       scikit-learn sentencepiece scipy pytest boostedprob==0.1.3
+       scikit-learn sentencepiece scipy pytest boostedprob==0.1.3 matplotlib==3.11.2
   touch "$stamp"
 fi
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$here"

@@ -1,43 +1,89 @@
-"""fairseq-generate with --print-qe / without, same model and data, timed side by side.
+"""Generation with and without ``--print-qe``: same model, data and batches, timed side by side.
 
-Target (beam 5): ratio <= 1.03. Also times the force-decoding path (--score-reference).
-Usage: python benchmarks/bench_generate.py DATA_BIN HEAD_CHECKPOINT [--repeats 3]
+Times only the generation loop (not process start-up or model loading): for every batch the
+task's ``inference_step`` (what fairseq-generate runs) without QE, and with the same QE step
+the ``--print-qe`` hook adds (scoring plus the formatted ``Q-``/``QT-`` lines). Passes
+alternate between the two modes so drift hits both alike; medians are compared.
+Target (beam 5): ratio <= 1.03. The force-decoding path (``--score-reference``) is timed too.
+
+Usage: python benchmarks/bench_generate.py DATA_BIN HEAD_CHECKPOINT [--subset test]
+       [--repeats 5] [--beam 5] [--max-tokens 4000] [--threads 2]
 """
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
+from argparse import Namespace
 
-PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "fairseq_sigmoid_qe")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def seconds(command):
+def batches(task, model, subset, max_tokens):
+    from fairseq import utils
+
+    task.load_dataset(subset)
+    iterator = task.get_batch_iterator(
+        dataset=task.dataset(subset), max_tokens=max_tokens,
+        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
+    ).next_epoch_itr(shuffle=False)
+    return list(iterator)
+
+
+def one_pass(task, generator, model, samples, qe_state=None):
+    """Seconds for one pass over all batches (with the hook's QE step if ``qe_state``)."""
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for sample in samples:
+        hypos = task.inference_step(generator, [model], sample)
+        if qe_state is not None:
+            qe_state.score([model], sample, hypos, task.target_dictionary)
+            for sample_id in sample["id"].tolist():
+                for _ in range(len(hypos[0])):
+                    qe_state.lines_after_positional_scores(sample_id)
     return time.perf_counter() - start
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data_bin")
     parser.add_argument("checkpoint")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--subset", default="test")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=2)
     options = parser.parse_args()
-    base = [sys.executable, "-m", "fairseq_cli.generate", options.data_bin, "--user-dir",
-            PACKAGE_DIR, "--path", options.checkpoint, "--cpu", "--max-tokens", "4000"]
-    modes = {"beam": ["--beam", str(options.beam)], "score-reference": ["--score-reference"]}
-    for name, extra in modes.items():
-        plain, with_qe = [], []
-        for _ in range(options.repeats):  # interleaved, so drift hits both alike
-            plain.append(seconds(base + extra))
-            with_qe.append(seconds(base + extra + ["--print-qe"]))
-        a, b = statistics.median(plain), statistics.median(with_qe)
-        print(f"{name:<16} without QE {a:7.2f} s   with --print-qe {b:7.2f} s   "
-              f"ratio {b / a:.3f}" + ("  (target <= 1.03)" if name == "beam" else ""))
+
+    import torch
+
+    from fairseq_sigmoid_qe.generate_hook import QEOptions, QEState
+    from fairseq_sigmoid_qe.inference import load_head_model
+
+    torch.set_num_threads(options.threads)
+    model, task = load_head_model(options.checkpoint, options.data_bin)
+    samples = batches(task, model, options.subset, options.max_tokens)
+    sentences = sum(len(s["id"]) for s in samples)
+    qe_options = Namespace(qe_include_eos=False, qe_sentence_agg="prod", qe_word_agg="min",
+                           qe_output=None, nbest=1, post_process=None, bpe=None)
+    modes = {
+        f"beam {options.beam}": Namespace(beam=options.beam, max_len_b=200),
+        "score-reference": Namespace(score_reference=True),
+    }
+    print(f"{sentences} sentences, {len(samples)} batches, {options.repeats} alternating "
+          f"passes per mode, {options.threads} threads")
+    with torch.no_grad():
+        for name, generation in modes.items():
+            generator = task.build_generator([model], generation)
+            one_pass(task, generator, model, samples[:2], QEState(QEOptions(qe_options)))
+            plain, with_qe = [], []
+            for _ in range(options.repeats):
+                plain.append(one_pass(task, generator, model, samples))
+                with_qe.append(one_pass(task, generator, model, samples,
+                                        QEState(QEOptions(qe_options))))
+            a, b = statistics.median(plain), statistics.median(with_qe)
+            target = "  (target <= 1.03)" if name.startswith("beam") else ""
+            print(f"{name:<16} without QE {a:7.3f} s   with QE {b:7.3f} s   "
+                  f"ratio {b / a:.3f}{target}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from collections import defaultdict, deque
 
 import torch
 from fairseq import options, tasks
+from fairseq.utils import strip_pad
 
 from .errors import QEUserError
 from .scoring import METHODS, qe_records
@@ -77,10 +78,25 @@ class QEState:
         self.options = options
         self.pending = defaultdict(deque)
         self.jsonl = None
+        self.source_dictionary, self.post_process, self.decode = None, None, lambda text: text
         if options.output and os.path.exists(options.output):
             raise QEUserError(f"--qe-output {options.output} exists; nothing is overwritten")
 
-    def score(self, models, sample, hypos, dictionary):
+    def attach(self, task, cfg):
+        """Dictionaries and fairseq-generate's own text post-processing, for the JSONL text."""
+        self.source_dictionary = task.source_dictionary
+        self.post_process = cfg.common_eval.post_process
+        tokenizer, bpe = task.build_tokenizer(cfg.tokenizer), task.build_bpe(cfg.bpe)
+
+        def decode(text):
+            text = bpe.decode(text) if bpe is not None else text
+            return tokenizer.decode(text) if tokenizer is not None else text
+
+        self.decode = decode
+
+    def score(self, models, sample, hypos, dictionary, encoder_out=None):
+        """QE of the ``--nbest`` hypotheses of each sentence (``encoder_out``: the encoder's
+        output for ``sample``, reused instead of recomputed)."""
         model = models[0]
         if not hasattr(model, "qe_logits"):
             raise QEUserError("--print-qe needs a checkpoint with a sigmoid head (train one with "
@@ -91,19 +107,29 @@ class QEState:
             return
         net_input = sample["net_input"]
         index = torch.tensor([i for i, _, _ in pairs], device=net_input["src_tokens"].device)
+        if encoder_out is not None:
+            encoder_out = model.encoder.reorder_encoder_out(encoder_out, index)
         records = qe_records(
             model, net_input["src_tokens"][index], net_input["src_lengths"][index],
-            [hypo["tokens"] for _, _, hypo in pairs], dictionary,
+            [hypo["tokens"] for _, _, hypo in pairs], dictionary, encoder_out=encoder_out,
             include_eos=self.options.include_eos, sentence_agg=self.options.sentence_agg,
             word_agg=self.options.word_agg, word_level=self.options.word_level)
         ids = sample["id"].tolist()
-        for (i, rank, _), record in zip(pairs, records):
+        for (i, rank, hypo), record in zip(pairs, records):
             qe = HypothesisQE(ids[i], rank, record)
             self.pending[ids[i]].append(qe)
             if self.options.output:
                 if self.jsonl is None:  # opened only once scoring works: no empty file left
                     self.jsonl = open(self.options.output, "x", encoding="utf-8")
-                self.jsonl.write(json.dumps(qe.record()) + "\n")
+                text = self.texts(net_input["src_tokens"][i], hypo["tokens"], dictionary)
+                self.jsonl.write(json.dumps({**text, **qe.record()}, ensure_ascii=False) + "\n")
+
+    def texts(self, src_tokens, hyp_tokens, dictionary):
+        """Source, hypothesis and detokenized hypothesis as fairseq's S-, H- and D- lines."""
+        source = self.source_dictionary
+        hypothesis = dictionary.string(hyp_tokens, self.post_process)
+        return {"source": source.string(strip_pad(src_tokens, source.pad()), self.post_process),
+                "hypothesis": hypothesis, "detokenized": self.decode(hypothesis)}
 
     def lines_after_positional_scores(self, sample_id):
         queue = self.pending.get(sample_id)
@@ -141,12 +167,42 @@ class QEStream:
         return getattr(self.stream, name)
 
 
+class EncoderOutputCapture:
+    """Keeps the first output of ``encoder.forward`` while active (the encoder of the search
+    sees the sample's own batch first), so QE reuses it instead of encoding again."""
+
+    def __init__(self, encoder):
+        self.encoder, self.output = encoder, None
+
+    def __enter__(self):
+        forward = self.encoder.forward
+
+        def capturing_forward(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            if self.output is None:
+                self.output = out
+            return out
+
+        self.encoder.forward = capturing_forward
+        return self
+
+    def __exit__(self, *exc):
+        del self.encoder.forward
+        return False
+
+
 def _wrap_inference_step(task, state):
     original = task.inference_step
 
     def inference_step(generator, models, sample, *args, **kwargs):
-        hypos = original(generator, models, sample, *args, **kwargs)
-        state.score(models, sample, hypos, task.target_dictionary)
+        encoder = getattr(models[0], "encoder", None)
+        if encoder is None or len(models) != 1:
+            hypos = original(generator, models, sample, *args, **kwargs)
+            state.score(models, sample, hypos, task.target_dictionary)
+            return hypos
+        with EncoderOutputCapture(encoder) as captured:
+            hypos = original(generator, models, sample, *args, **kwargs)
+        state.score(models, sample, hypos, task.target_dictionary, captured.output)
         return hypos
 
     task.inference_step = inference_step
@@ -161,6 +217,7 @@ def _wrap_generate_main(module, state):
 
         def setup_task(*args, **kwargs):
             task = original_setup(*args, **kwargs)
+            state.attach(task, cfg)
             _wrap_inference_step(task, state)
             return task
 

@@ -43,6 +43,9 @@ def parse_args(argv=None):
                         help="training pairs (default: 12000 synthetic, 60000 l10n); the synthetic "
                         "head trains on another half as many")
     parser.add_argument("--test-pairs", type=int, default=500, help="test pairs to score")
+    parser.add_argument("--synonym-decay", type=float, default=None,
+                        help="synthetic only: synonym j of a word is used with probability "
+                        "∝ decay**j (default: SyntheticConfig's)")
     parser.add_argument("--spm-vocab", type=int, default=4000,
                         help="sentencepiece vocabulary size (l10n only)")
     parser.add_argument("--base-updates", type=int, default=None,
@@ -135,9 +138,10 @@ def prepare_text(args):
     text_dir = os.path.join(args.workdir, "text")
     if args.data == "synthetic":
         from .synthetic import SyntheticConfig, load_language, write_corpus
+        decay = {} if args.synonym_decay is None else {"synonym_decay": args.synonym_decay}
         config = SyntheticConfig(seed=args.seed, train_size=args.train_pairs,
                                  head_train_size=max(1000, args.train_pairs // 2),
-                                 test_size=args.test_pairs)
+                                 test_size=args.test_pairs, **decay)
         paths = write_corpus(text_dir, config)
         language = load_language(paths["lexicon"])
         gold = lambda record: language.sentence_quality(  # noqa: E731

@@ -1,4 +1,11 @@
-"""Real text for the pipeline: slices of the l10n-en-de corpus, sentencepiece, chrF pseudo-gold."""
+"""Real text for the pipeline: slices of a parallel corpus, sentencepiece, chrF pseudo-gold.
+
+    python -m fairseq_sigmoid_qe.realdata --corpus DIR --out TEXT_DIR [--train-pairs N] ...
+
+reads ``DIR/{train,valid,test}.{en,de}`` (the l10n-en-de layout; any en-de corpus laid out so),
+trains a joint sentencepiece model on the training pairs and writes encoded and raw splits.
+"""
+import argparse
 import os
 
 from .errors import QEUserError
@@ -23,20 +30,23 @@ def read_pairs(corpus_dir, split, src="en", tgt="de", limit=None):
     return pairs
 
 
-def train_sentencepiece(texts, model_prefix, vocab_size):
+def train_sentencepiece(texts, model_prefix, vocab_size, sample_size=0):
+    """Unigram sentencepiece model on ``texts`` (on a random ``sample_size`` of them if > 0)."""
     import sentencepiece as spm
 
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_prefix=model_prefix, vocab_size=vocab_size,
         model_type="unigram", character_coverage=1.0,
-        input_sentence_size=0, shuffle_input_sentence=False, num_threads=2,
+        input_sentence_size=sample_size, shuffle_input_sentence=sample_size > 0, num_threads=2,
         minloglevel=2, hard_vocab_limit=False,
     )
     return spm.SentencePieceProcessor(model_file=model_prefix + ".model")
 
 
-def prepare_l10n(corpus_dir, text_dir, train_pairs, test_pairs, vocab_size, valid_pairs=500):
-    """Write sentencepiece-encoded ``{split}.en/.de`` and raw ``{split}.raw.de`` to text_dir."""
+def prepare_l10n(corpus_dir, text_dir, train_pairs, test_pairs, vocab_size, valid_pairs=500,
+                 spm_sample=0):
+    """Write sentencepiece-encoded ``{split}.en/.de`` and raw ``{split}.raw.{en,de}`` to
+    text_dir, from ``corpus_dir/{train,valid,test}.{en,de}`` (None: every pair of a split)."""
     limits = {"train": train_pairs, "valid": valid_pairs, "test": test_pairs}
     data = {split: read_pairs(corpus_dir, split, limit=limits[split]) for split in SPLITS}
     os.makedirs(text_dir, exist_ok=True)
@@ -46,7 +56,7 @@ def prepare_l10n(corpus_dir, text_dir, train_pairs, test_pairs, vocab_size, vali
         processor = spm.SentencePieceProcessor(model_file=prefix + ".model")
     else:
         texts = [side for pair in data["train"] for side in pair]
-        processor = train_sentencepiece(texts, prefix, vocab_size)
+        processor = train_sentencepiece(texts, prefix, vocab_size, spm_sample)
     for split, pairs in data.items():
         for index, lang in enumerate(("en", "de")):
             lines = [pair[index] for pair in pairs]
@@ -76,3 +86,29 @@ def chrf_gold(text_dir):
         return chrf.sentence_score(hypothesis, [references[record["id"]]]).score / 100.0
 
     return gold
+
+
+def main(argv=None):
+    from .errors import install_excepthook
+
+    install_excepthook()
+    parser = argparse.ArgumentParser(
+        prog="python -m fairseq_sigmoid_qe.realdata",
+        description="Sentencepiece-encode DIR/{train,valid,test}.{en,de} for fairseq-preprocess.")
+    parser.add_argument("--corpus", required=True, help="directory of {split}.en / {split}.de")
+    parser.add_argument("--out", required=True, help="output directory (encoded + raw splits)")
+    parser.add_argument("--train-pairs", type=int, default=None, help="default: all")
+    parser.add_argument("--valid-pairs", type=int, default=None, help="default: all")
+    parser.add_argument("--test-pairs", type=int, default=None, help="default: all")
+    parser.add_argument("--spm-vocab", type=int, default=8000, help="sentencepiece vocabulary")
+    parser.add_argument("--spm-sample", type=int, default=0,
+                        help="train sentencepiece on this many random sentences (0: all)")
+    args = parser.parse_args(argv)
+    model = prepare_l10n(args.corpus, args.out, args.train_pairs, args.test_pairs,
+                         args.spm_vocab, args.valid_pairs, args.spm_sample)
+    print(f"wrote {args.out} (sentencepiece model {model})")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -41,10 +41,10 @@ def shift_right(tokens, eos, pad):
 
 @torch.no_grad()
 def score_tokens(model, src_tokens, src_lengths, hyp_tokens, pad, eos, p_jump=0.3,
-                 epsilon=0.005, cut="last"):
+                 epsilon=0.005, cut="last", encoder_out=None):
     """Scores of each hypothesis token (right-padded ``hyp_tokens`` ending in EOS)."""
     prev = shift_right(hyp_tokens, eos, pad)
-    features, logits = model.frozen_forward(src_tokens, src_lengths, prev)
+    features, logits = model.frozen_forward(src_tokens, src_lengths, prev, encoder_out=encoder_out)
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     mask = hyp_tokens.ne(pad)
     sigmoid = torch.sigmoid(model.qe_logits(features, hyp_tokens.unsqueeze(-1)).squeeze(-1).float())
@@ -96,13 +96,15 @@ def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_
                                 for m, v in token_scores.items()}}
 
 
-def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, **options):
-    """QE of a batch of hypotheses (1-D token tensors, row ``i`` translating source row ``i``)
-    in one force-decoded pass; ``options`` go to :func:`hypothesis_qe`."""
+def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, encoder_out=None,
+               **options):
+    """QE of a batch of hypotheses (1-D token tensors, row ``i`` translating source row ``i``,
+    whose encoder output may be given) in one force-decoded pass; ``options`` go to
+    :func:`hypothesis_qe`."""
     padded = torch.nn.utils.rnn.pad_sequence(hypotheses, batch_first=True,
                                              padding_value=dictionary.pad())
     scores = score_tokens(model, src_tokens, src_lengths, padded, dictionary.pad(),
-                          dictionary.eos())
+                          dictionary.eos(), encoder_out=encoder_out)
     return [hypothesis_qe({m: scores.method(m)[row, : tokens.numel()].cpu() for m in METHODS},
                           tokens.cpu(), dictionary, **options)
             for row, tokens in enumerate(hypotheses)]

@@ -3,13 +3,14 @@
 Source and target words are distinct pronounceable pseudo-words. Every source word has
 ``n`` valid target synonyms (``n`` in 1..``max_synonyms``, mixed by ``synonym_count_weights``,
 evenly by default); a reference picks synonym ``j`` (j = 0..n-1) with probability
-``p_j = decay**j / sum_k decay**k`` (decay 0.5: n=2 -> .667/.333, n=3 -> .571/.286/.143,
-n=4 -> .533/.267/.133/.067). Source word of frequency rank ``r`` (1-based, lexicon order)
+``p_j = decay**j / sum_k decay**k`` (default decay 0.8: n=2 -> .556/.444, n=3 ->
+.410/.328/.262, n=4 -> .339/.271/.217/.173; 0.5 is more skewed: n=4 -> .533/.267/.133/.067). Source word of frequency rank ``r`` (1-based, lexicon order)
 is drawn with probability ``∝ r**-zipf_exponent``, so rare words give a small model real
 errors; test sentences draw their words uniformly among the words of the training split
 (``uniform_test_words``), so rare words are common there. The ``headtrain`` split is a second
-sample the base never sees: a tiny base memorises its own training data, and the sigmoid head
-needs contexts where the base can be wrong. Translation is monotone and word by word (target length ==
+sample the base never sees, drawn like the test split (``uniform_head_words``): a tiny base
+memorises its own training data, and the sigmoid head needs contexts where the base can be
+wrong. Translation is monotone and word by word (target length ==
 source length), so the quality of any output is exact: a hypothesis word is right iff it is
 a valid translation of the source word at the same position.
 """
@@ -34,7 +35,7 @@ class SyntheticConfig:
     num_source_words: int = 2000
     max_synonyms: int = 4
     synonym_count_weights: Optional[Sequence[float]] = None
-    synonym_decay: float = 0.5
+    synonym_decay: float = 0.8
     zipf_exponent: float = 1.0
     min_length: int = 3
     max_length: int = 10
@@ -43,6 +44,7 @@ class SyntheticConfig:
     test_size: int = 500
     head_train_size: int = 10000
     uniform_test_words: bool = True
+    uniform_head_words: bool = True
 
     def __post_init__(self):
         if self.synonym_count_weights is not None:
@@ -218,7 +220,8 @@ def write_corpus(out_dir, config=None):
     paths, seen = {}, None
     for stream, split in enumerate(SPLITS, start=LEXICON_STREAM + 1):
         rng = np.random.default_rng([config.seed, stream])
-        uniform = config.uniform_test_words and split == "test"
+        uniform = (split == "test" and config.uniform_test_words) or (
+            split == "headtrain" and config.uniform_head_words)
         pairs = language.sample_pairs(rng, config.split_size(split), uniform, seen)
         if split == "train":
             index = {word: i for i, word in enumerate(language.source_words)}

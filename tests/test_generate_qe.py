@@ -55,12 +55,15 @@ def test_every_hypothesis_gets_qe_lines(runs):
     tokens = by_prefix(with_qe, "QT-")
     words = by_prefix(with_qe, "QW-")
     detok = by_prefix(with_qe, "D-")
+    sources = {int(s[0][2:]): s[1] for s in by_prefix(with_qe, "S-")}
     assert len(hypotheses) == len(sentence) == len(tokens) == len(words) == len(records)
     assert len(hypotheses) == 2 * len(by_prefix(with_qe, "S-")) > 100
     for h, q, qt, qw, d, record in zip(hypotheses, sentence, tokens, words, detok, records):
         assert h[0][2:] == q[0][2:] == qt[0][3:] == qw[0][3:]
         assert len(qt[1].split()) == len(record["tokens"])
         assert "".join(record["tokens"]).replace("\u2581", " ").strip() == h[2]
+        assert (record["hypothesis"], record["detokenized"]) == (h[2], d[2])
+        assert record["source"] == sources[record["id"]]
         assert len(qw[1].split()) == len(d[2].split())
         values = [float(x) for x in q[1:]] + [float(x) for x in qt[1].split()]
         assert all(0.0 <= v <= 1.0 for v in values)

@@ -121,23 +121,31 @@ def test_synonym_frequencies_match_configured_probabilities(tmp_path):
 
 
 def test_synonym_probabilities_formula(tmp_path):
-    language = SyntheticLanguage.build(SyntheticConfig(**SMALL))
+    config = SyntheticConfig(**SMALL)
+    language = SyntheticLanguage.build(config)
     for synonyms in language.lexicon.values():
-        expected = synonym_probabilities(len(synonyms), 0.5)
+        expected = synonym_probabilities(len(synonyms), config.synonym_decay)
         assert list(synonyms.values()) == pytest.approx(expected)
     assert synonym_probabilities(4, 0.5) == pytest.approx([8 / 15, 4 / 15, 2 / 15, 1 / 15])
     assert synonym_probabilities(1, 0.5) == pytest.approx([1.0])
 
 
-def test_source_words_follow_zipf_in_train_and_uniform_in_test(tmp_path):
-    config = SyntheticConfig(**{**SMALL, "test_size": 3000})
+@pytest.mark.parametrize("uniform_head_words", [True, False])
+def test_source_words_follow_zipf_in_train_and_uniform_in_test(tmp_path, uniform_head_words):
+    config = SyntheticConfig(**{**SMALL, "test_size": 3000, "head_train_size": 3000,
+                                "uniform_head_words": uniform_head_words})
     paths = write_corpus(tmp_path, config)
     language = load_language(paths["lexicon"])
     first, tenth = language.source_words[0], language.source_words[9]
-    train = Counter(w for src, _ in read_pairs(paths, "train") for w in src)
-    test = Counter(w for src, _ in read_pairs(paths, "test") for w in src)
+    train, test, head = (Counter(w for src, _ in read_pairs(paths, split) for w in src)
+                         for split in ("train", "test", "headtrain"))
     assert 7 < train[first] / train[tenth] < 13
     assert 0.7 < test[first] / test[tenth] < 1.4
+    if uniform_head_words:
+        assert 0.7 < head[first] / head[tenth] < 1.4
+        assert set(head) <= set(train)
+    else:
+        assert 7 < head[first] / head[tenth] < 13
 
 
 def test_custom_synonym_count_weights():

@@ -119,9 +119,12 @@ class SigmoidHeadTransformerModel(TransformerModel):
         return self
 
     @torch.no_grad()
-    def frozen_forward(self, src_tokens, src_lengths, prev_output_tokens, **unused):
-        """Final decoder hidden states ``h`` [B, T, d] and the softmax logits [B, T, V]."""
-        encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
+    def frozen_forward(self, src_tokens, src_lengths, prev_output_tokens, encoder_out=None,
+                       **unused):
+        """Final decoder hidden states ``h`` [B, T, d] and the softmax logits [B, T, V]
+        (``encoder_out``: the encoder's output for ``src_tokens`` if already computed)."""
+        if encoder_out is None:
+            encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
         features, _ = self.decoder.extract_features(prev_output_tokens, encoder_out=encoder_out)
         return features, self.decoder.output_layer(features)
 

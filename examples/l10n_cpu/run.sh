@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The paper's Transformer experiment at CPU scale on ../shared/data/l10n-en-de:
+# base Transformer -> one sigmoid head per Table-6 sampler setting -> Eval Self (own beam
+# translations of the test split) and Eval Other (translations of another system, here the
+# base's early checkpoint) against chrF pseudo-gold. Every step is skipped when its output
+# exists; training resumes from checkpoint_last.pt, so an interrupted run is simply re-run.
+#
+# Usage: bash examples/l10n_cpu/run.sh [WORKDIR]      (default: runs/l10n_cpu)
+# Env:   L10N_EN_DE_DIR (corpus), PYTHON (default: .venv/bin/python), THREADS (default 2)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+work=${1:-runs/l10n_cpu}
+corpus=${L10N_EN_DE_DIR:-$repo/../shared/data/l10n-en-de}
+py=${PYTHON:-$repo/.venv/bin/python}
+export OMP_NUM_THREADS=${THREADS:-2}
+user_dir=$repo/fairseq_sigmoid_qe
+mkdir -p "$work"
+fairseq() { "$py" -m "fairseq_cli.$1" "${@:2}"; }
+step() { echo "[$(date +%H:%M:%S)] $*"; }
+
+# Table 6: name and nce_dominant flags, one head each.
+SAMPLERS=(
+  "random|--negative-sampler random --no-avoid-dominant"
+  "token_freq|--negative-sampler token_freq --no-avoid-dominant"
+  "token_freq+avoid|--negative-sampler token_freq --avoid-dominant"
+  "softmax|--negative-sampler softmax --sampling-temperature 1 --no-avoid-dominant"
+  "softmax+avoid|--negative-sampler softmax --sampling-temperature 1 --avoid-dominant"
+  "softmax_T2+avoid|--negative-sampler softmax --sampling-temperature 2 --avoid-dominant"
+  "softmax_T2+token_freq+avoid|--negative-sampler token_freq+softmax --sampling-temperature 2 --avoid-dominant"
+)
+
+# 1. Sentencepiece (joint, 8k) on all 260k training pairs; all valid/test pairs.
+if [ ! -f "$work/text/test.de" ]; then
+  step "prepare text"
+  "$py" -m fairseq_sigmoid_qe.realdata --corpus "$corpus" --out "$work/text" \
+    --spm-vocab 8000 --spm-sample 400000
+fi
+if [ ! -f "$work/data-bin/dict.de.txt" ]; then
+  step "binarize"
+  fairseq preprocess --source-lang en --target-lang de --joined-dictionary \
+    --trainpref "$work/text/train" --validpref "$work/text/valid" --testpref "$work/text/test" \
+    --destdir "$work/data-bin" --workers 2
+fi
+
+# 2. Base Transformer (3+3 layers, d=256), checkpoints every 250 updates kept (Eval Other).
+if [ ! -f "$work/base/done" ]; then
+  step "train base (resumes from $work/base/checkpoint_last.pt)"
+  fairseq train "$work/data-bin" --arch transformer --share-all-embeddings \
+    --encoder-layers 3 --decoder-layers 3 --encoder-embed-dim 256 --decoder-embed-dim 256 \
+    --encoder-ffn-embed-dim 1024 --decoder-ffn-embed-dim 1024 \
+    --encoder-attention-heads 4 --decoder-attention-heads 4 --dropout 0.1 \
+    --optimizer adam --adam-betas "(0.9,0.98)" --lr 0.0015 --lr-scheduler inverse_sqrt \
+    --warmup-updates 400 --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
+    --max-tokens 8192 --max-update 900 --seed 1 --save-dir "$work/base" \
+    --save-interval-updates 250 --keep-interval-updates -1 --no-epoch-checkpoints \
+    --cpu --num-workers 0 --log-format simple --log-interval 25 \
+    2>&1 | tee -a "$work/train-base.log"
+  touch "$work/base/done"
+fi
+base=$work/base/checkpoint_last.pt
+other=$(ls "$work"/base/checkpoint_*_250.pt | head -1)
+
+# 3. One head per sampler setting, on the base's own training data.
+for entry in "${SAMPLERS[@]}"; do
+  name=${entry%%|*}; flags=${entry#*|}
+  if [ ! -f "$work/heads/$name/done" ]; then
+    step "train head $name"
+    # shellcheck disable=SC2086
+    fairseq train "$work/data-bin" --user-dir "$user_dir" --arch sigmoid_head_transformer \
+      --base-checkpoint "$base" --criterion nce_dominant --num-negatives 10 $flags \
+      --optimizer adam --lr 0.001 --max-tokens 8192 --max-update 200 --seed 1 \
+      --save-dir "$work/heads/$name" --no-epoch-checkpoints --cpu --num-workers 0 \
+      --log-format simple --log-interval 50 2>&1 | tee -a "$work/train-head-$name.log"
+    touch "$work/heads/$name/done"
+  fi
+done
+first_head=$work/heads/random/checkpoint_last.pt
+
+# 4. Translations: the base's (Eval Self) and the early checkpoint's (Eval Other), beam 5.
+#    QE never changes a translation, so one beam search per system serves every head.
+translate() {  # translate SYSTEM CHECKPOINT
+  [ -f "$work/$1/generate.txt" ] && return
+  step "beam search: $1"
+  mkdir -p "$work/$1"
+  fairseq generate "$work/data-bin" --path "$2" --gen-subset test --beam 5 \
+    --max-tokens 8000 --required-batch-size-multiple 1 --cpu --post-process sentencepiece > "$work/$1/generate.part"
+  mv "$work/$1/generate.part" "$work/$1/generate.txt"
+  grep "^BLEU" "$work/$1/generate.txt" | tail -1 > "$work/$1/bleu.txt"
+}
+translate self "$base"
+translate other "$other"
+
+# 5. The hypotheses as a parallel test split (fairseq's own pieces), force-decoded by each
+#    head: --score-reference --print-qe writes the QE of the given translations.
+for system in self other; do
+  dir=$work/$system
+  if [ ! -f "$dir/data-bin/test.en-de.de.bin" ]; then
+    "$py" - "$dir/generate.txt" "$work/text/test.en" "$dir" <<'PY'
+import sys
+generate, sources, out = sys.argv[1:]
+hyps = {}
+for line in open(generate, encoding="utf-8"):
+    if line.startswith("H-"):
+        sample_id, _, pieces = line.rstrip("\n").split("\t")
+        hyps[int(sample_id[2:])] = pieces
+src = open(sources, encoding="utf-8").read().splitlines()
+assert len(hyps) == len(src), (len(hyps), len(src))
+with open(f"{out}/hyp.en", "w", encoding="utf-8") as f:
+    f.write("".join(line + "\n" for line in src))
+with open(f"{out}/hyp.de", "w", encoding="utf-8") as f:
+    f.write("".join(hyps[i] + "\n" for i in range(len(src))))
+PY
+    fairseq preprocess --source-lang en --target-lang de --srcdict "$work/data-bin/dict.en.txt" \
+      --tgtdict "$work/data-bin/dict.de.txt" --testpref "$dir/hyp" --destdir "$dir/data-bin" \
+      --workers 2
+  fi
+  for entry in "${SAMPLERS[@]}"; do
+    name=${entry%%|*}
+    [ -f "$dir/qe-$name.jsonl" ] && continue
+    step "QE of $system translations: $name"
+    fairseq generate "$dir/data-bin" --user-dir "$user_dir" --path "$work/heads/$name/checkpoint_last.pt" \
+      --score-reference --print-qe --qe-output "$dir/qe-$name.part" --post-process sentencepiece \
+      --max-tokens 8000 --required-batch-size-multiple 1 --cpu > /dev/null
+    mv "$dir/qe-$name.part" "$dir/qe-$name.jsonl"
+  done
+done
+
+# 6. Evaluation: Pearson (and Spearman, Kendall, PRR) against chrF of the raw reference.
+for system in self other; do
+  dir=$work/$system
+  files=(); names=()
+  for entry in "${SAMPLERS[@]}"; do
+    name=${entry%%|*}; files+=("$dir/qe-$name.jsonl"); names+=("$name")
+  done
+  step "evaluate $system"
+  rm -rf "$dir/plots"
+  "$py" -m fairseq_sigmoid_qe.evaluate --qe "${files[@]}" --names "${names[@]}" \
+    --references "$work/text/test.raw.de" --json --plot "$dir/plots" > "$dir/eval.json"
+  "$py" -m fairseq_sigmoid_qe.evaluate --qe "${files[@]}" --names "${names[@]}" \
+    --references "$work/text/test.raw.de" | tee "$dir/eval.txt"
+done
+echo "BLEU self:  $(cat "$work/self/bleu.txt")"
+echo "BLEU other: $(cat "$work/other/bleu.txt")"

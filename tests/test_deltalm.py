@@ -1,0 +1,246 @@
+"""DeltaLM: official-layout loading, interleaved decoder, incremental decoding, the CLI recipe."""
+import json
+import os
+import re
+import subprocess
+import sys
+from argparse import Namespace
+
+import pytest
+import torch
+
+import fairseq_sigmoid_qe  # noqa: F401  (registers the models)
+from fairseq_sigmoid_qe.errors import QEUserError
+from fairseq_sigmoid_qe.models import deltalm
+from fairseq_sigmoid_qe.models.deltalm import TINY_OPTIONS
+
+from conftest import REPO
+
+VOCAB = 40
+DIM, FFN, LAYERS = TINY_OPTIONS["encoder_embed_dim"], TINY_OPTIONS["encoder_ffn_embed_dim"], 1
+POSITIONS = 512 + 2  # fairseq's learned positions: max positions + padding_idx + 1, as released
+
+
+def official_layout(rows, enc_layers=LAYERS, dec_layers=LAYERS, dim=DIM, ffn=FFN):
+    """Names and shapes of the released deltalm-*.pt ``weights``, written out independently."""
+    layout = {}
+    for side in ("src_embedding", "tgt_embedding"):
+        layout[f"{side}.embed_tokens.weight"] = (rows, dim)
+        layout[f"{side}.embed_positions.weight"] = (POSITIONS, dim)
+        layout[f"{side}.emb_layer_norm.weight"] = layout[f"{side}.emb_layer_norm.bias"] = (dim,)
+
+    def linear(prefix, n_in, n_out):
+        layout[f"{prefix}.weight"], layout[f"{prefix}.bias"] = (n_out, n_in), (n_out,)
+
+    def norm(prefix):
+        layout[f"{prefix}.weight"] = layout[f"{prefix}.bias"] = (dim,)
+
+    for side, count, attentions, ffns, norms in (
+        ("encoder", enc_layers, ["self_attn"], ["ffn"],
+         ["self_attn_layer_norm", "final_layer_norm"]),
+        ("decoder", dec_layers, ["self_attn", "encoder_attn"], ["ffn_1", "ffn_2"],
+         ["self_attn_layer_norm", "encoder_attn_layer_norm", "ffn_layer_norm",
+          "final_layer_norm"]),
+    ):
+        for i in range(count):
+            for attention in attentions:
+                for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                    linear(f"{side}.layers.{i}.{attention}.{proj}", dim, dim)
+            for ffn_name in ffns:
+                linear(f"{side}.layers.{i}.{ffn_name}.fc1", dim, ffn)
+                linear(f"{side}.layers.{i}.{ffn_name}.fc2", ffn, dim)
+            for norm_name in norms:
+                norm(f"{side}.layers.{i}.{norm_name}")
+    return layout
+
+
+def dictionary(size=VOCAB):
+    return deltalm._dictionary_of_size(size)
+
+
+def tiny_model(vocab=VOCAB, **options):
+    model = deltalm.build_deltalm(dictionary(vocab), **{**TINY_OPTIONS, **options})
+    return model.eval()
+
+
+def batch(vocab=VOCAB, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, vocab, (3, 7), generator=generator)
+    src[0, :2] = 1  # left padding, as fairseq's translation task does
+    lengths = (src != 1).sum(1)
+    prev = torch.randint(4, vocab, (3, 5), generator=generator)
+    prev[:, 0] = 2
+    return src, lengths, prev
+
+
+def logits(model, vocab=VOCAB):
+    src, lengths, prev = batch(vocab)
+    with torch.no_grad():
+        return model(src, lengths, prev)[0]
+
+
+@pytest.fixture
+def reference(tmp_path):
+    """A random tiny DeltaLM, and its weights saved like the release (103 extra rows)."""
+    model = deltalm.randomize_(tiny_model(), seed=3)
+    weights = deltalm.official_state_dict(model)
+    for key in ("src_embedding.embed_tokens.weight", "tgt_embedding.embed_tokens.weight"):
+        weights[key] = torch.cat([weights[key], torch.randn(103, DIM)])
+    path = tmp_path / "deltalm-tiny.pt"
+    torch.save({"weights": weights}, path)
+    return model, weights, path
+
+
+def load_pretrained(path, vocab=VOCAB):
+    args = Namespace(pretrained_deltalm_checkpoint=str(path), **TINY_OPTIONS)
+    task = Namespace(source_dictionary=dictionary(vocab), target_dictionary=dictionary(vocab))
+    model = deltalm.DeltaLMModel.build_model(args, task)
+    return model.eval(), args
+
+
+def test_official_layout_loads_to_the_same_model(reference):
+    model, weights, path = reference
+    assert {k: tuple(v.shape) for k, v in weights.items()} == official_layout(VOCAB + 103)
+    loaded, args = load_pretrained(path)
+    torch.testing.assert_close(logits(loaded), logits(model), rtol=0, atol=0)
+    assert args.pretrained_deltalm_checkpoint is None  # the saved config forgets the file
+    layer = loaded.decoder.layers[0]
+    for module, name in [  # the first FFN (after self-attention) is ffn_1 -> fc3/fc4
+        (layer.fc3, "decoder.layers.0.ffn_1.fc1"), (layer.fc4, "decoder.layers.0.ffn_1.fc2"),
+        (layer.fc1, "decoder.layers.0.ffn_2.fc1"), (layer.fc2, "decoder.layers.0.ffn_2.fc2"),
+        (loaded.encoder.layers[0].fc1, "encoder.layers.0.ffn.fc1"),
+        (loaded.encoder.layernorm_embedding, "src_embedding.emb_layer_norm"),
+    ]:
+        assert torch.equal(module.weight, weights[name + ".weight"])
+        assert torch.equal(module.bias, weights[name + ".bias"])
+    decoder = loaded.decoder
+    assert decoder.output_projection.weight is decoder.embed_tokens.weight
+    assert loaded.encoder.embed_tokens.weight is decoder.embed_tokens.weight
+
+
+def test_fresh_model_differs_from_pretrained(reference):
+    model, _, _ = reference
+    assert not torch.allclose(logits(tiny_model()), logits(model))
+
+
+def test_smaller_file_vocabulary_copies_overlapping_rows(tmp_path, reference):
+    _, weights, _ = reference
+    path = tmp_path / "short.pt"
+    short = {k: (v[:30] if "embed_tokens" in k else v) for k, v in weights.items()}
+    torch.save({"weights": short}, path)
+    table = load_pretrained(path)[0].decoder.embed_tokens.weight
+    assert table.shape[0] == VOCAB
+    torch.testing.assert_close(table[:30], short["tgt_embedding.embed_tokens.weight"])
+    assert not torch.allclose(table[30:], weights["tgt_embedding.embed_tokens.weight"][30:VOCAB])
+
+
+def rewrite(path, weights, **changes):
+    weights = dict(weights)
+    for key, value in changes.items():
+        if value is None:
+            del weights[key]
+        else:
+            weights[key] = value
+    torch.save({"weights": weights}, path)
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_file", "not found"),
+    ("no_weights", "no 'weights'"),
+    ("unexpected", "unexpected weights decoder.layers.0.ffn_3.fc1.weight"),
+    ("missing", "missing weights decoder.layers.0.ffn_1.fc2.bias"),
+    ("shape", "decoder.layers.0.ffn_2.fc1.weight: [65, 32] vs [64, 32]"),
+])
+def test_clear_errors(tmp_path, reference, case, message):
+    _, weights, _ = reference
+    path = tmp_path / "bad.pt"
+    if case == "no_weights":
+        torch.save({"model": weights}, path)
+    elif case == "unexpected":
+        rewrite(path, weights, **{"decoder.layers.0.ffn_3.fc1.weight": torch.zeros(1)})
+    elif case == "missing":
+        rewrite(path, weights, **{"decoder.layers.0.ffn_1.fc2.bias": None})
+    elif case == "shape":
+        rewrite(path, weights, **{"decoder.layers.0.ffn_2.fc1.weight": torch.zeros(65, DIM)})
+    with pytest.raises(QEUserError, match=re.escape(message)):
+        load_pretrained(path)
+
+
+def test_decoder_layer_is_interleaved():
+    model = tiny_model(decoder_layers=2)
+    calls = []
+    for layer in model.decoder.layers:
+        names = ("self_attn", "fc3", "fc4", "encoder_attn", "fc1", "fc2")
+        for name in names:
+            getattr(layer, name).register_forward_hook(
+                lambda module, inputs, output, name=name: calls.append(name))
+        assert layer.fc1 is not layer.fc3 and layer.ffn_layer_norm is not layer.final_layer_norm
+    logits(model)
+    order = ["self_attn", "fc3", "fc4", "encoder_attn", "fc1", "fc2"]
+    assert calls == order * 2
+
+
+def test_incremental_decoding_and_reordering_match_full_forward():
+    """Beam-search style: two hypotheses per source, reordered (within a source) mid-way."""
+    model = deltalm.randomize_(tiny_model(decoder_layers=2), seed=5, scale=0.1).eval()
+    src, lengths, _ = batch()
+    beams = torch.tensor([0, 0, 1, 1, 2, 2])
+    src, lengths = src[beams], lengths[beams]
+    prev = torch.randint(4, VOCAB, (6, 5), generator=torch.Generator().manual_seed(1))
+    prev[:, 0] = 2
+    order = torch.tensor([1, 1, 2, 3, 5, 4])  # drops, duplicates and swaps hypotheses
+    with torch.no_grad():
+        encoder_out = model.encoder(src, src_lengths=lengths)
+        reordered = torch.cat([prev[order, :2], prev[:, 2:]], 1)
+        full = model.decoder(reordered, encoder_out=encoder_out)[0]
+        state, steps = {}, []
+        for t in range(prev.size(1)):
+            if t == 2:
+                model.decoder.reorder_incremental_state_scripting(state, order)
+                encoder_out = model.encoder.reorder_encoder_out(encoder_out, order)
+            tokens = prev[:, : t + 1] if t < 2 else reordered[:, : t + 1]
+            steps.append(model.decoder(tokens, encoder_out=encoder_out,
+                                       incremental_state=state)[0])
+    torch.testing.assert_close(torch.cat(steps[2:], 1), full[:, 2:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.cat(steps[:2], 1)[order], full[:, :2],
+                               rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(torch.cat(steps[:2], 1), full[:, :2])  # the reorder mattered
+
+
+def test_parameter_counts_match_the_formula():
+    vocab, d, f = deltalm.DELTALM_DICTIONARY_SIZE, 768, 3072
+    attention, ffn, norm = 4 * (d * d + d), 2 * d * f + f + d, 2 * d
+    encoder_layer = attention + ffn + 2 * norm
+    decoder_layer = 2 * attention + 2 * ffn + 4 * norm
+    embeddings = vocab * d + 2 * (514 * d + norm)  # one shared token table
+    expected = 12 * encoder_layer + 6 * decoder_layer + embeddings
+    assert deltalm.parameter_counts("deltalm_base") == (expected, vocab * d)
+    assert expected == 362_902_272
+
+
+def test_smoke_recipe_end_to_end(tmp_path):
+    """run.sh --smoke: spm, preprocess, fine-tune from a tiny official-layout file, delete it,
+    train the sigmoid head on the fine-tuned checkpoint, generate with --print-qe."""
+    work = tmp_path / "work"
+    env = {**os.environ, "WORK": str(work), "PYTHON": sys.executable}
+    script = os.path.join(REPO, "examples", "deltalm_paracrawl", "run.sh")
+    result = subprocess.run(["bash", script, "--smoke"], capture_output=True, text=True,
+                            env=env, timeout=300)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "loaded DeltaLM weights" in log
+    assert not (work / "inputs" / "deltalm" / "deltalm-base.pt").exists()
+    saved = torch.load(work / "deltalm_ft" / "checkpoint_best.pt", weights_only=False)
+    assert saved["cfg"]["model"].arch == "deltalm_base"
+    assert saved["cfg"]["model"].pretrained_deltalm_checkpoint is None
+    assert "decoder.layers.0.fc4.weight" in saved["model"]
+    lines = (work / "generate.out").read_text(encoding="utf-8").splitlines()
+    hypotheses = [line for line in lines if line.startswith("H-")]
+    qe = {prefix: [line for line in lines if line.startswith(prefix)] for prefix in ("Q-", "QT-")}
+    assert hypotheses and len(qe["Q-"]) == len(qe["QT-"]) == len(hypotheses)
+    test_sentences = (work / "spm" / "test.en").read_text(encoding="utf-8").splitlines()
+    assert len(hypotheses) == len(test_sentences)  # no batch silently dropped
+    records = [json.loads(line) for line in open(work / "qe.jsonl", encoding="utf-8")]
+    assert len(records) == len(hypotheses)
+    assert all(0.0 <= s <= 1.0 for r in records for s in r["token_scores"]["sigmoid"])

@@ -1,0 +1,279 @@
+"""QE evaluator: metrics against scipy / brute force, gold loading, CLI output and errors."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sacrebleu
+from scipy import stats
+
+from conftest import REPO
+from fairseq_sigmoid_qe import evaluate
+from fairseq_sigmoid_qe.errors import QEUserError
+
+ERROR_PREFIX = "fairseq-sigmoid-qe: error:"
+
+
+def brute_force_prr(confidence, quality, max_rejection=1.0):
+    """PRR from explicit subsets: reject the k least confident, k = 0 .. int(r * n) - 1."""
+    n = len(quality)
+    steps = int(max_rejection * n)
+
+    def area(scores):
+        order = sorted(range(n), key=lambda i: -scores[i])
+        return sum(np.mean([quality[i] for i in order[: n - k]]) for k in range(steps)) / steps
+
+    return (area(confidence) - np.mean(quality)) / (area(quality) - np.mean(quality))
+
+
+def brute_force_auc(scores, labels):
+    pairs = [(p, q) for p, lp in zip(scores, labels) if lp == 1
+             for q, lq in zip(scores, labels) if lq == 0]
+    return sum(1.0 if p > q else 0.5 if p == q else 0.0 for p, q in pairs) / len(pairs)
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return str(path)
+
+
+def write_lines(path, values):
+    path.write_text("".join(f"{v}\n" for v in values), encoding="utf-8")
+    return str(path)
+
+
+def make_records(scores_by_method, ranks=None, shuffle_seed=0):
+    """Records with ids 0..n-1 (written in shuffled order) and optional extra ranks."""
+    n = len(next(iter(scores_by_method.values())))
+    records = [{"id": i, "rank": 0, "tokens": ["\u2581w", "</s>"],
+                "sentence_scores": {m: float(v[i]) for m, v in scores_by_method.items()}}
+               for i in range(n)]
+    for i in range(n) if ranks else []:
+        records.append({"id": i, "rank": 1, "tokens": ["\u2581x"],
+                        "sentence_scores": {m: -1.0 for m in scores_by_method}})
+    order = np.random.default_rng(shuffle_seed).permutation(len(records))
+    return [records[j] for j in order]
+
+
+def run_cli(*arguments):
+    return subprocess.run([sys.executable, "-m", "fairseq_sigmoid_qe.evaluate", *arguments],
+                          capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_correlations_equal_scipy(seed):
+    rng = np.random.default_rng(seed)
+    gold = rng.normal(size=50)
+    predicted = 0.5 * gold + rng.normal(size=50)
+    assert evaluate.pearson(predicted, gold) == pytest.approx(stats.pearsonr(predicted, gold)[0])
+    assert evaluate.spearman(predicted, gold) == pytest.approx(
+        stats.spearmanr(predicted, gold)[0])
+    assert evaluate.kendall(predicted, gold) == pytest.approx(
+        stats.kendalltau(predicted, gold)[0])
+    assert evaluate.pearson(predicted, gold) > 0.2
+
+
+def test_known_correlations():
+    gold = np.array([0.1, 0.4, 0.2, 0.9])
+    assert evaluate.pearson(3 * gold + 1, gold) == pytest.approx(1.0)
+    assert evaluate.spearman(np.exp(gold), gold) == pytest.approx(1.0)
+    assert evaluate.kendall(-gold, gold) == pytest.approx(-1.0)
+
+
+def test_constant_column_gives_nan():
+    gold = [0.1, 0.5, 0.3]
+    for metric in (evaluate.pearson, evaluate.spearman, evaluate.kendall):
+        assert math.isnan(metric([0.7, 0.7, 0.7], gold))
+        assert math.isnan(metric(gold, [1.0, 1.0, 1.0]))
+    assert math.isnan(evaluate.prediction_rejection_ratio(gold, [1.0, 1.0, 1.0]))
+    assert evaluate.prediction_rejection_ratio([0.7, 0.7, 0.7], gold) == pytest.approx(0.0)
+
+
+def test_prr_oracle_anti_oracle_and_hand_example():
+    rng = np.random.default_rng(3)
+    quality = rng.uniform(size=40)
+    assert evaluate.prediction_rejection_ratio(quality, quality) == pytest.approx(1.0)
+    assert evaluate.prediction_rejection_ratio(np.exp(quality), quality) == pytest.approx(1.0)
+    assert evaluate.prediction_rejection_ratio(-quality, quality) < -0.5
+    # kept means after rejecting 0..3: .575, .7, .6, .7 (area .64375); oracle .74375, random .575
+    confidence, quality = [0.1, 0.4, 0.35, 0.8], [0.2, 0.5, 0.9, 0.7]
+    assert evaluate.prediction_rejection_ratio(confidence, quality) == pytest.approx(11 / 27)
+
+
+def test_prr_random_confidence_is_zero_in_expectation():
+    rng = np.random.default_rng(4)
+    quality = rng.uniform(size=200)
+    values = [evaluate.prediction_rejection_ratio(rng.uniform(size=200), quality)
+              for _ in range(200)]
+    assert abs(np.mean(values)) < 0.03
+    assert np.std(values) > 0.01
+
+
+@pytest.mark.parametrize("max_rejection", [1.0, 0.5])
+def test_prr_equals_brute_force(max_rejection):
+    rng = np.random.default_rng(5)
+    quality = rng.uniform(size=30)
+    confidence = quality + rng.normal(scale=0.3, size=30)
+    assert evaluate.prediction_rejection_ratio(confidence, quality, max_rejection) == (
+        pytest.approx(brute_force_prr(confidence, quality, max_rejection)))
+
+
+def test_prr_ties_count_as_random_order():
+    quality = [1.0, 0.0, 0.5, 0.5]
+    tied = evaluate.prediction_rejection_ratio([1.0, 1.0, 0.0, 0.0], quality)
+    orders = [brute_force_prr(c, quality) for c in ([2, 1, 0, 0], [1, 2, 0, 0])]
+    assert tied == pytest.approx(np.mean(orders))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_roc_auc_equals_pair_count(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, size=40)
+    scores = np.round(labels * 0.3 + rng.uniform(size=40), 1)  # rounding makes ties
+    assert evaluate.roc_auc(scores, labels) == pytest.approx(brute_force_auc(scores, labels))
+    assert math.isnan(evaluate.roc_auc(scores, np.ones(40)))
+
+
+def test_binary_cross_entropy_hand_example():
+    expected = -(math.log(0.9) + math.log(0.8) + math.log(1e-7)) / 3
+    assert evaluate.binary_cross_entropy([0.9, 0.2, 1.0], [1, 0, 0]) == pytest.approx(
+        expected, rel=1e-6)
+
+
+def test_evaluate_methods_matches_records_by_id(tmp_path):
+    rng = np.random.default_rng(6)
+    gold = rng.uniform(size=30)
+    sigmoid, softmax = gold + rng.normal(scale=0.2, size=30), rng.uniform(size=30)
+    qe = write_jsonl(tmp_path / "qe.jsonl", make_records({"sigmoid": sigmoid, "softmax": softmax},
+                                                         ranks=True))
+    records = evaluate.load_records(qe)
+    assert [r["id"] for r in records] == list(range(30))
+    quality = evaluate.gold_values(records, evaluate.load_gold(write_lines(tmp_path / "g", gold)))
+    rows = evaluate.evaluate_methods(records, quality, label="T2")
+    assert [r["method"] for r in rows] == ["T2/sigmoid", "T2/softmax"]
+    assert rows[0]["pearson"] == pytest.approx(stats.pearsonr(sigmoid, gold)[0])
+    assert rows[1]["prr"] == pytest.approx(brute_force_prr(softmax, gold))
+    assert len(evaluate.load_records(qe, all_ranks=True)) == 60
+
+
+def test_references_chrf_equals_sacrebleu(tmp_path):
+    references = ["Öffne die Datei.", "Das Haus ist groß.", "Speichern Sie alles."]
+    records = [
+        {"id": 2, "tokens": ["\u2581Speicher", "n", "\u2581alles", ".", "</s>"],
+         "sentence_scores": {"sigmoid": 0.3}},
+        {"id": 0, "hypothesis": "\u2581Öffne \u2581die \u2581Datei .",
+         "detokenized": "Öffne die Datei", "sentence_scores": {"sigmoid": 0.9}},
+        {"id": 1, "hypothesis": "Das Ha@@ us ist klein .", "sentence_scores": {"sigmoid": 0.5}},
+    ]
+    loaded = evaluate.load_records(write_jsonl(tmp_path / "qe.jsonl", records))
+    hypotheses = ["Öffne die Datei", "Das Haus ist klein .", "Speichern alles."]
+    assert [evaluate.hypothesis_text(r) for r in loaded] == hypotheses
+    gold = evaluate.load_gold(write_lines(tmp_path / "ref", references), "references")
+    quality = evaluate.gold_values(loaded, gold, "references", "chrf")
+    expected = [sacrebleu.sentence_chrf(h, [r]).score / 100 for h, r in zip(hypotheses, references)]
+    assert quality == pytest.approx(expected)
+    bleu = evaluate.gold_values(loaded, gold, "references", "bleu")
+    assert bleu[2] == pytest.approx(sacrebleu.sentence_bleu(
+        hypotheses[2], [references[2]], use_effective_order=True).score / 100)
+    ter = evaluate.gold_values(loaded, gold, "references", "ter")
+    assert all(0 <= t <= 1 for t in ter) and ter[0] > ter[1]
+
+
+@pytest.fixture
+def cli_files(tmp_path):
+    rng = np.random.default_rng(7)
+    gold = rng.uniform(size=25)
+    scores = {"sigmoid": gold + rng.normal(scale=0.1, size=25), "softmax": rng.uniform(size=25)}
+    return {"qe": write_jsonl(tmp_path / "qe.jsonl", make_records(scores)),
+            "gold": write_lines(tmp_path / "gold.txt", gold),
+            "labels": write_lines(tmp_path / "labels.txt", (gold > 0.5).astype(int)),
+            "scores": scores, "values": gold, "dir": tmp_path}
+
+
+def test_cli_table(cli_files):
+    result = run_cli("--qe", cli_files["qe"], "--gold-scores", cli_files["gold"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("method")))
+    assert lines[header].split() == ["method", "n", "pearson", "spearman", "kendall", "prr"]
+    sigmoid = lines[header + 1].split()
+    assert sigmoid[:2] == ["sigmoid", "25"]
+    r = stats.pearsonr(cli_files["scores"]["sigmoid"], cli_files["values"])[0]
+    assert float(sigmoid[2]) == pytest.approx(r, abs=5e-4)
+    assert lines[header + 2].split()[0] == "softmax"
+
+
+def test_cli_json_binary_and_two_files(cli_files):
+    result = run_cli("--qe", cli_files["qe"], cli_files["qe"], "--names", "T2", "rand",
+                     "--gold-labels", cli_files["labels"], "--json")
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    rows = {row["method"]: row for row in output["methods"]}
+    assert list(rows) == ["T2/sigmoid", "T2/softmax", "rand/sigmoid", "rand/softmax"]
+    labels = (cli_files["values"] > 0.5).astype(int)
+    predicted = cli_files["scores"]["softmax"]
+    assert rows["rand/softmax"]["roc_auc"] == pytest.approx(brute_force_auc(predicted, labels))
+    assert rows["T2/softmax"]["bce"] == pytest.approx(
+        evaluate.binary_cross_entropy(predicted, labels))
+    assert rows["T2/sigmoid"]["spearman"] == pytest.approx(
+        stats.spearmanr(cli_files["scores"]["sigmoid"], labels)[0])
+
+
+def test_plot_writes_png(cli_files, capsys):
+    pytest.importorskip("matplotlib")
+    plots = cli_files["dir"] / "plots"
+    assert evaluate.main(["--qe", cli_files["qe"], "--gold-scores", cli_files["gold"],
+                          "--plot", str(plots)]) == 0
+    path = plots / "scatter.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+    assert f"plot: {path}" in capsys.readouterr().out
+
+
+def assert_one_error_line(result, fragment):
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_missing_gold_file(cli_files):
+    missing = os.path.join(cli_files["dir"], "missing.txt")
+    assert_one_error_line(run_cli("--qe", cli_files["qe"], "--gold-scores", missing), missing)
+
+
+def test_cli_count_mismatch(cli_files):
+    short = write_lines(cli_files["dir"] / "short.txt", cli_files["values"][:20])
+    assert_one_error_line(run_cli("--qe", cli_files["qe"], "--gold-scores", short),
+                          "has no line in")
+
+
+@pytest.mark.parametrize("arguments,fragment", [
+    ([], "exactly one of"),
+    (["--gold-labels", "GOLD"], "is not 0 or 1"),
+    (["--gold-scores", "GOLD", "--all-ranks"], "--all-ranks needs --references"),
+    (["--gold-scores", "GOLD", "--metric", "bleu"], "--metric needs --references"),
+    (["--gold-scores", "LONG"], "give the gold of the same test set"),
+])
+def test_user_errors(cli_files, arguments, fragment):
+    long = write_lines(cli_files["dir"] / "long.txt", list(cli_files["values"]) + [0.5])
+    arguments = [{"GOLD": cli_files["gold"], "LONG": long}.get(a, a) for a in arguments]
+    with pytest.raises(QEUserError, match=fragment):
+        evaluate.main(["--qe", cli_files["qe"], *arguments])
+
+
+def test_bad_qe_files(tmp_path):
+    gold = write_lines(tmp_path / "gold.txt", [0.1, 0.2])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": 0, "sentence_scores": {"sigmoid": 0.5}}\n{"id": 1,\n')
+    duplicate = write_jsonl(tmp_path / "dup.jsonl", [
+        {"id": 0, "rank": 0, "sentence_scores": {"sigmoid": 0.5}},
+        {"id": 0, "rank": 0, "sentence_scores": {"sigmoid": 0.6}}])
+    for path, fragment in ((empty, "is empty"), (broken, "line 2 is not JSON"),
+                           (duplicate, "two records for id 0")):
+        with pytest.raises(QEUserError, match=fragment):
+            evaluate.main(["--qe", str(path), "--gold-scores", gold])
