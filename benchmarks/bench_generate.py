@@ -32,14 +32,17 @@ def batches(task, model, subset, max_tokens):
 
 def one_pass(task, generator, model, samples, qe_state=None):
     """Seconds for one pass over all batches (with the hook's QE step if ``qe_state``)."""
+    from fairseq_sigmoid_qe.generate_hook import step_with_qe
+
     start = time.perf_counter()
     for sample in samples:
-        hypos = task.inference_step(generator, [model], sample)
-        if qe_state is not None:
-            qe_state.score([model], sample, hypos, task.target_dictionary)
-            for sample_id in sample["id"].tolist():
-                for _ in range(len(hypos[0])):
-                    qe_state.lines_after_positional_scores(sample_id)
+        if qe_state is None:
+            task.inference_step(generator, [model], sample)
+            continue
+        hypos = step_with_qe(task.inference_step, qe_state, task.target_dictionary, generator,
+                             [model], sample)
+        for sample_id in sample["id"].tolist():
+            qe_state.lines_after_positional_scores(sample_id)
     return time.perf_counter() - start
 
 

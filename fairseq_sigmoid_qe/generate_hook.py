@@ -18,7 +18,8 @@ from fairseq import options, tasks
 from fairseq.utils import strip_pad
 
 from .errors import QEUserError
-from .scoring import METHODS, qe_records
+from .scoring import METHODS, qe_records, records_from_scores
+from .search_capture import SearchCapture
 
 WORD_AGGREGATIONS = ("min", "prod", "mean")
 SENTENCE_AGGREGATIONS = ("prod", "mean_log", "min")
@@ -94,9 +95,10 @@ class QEState:
 
         self.decode = decode
 
-    def score(self, models, sample, hypos, dictionary, encoder_out=None):
-        """QE of the ``--nbest`` hypotheses of each sentence (``encoder_out``: the encoder's
-        output for ``sample``, reused instead of recomputed)."""
+    def score(self, models, sample, hypos, dictionary, capture=None):
+        """QE of the ``--nbest`` hypotheses of each sentence: read off the search when
+        ``capture`` (a :class:`SearchCapture`) holds every step, else force-decoded (reusing
+        the search's encoder output if captured)."""
         model = models[0]
         if not hasattr(model, "qe_logits"):
             raise QEUserError("--print-qe needs a checkpoint with a sigmoid head (train one with "
@@ -107,13 +109,22 @@ class QEState:
             return
         net_input = sample["net_input"]
         index = torch.tensor([i for i, _, _ in pairs], device=net_input["src_tokens"].device)
-        if encoder_out is not None:
-            encoder_out = model.encoder.reorder_encoder_out(encoder_out, index)
-        records = qe_records(
-            model, net_input["src_tokens"][index], net_input["src_lengths"][index],
-            [hypo["tokens"] for _, _, hypo in pairs], dictionary, encoder_out=encoder_out,
-            include_eos=self.options.include_eos, sentence_agg=self.options.sentence_agg,
-            word_agg=self.options.word_agg, word_level=self.options.word_level)
+        tokens = [hypo["tokens"] for _, _, hypo in pairs]
+        options = dict(include_eos=self.options.include_eos,
+                       sentence_agg=self.options.sentence_agg, word_agg=self.options.word_agg,
+                       word_level=self.options.word_level)
+        searched = capture.token_scores(
+            index, tokens, [hypo["positional_scores"] for _, _, hypo in pairs],
+            dictionary.pad(), dictionary.eos()) if capture is not None else None
+        if searched is not None:
+            records = records_from_scores(searched[0], tokens, dictionary, **options)
+        else:
+            encoder_out = capture.encoder_output if capture is not None else None
+            if encoder_out is not None:
+                encoder_out = model.encoder.reorder_encoder_out(encoder_out, index)
+            records = qe_records(model, net_input["src_tokens"][index],
+                                 net_input["src_lengths"][index], tokens, dictionary,
+                                 encoder_out=encoder_out, **options)
         ids = sample["id"].tolist()
         for (i, rank, hypo), record in zip(pairs, records):
             qe = HypothesisQE(ids[i], rank, record)
@@ -167,43 +178,24 @@ class QEStream:
         return getattr(self.stream, name)
 
 
-class EncoderOutputCapture:
-    """Keeps the first output of ``encoder.forward`` while active (the encoder of the search
-    sees the sample's own batch first), so QE reuses it instead of encoding again."""
-
-    def __init__(self, encoder):
-        self.encoder, self.output = encoder, None
-
-    def __enter__(self):
-        forward = self.encoder.forward
-
-        def capturing_forward(*args, **kwargs):
-            out = forward(*args, **kwargs)
-            if self.output is None:
-                self.output = out
-            return out
-
-        self.encoder.forward = capturing_forward
-        return self
-
-    def __exit__(self, *exc):
-        del self.encoder.forward
-        return False
+def step_with_qe(inference_step, state, dictionary, generator, models, sample, *args, **kwargs):
+    """One ``task.inference_step`` with the search captured, then QE of its hypotheses."""
+    if len(models) != 1 or not hasattr(models[0], "qe_logits"):
+        hypos = inference_step(generator, models, sample, *args, **kwargs)
+        state.score(models, sample, hypos, dictionary)
+        return hypos
+    with SearchCapture(models[0]) as capture:
+        hypos = inference_step(generator, models, sample, *args, **kwargs)
+    state.score(models, sample, hypos, dictionary, capture)
+    return hypos
 
 
 def _wrap_inference_step(task, state):
     original = task.inference_step
 
     def inference_step(generator, models, sample, *args, **kwargs):
-        encoder = getattr(models[0], "encoder", None)
-        if encoder is None or len(models) != 1:
-            hypos = original(generator, models, sample, *args, **kwargs)
-            state.score(models, sample, hypos, task.target_dictionary)
-            return hypos
-        with EncoderOutputCapture(encoder) as captured:
-            hypos = original(generator, models, sample, *args, **kwargs)
-        state.score(models, sample, hypos, task.target_dictionary, captured.output)
-        return hypos
+        return step_with_qe(original, state, task.target_dictionary, generator, models, sample,
+                            *args, **kwargs)
 
     task.inference_step = inference_step
 

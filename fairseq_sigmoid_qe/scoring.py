@@ -105,6 +105,13 @@ def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, encoder_o
                                              padding_value=dictionary.pad())
     scores = score_tokens(model, src_tokens, src_lengths, padded, dictionary.pad(),
                           dictionary.eos(), encoder_out=encoder_out)
-    return [hypothesis_qe({m: scores.method(m)[row, : tokens.numel()].cpu() for m in METHODS},
+    return records_from_scores({m: scores.method(m) for m in METHODS}, hypotheses, dictionary,
+                               **options)
+
+
+def records_from_scores(scores, hypotheses, dictionary, **options):
+    """QE records of hypotheses from their token scores {method: [N, T]} (row ``i`` for
+    hypothesis ``i``); ``options`` go to :func:`hypothesis_qe`."""
+    return [hypothesis_qe({m: scores[m][row, : tokens.numel()].cpu() for m in METHODS},
                           tokens.cpu(), dictionary, **options)
             for row, tokens in enumerate(hypotheses)]

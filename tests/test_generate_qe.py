@@ -188,3 +188,63 @@ def test_console_command_missing_files(real_data_bin, head_checkpoint, tmp_path,
     assert result.returncode != 0 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "fairseq-sigmoid-qe: error:" in line]
     assert len(errors) == 1 and "missing" in errors[0]
+
+
+def test_scores_read_off_the_search_equal_force_decoding(real_data_bin, head_checkpoint):
+    """--print-qe takes beam-search QE from the search itself; it must equal re-scoring the
+    finished hypotheses by force-decoding, for every hypothesis of the beam."""
+    from argparse import Namespace
+
+    import torch
+
+    from fairseq_sigmoid_qe.inference import load_head_model
+    from fairseq_sigmoid_qe.scoring import score_tokens
+    from fairseq_sigmoid_qe.search_capture import SearchCapture
+
+    model, task = load_head_model(head_checkpoint, real_data_bin)
+    task.load_dataset("test")
+    generator = task.build_generator([model], Namespace(beam=4, max_len_b=60))
+    sample = next(iter(task.get_batch_iterator(
+        dataset=task.dataset("test"), max_sentences=12).next_epoch_itr(shuffle=False)))
+    dictionary = task.target_dictionary
+    with torch.no_grad(), SearchCapture(model) as capture:
+        hypos = task.inference_step(generator, [model], sample)
+    pairs = [(i, hypo) for i, beams in enumerate(hypos) for hypo in beams]
+    rows = torch.tensor([i for i, _ in pairs])
+    tokens = [hypo["tokens"] for _, hypo in pairs]
+    searched = capture.token_scores(rows, tokens, [h["positional_scores"] for _, h in pairs],
+                                    dictionary.pad(), dictionary.eos())
+    assert searched is not None, "the search was not captured"
+    scores, mask = searched
+    padded = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True,
+                                             padding_value=dictionary.pad())
+    net_input = sample["net_input"]
+    forced = score_tokens(model, net_input["src_tokens"][rows], net_input["src_lengths"][rows],
+                          padded, dictionary.pad(), dictionary.eos())
+    assert torch.equal(mask, forced.mask)
+    for method in ("sigmoid", "softmax", "boostedprob"):
+        torch.testing.assert_close(scores[method], forced.method(method), atol=2e-4, rtol=1e-3)
+    assert len(pairs) == 4 * len(sample["id"])
+
+
+def test_search_capture_declines_force_decoding(real_data_bin, head_checkpoint):
+    """--score-reference runs no incremental search: nothing is captured, QE force-decodes."""
+    from argparse import Namespace
+
+    import torch
+
+    from fairseq_sigmoid_qe.inference import load_head_model
+    from fairseq_sigmoid_qe.search_capture import SearchCapture
+
+    model, task = load_head_model(head_checkpoint, real_data_bin)
+    task.load_dataset("test")
+    scorer = task.build_generator([model], Namespace(score_reference=True))
+    sample = next(iter(task.get_batch_iterator(
+        dataset=task.dataset("test"), max_sentences=4).next_epoch_itr(shuffle=False)))
+    with torch.no_grad(), SearchCapture(model) as capture:
+        hypos = task.inference_step(scorer, [model], sample)
+    tokens = [h[0]["tokens"] for h in hypos]
+    assert capture.encoder_output is not None
+    assert capture.token_scores(torch.arange(len(tokens)), tokens,
+                                [h[0]["positional_scores"] for h in hypos], 1, 2) is None
+    assert "forward" not in vars(model.encoder)  # the patches are gone
