@@ -39,8 +39,8 @@ def one_pass(task, generator, model, samples, qe_state=None):
         if qe_state is None:
             task.inference_step(generator, [model], sample)
             continue
-        hypos = step_with_qe(task.inference_step, qe_state, task.target_dictionary, generator,
-                             [model], sample)
+        step_with_qe(task.inference_step, qe_state, task.target_dictionary, generator,
+                     [model], sample)
         for sample_id in sample["id"].tolist():
             qe_state.lines_after_positional_scores(sample_id)
     return time.perf_counter() - start
