@@ -133,8 +133,9 @@ def prepare_workdir(args):
 
 def prepare_text(args):
     """Write the parallel text (one token sequence per line); returns (src, tgt, dir, gold,
-    head split): the synthetic head trains on a held-out sample (``headtrain``), because a
-    tiny base memorises its own training data; the real-data head on the base's own data."""
+    head split, token labels or None): the synthetic head trains on a held-out sample
+    (``headtrain``), because a tiny base memorises its own training data; the real-data head
+    on the base's own data."""
     text_dir = os.path.join(args.workdir, "text")
     if args.data == "synthetic":
         from .synthetic import SyntheticConfig, load_language, write_corpus
@@ -146,22 +147,32 @@ def prepare_text(args):
         language = load_language(paths["lexicon"])
         gold = lambda record: language.sentence_quality(  # noqa: E731
             record["source"].split(), record["hypothesis"].split())
-        return "src", "tgt", text_dir, gold, "headtrain"
+        labels = lambda record: language.token_labels(  # noqa: E731
+            record["source"].split(), record["hypothesis"].split())
+        return "src", "tgt", text_dir, gold, "headtrain", labels
     from .realdata import prepare_l10n, chrf_gold
     prepare_l10n(args.l10n_dir, text_dir, args.train_pairs, args.test_pairs, args.spm_vocab)
-    return "en", "de", text_dir, chrf_gold(text_dir), None
+    return "en", "de", text_dir, chrf_gold(text_dir), None, None
 
 
-def correlation_table(records, gold_of):
+def correlation_table(records, gold_of, token_labels_of=None):
+    """Pearson and Spearman of each method's sentence scores with the gold; with token labels
+    (synthetic data: 1 = a valid translation), also each method's token-level ROC-AUC."""
     from scipy.stats import pearsonr, spearmanr
 
+    from .evaluate import roc_auc
     from .scoring import METHODS
     gold = [gold_of(r) for r in records]
+    labels = [label for r in records for label in token_labels_of(r)] if token_labels_of else None
     rows = []
     for method in METHODS:
         predicted = [r["sentence_scores"][method] for r in records]
-        rows.append({"method": method, "pearson": float(pearsonr(predicted, gold)[0]),
-                     "spearman": float(spearmanr(predicted, gold)[0])})
+        row = {"method": method, "pearson": float(pearsonr(predicted, gold)[0]),
+               "spearman": float(spearmanr(predicted, gold)[0])}
+        if labels is not None:
+            row["token_auc"] = roc_auc([s for r in records for s in r["token_scores"][method]],
+                                       labels)
+        rows.append(row)
     return rows, gold
 
 
@@ -169,7 +180,7 @@ def run(argv=None):
     """The whole pipeline; returns the correlation rows."""
     args = parse_args(argv)
     prepare_workdir(args)
-    src, tgt, text_dir, gold_of, head_split = prepare_text(args)
+    src, tgt, text_dir, gold_of, head_split, token_labels_of = prepare_text(args)
     data_bin = binarize(args.workdir, src, tgt, text_dir, head_split)
     base = train_base(args.workdir, data_bin, args)
     head = train_head(args.workdir, data_bin, base, args, "valid1" if head_split else "train")
@@ -178,7 +189,7 @@ def run(argv=None):
     print("[score] beam search on the test set and QE of every hypothesis", flush=True)
     model, task = load_head_model(head, data_bin)
     records = translate_and_score(model, task, "test", beam=args.beam)
-    rows, gold = correlation_table(records, gold_of)
+    rows, gold = correlation_table(records, gold_of, token_labels_of)
     with open(os.path.join(args.workdir, "qe.jsonl"), "w", encoding="utf-8") as out:
         for record, quality in zip(records, gold):
             out.write(json.dumps({**record, "gold": quality}) + "\n")
@@ -187,9 +198,11 @@ def run(argv=None):
                   indent=2)
     print(f"\nQE vs {'true quality' if args.data == 'synthetic' else 'chrF pseudo-gold'} "
           f"on {len(records)} test sentences ({args.data}):")
-    print(f"{'method':<12} {'Pearson':>8} {'Spearman':>9}")
+    auc = "token_auc" in rows[0]
+    print(f"{'method':<12} {'Pearson':>8} {'Spearman':>9}" + (f" {'token AUC':>10}" if auc else ""))
     for row in rows:
-        print(f"{row['method']:<12} {row['pearson']:>8.3f} {row['spearman']:>9.3f}")
+        print(f"{row['method']:<12} {row['pearson']:>8.3f} {row['spearman']:>9.3f}"
+              + (f" {row['token_auc']:>10.3f}" if auc else ""))
     print(f"\nresults: {args.workdir}/results.json, per-sentence QE: {args.workdir}/qe.jsonl")
     return rows
 

@@ -31,6 +31,7 @@ def test_outputs_written(default_run):
     workdir, pearson = default_run
     results = json.loads((workdir / "results.json").read_text())
     assert {row["method"]: row["pearson"] for row in results["correlations"]} == pearson
+    assert all(0.5 < row["token_auc"] <= 1.0 for row in results["correlations"]), results
     records = [json.loads(line) for line in (workdir / "qe.jsonl").read_text().splitlines()]
     assert len(records) == 500
     assert all(0.0 <= r["gold"] <= 1.0 for r in records)
