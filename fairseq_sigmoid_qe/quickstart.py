@@ -57,6 +57,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
     parser.add_argument("--beam", type=int, default=5, help="beam size for the test set")
     parser.add_argument("--seed", type=int, default=1, help="seed for data and training")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for every step (default 1: the same numbers on any "
+                        "machine; float sums differ with the thread count)")
     args = parser.parse_args(argv)
     defaults = {"synthetic": (12000, 500, 300), "l10n": (60000, 4000, 1000)}[args.data]
     for name, value in zip(("train_pairs", "base_updates", "head_updates"), defaults):
@@ -65,12 +68,24 @@ def parse_args(argv=None):
     return args
 
 
+THREAD_ENV = dict(os.environ)
+
+
+def use_threads(count):
+    """Pin the CPU thread count of this process and of the fairseq steps it starts."""
+    import torch
+
+    torch.set_num_threads(count)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        THREAD_ENV[name] = str(count)
+
+
 def run_step(name, command, log_path):
     """Run one fairseq CLI step, its output in ``log_path``; fail with the log's tail."""
     started = time.time()
     print(f"[{name}] {' '.join(command[2:4])} ... (log: {log_path})", flush=True)
     with open(log_path, "a", encoding="utf-8") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=THREAD_ENV)
     if code != 0:
         with open(log_path, encoding="utf-8") as log:
             tail = "".join(log.readlines()[-15:])
@@ -180,6 +195,7 @@ def run(argv=None):
     """The whole pipeline; returns the correlation rows."""
     args = parse_args(argv)
     prepare_workdir(args)
+    use_threads(args.threads)
     src, tgt, text_dir, gold_of, head_split, token_labels_of = prepare_text(args)
     data_bin = binarize(args.workdir, src, tgt, text_dir, head_split)
     base = train_base(args.workdir, data_bin, args)

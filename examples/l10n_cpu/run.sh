@@ -60,44 +60,29 @@ fi
 base=$work/base/checkpoint_last.pt
 other=$(ls "$work"/base/checkpoint_*_250.pt | head -1)
 
-# 3. One head per sampler setting, on the base's own training data.
-for entry in "${SAMPLERS[@]}"; do
-  name=${entry%%|*}; flags=${entry#*|}
-  if [ ! -f "$work/heads/$name/done" ]; then
-    step "train head $name"
-    # shellcheck disable=SC2086
-    fairseq train "$work/data-bin" --user-dir "$user_dir" --arch sigmoid_head_transformer \
-      --base-checkpoint "$base" --criterion nce_dominant --num-negatives 10 $flags \
-      --optimizer adam --lr 0.001 --max-tokens 8192 --max-update 200 --seed 1 \
-      --save-dir "$work/heads/$name" --no-epoch-checkpoints --cpu --num-workers 0 \
-      --log-format simple --log-interval 50 2>&1 | tee -a "$work/train-head-$name.log"
-    touch "$work/heads/$name/done"
-  fi
-done
-first_head=$work/heads/random/checkpoint_last.pt
-
-# 4. Translations: the base's (Eval Self) and the early checkpoint's (Eval Other), beam 5.
+# 3. Translations: the base's (Eval Self) and the early checkpoint's (Eval Other), beam 5.
 #    QE never changes a translation, so one beam search per system serves every head.
 translate() {  # translate SYSTEM CHECKPOINT
   [ -f "$work/$1/generate.txt" ] && return
   step "beam search: $1"
   mkdir -p "$work/$1"
   fairseq generate "$work/data-bin" --path "$2" --gen-subset test --beam 5 \
-    --max-tokens 8000 --required-batch-size-multiple 1 --cpu --post-process sentencepiece > "$work/$1/generate.part"
+    --max-tokens 8000 --required-batch-size-multiple 1 --cpu > "$work/$1/generate.part"
   mv "$work/$1/generate.part" "$work/$1/generate.txt"
-  grep "^BLEU" "$work/$1/generate.txt" | tail -1 > "$work/$1/bleu.txt"
 }
 translate self "$base"
 translate other "$other"
 
-# 5. The hypotheses as a parallel test split (fairseq's own pieces), force-decoded by each
-#    head: --score-reference --print-qe writes the QE of the given translations.
+# 4. The hypotheses (the H- lines: the search's own sentencepiece pieces) as a parallel test
+#    split, to be force-decoded by each head (--score-reference --print-qe); sacreBLEU and chrF
+#    of the detokenized hypotheses against the raw references.
 for system in self other; do
   dir=$work/$system
   if [ ! -f "$dir/data-bin/test.en-de.de.bin" ]; then
-    "$py" - "$dir/generate.txt" "$work/text/test.en" "$dir" <<'PY'
+    "$py" - "$dir/generate.txt" "$work/text/test.en" "$work/text/test.raw.de" "$dir" <<'PY'
 import sys
-generate, sources, out = sys.argv[1:]
+import sacrebleu
+generate, sources, references, out = sys.argv[1:]
 hyps = {}
 for line in open(generate, encoding="utf-8"):
     if line.startswith("H-"):
@@ -109,15 +94,35 @@ with open(f"{out}/hyp.en", "w", encoding="utf-8") as f:
     f.write("".join(line + "\n" for line in src))
 with open(f"{out}/hyp.de", "w", encoding="utf-8") as f:
     f.write("".join(hyps[i] + "\n" for i in range(len(src))))
+detok = [hyps[i].replace(" ", "").replace("\u2581", " ").strip() for i in range(len(src))]
+refs = open(references, encoding="utf-8").read().splitlines()[: len(src)]
+with open(f"{out}/bleu.txt", "w", encoding="utf-8") as f:
+    f.write(f"{sacrebleu.corpus_bleu(detok, [refs])}\n{sacrebleu.corpus_chrf(detok, [refs])}\n")
 PY
     fairseq preprocess --source-lang en --target-lang de --srcdict "$work/data-bin/dict.en.txt" \
       --tgtdict "$work/data-bin/dict.de.txt" --testpref "$dir/hyp" --destdir "$dir/data-bin" \
       --workers 2
   fi
-  for entry in "${SAMPLERS[@]}"; do
-    name=${entry%%|*}
+done
+
+# 5. One head per sampler setting (the paper's best first), each scoring both systems.
+for entry in "${SAMPLERS[@]:6:1}" "${SAMPLERS[@]:0:6}"; do
+  name=${entry%%|*}; flags=${entry#*|}
+  if [ ! -f "$work/heads/$name/done" ]; then
+    step "train head $name"
+    # shellcheck disable=SC2086
+    fairseq train "$work/data-bin" --user-dir "$user_dir" --arch sigmoid_head_transformer \
+      --base-checkpoint "$base" --criterion nce_dominant --num-negatives 10 $flags \
+      --optimizer adam --lr 0.001 --max-tokens 8192 --max-update 200 --seed 1 \
+      --save-dir "$work/heads/$name" --no-epoch-checkpoints --cpu --num-workers 0 \
+      --log-format simple --log-interval 50 2>&1 | tee -a "$work/train-head-$name.log"
+    touch "$work/heads/$name/done"
+  fi
+  for system in self other; do
+    dir=$work/$system
     [ -f "$dir/qe-$name.jsonl" ] && continue
     step "QE of $system translations: $name"
+    rm -f "$dir/qe-$name.part"  # an interrupted earlier try
     fairseq generate "$dir/data-bin" --user-dir "$user_dir" --path "$work/heads/$name/checkpoint_last.pt" \
       --score-reference --print-qe --qe-output "$dir/qe-$name.part" --post-process sentencepiece \
       --max-tokens 8000 --required-batch-size-multiple 1 --cpu > /dev/null
@@ -139,5 +144,5 @@ for system in self other; do
   "$py" -m fairseq_sigmoid_qe.evaluate --qe "${files[@]}" --names "${names[@]}" \
     --references "$work/text/test.raw.de" | tee "$dir/eval.txt"
 done
-echo "BLEU self:  $(cat "$work/self/bleu.txt")"
-echo "BLEU other: $(cat "$work/other/bleu.txt")"
+echo "self:  $(cat "$work/self/bleu.txt")"
+echo "other: $(cat "$work/other/bleu.txt")"
