@@ -45,7 +45,7 @@ fi
 # 2. Base Transformer (3+3 layers, d=256), checkpoints every 250 updates kept (Eval Other).
 if [ ! -f "$work/base/done" ]; then
   step "train base (resumes from $work/base/checkpoint_last.pt)"
-  fairseq train "$work/data-bin" --arch transformer --share-all-embeddings \
+  fairseq train "$work/data-bin" --user-dir "$user_dir" --arch transformer --share-all-embeddings \
     --encoder-layers 3 --decoder-layers 3 --encoder-embed-dim 256 --decoder-embed-dim 256 \
     --encoder-ffn-embed-dim 1024 --decoder-ffn-embed-dim 1024 \
     --encoder-attention-heads 4 --decoder-attention-heads 4 --dropout 0.1 \
@@ -66,7 +66,8 @@ translate() {  # translate SYSTEM CHECKPOINT
   [ -f "$work/$1/generate.txt" ] && return
   step "beam search: $1"
   mkdir -p "$work/$1"
-  fairseq generate "$work/data-bin" --path "$2" --gen-subset test --beam 5 \
+  fairseq generate "$work/data-bin" --user-dir "$user_dir" --path "$2" --gen-subset test --beam 5 \
+    --max-len-a 2 --max-len-b 10 \
     --max-tokens 8000 --required-batch-size-multiple 1 --cpu > "$work/$1/generate.part"
   mv "$work/$1/generate.part" "$work/$1/generate.txt"
 }

@@ -58,7 +58,8 @@ if [[ ! -f "$WORK/data-bin/dict.de.txt" ]]; then
 fi
 
 echo "== 2. Transformer Base"
-fairseq train "$WORK/data-bin" --arch transformer_wmt_en_de --share-all-embeddings "${MODEL[@]}" \
+fairseq train "$WORK/data-bin" --user-dir "$plugin" --arch transformer_wmt_en_de \
+  --share-all-embeddings "${MODEL[@]}" \
   --optimizer adam --adam-betas "(0.9,0.98)" --clip-norm 0.0 --lr-scheduler inverse_sqrt \
   --warmup-init-lr 1e-07 --dropout 0.1 --weight-decay 0.0 \
   --criterion label_smoothed_cross_entropy --label-smoothing 0.1 "${BASE[@]}" "${DEVICE[@]}" \
