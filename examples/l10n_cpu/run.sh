@@ -42,7 +42,8 @@ if [ ! -f "$work/data-bin/dict.de.txt" ]; then
     --destdir "$work/data-bin" --workers 2
 fi
 
-# 2. Base Transformer (3+3 layers, d=256), checkpoints every 250 updates kept (Eval Other).
+# 2. Base Transformer (3+3 layers, d=256); checkpoints every 250 updates are kept: the one
+#    after 500 updates is the "other" system of Eval Other.
 if [ ! -f "$work/base/done" ]; then
   step "train base (resumes from $work/base/checkpoint_last.pt)"
   fairseq train "$work/data-bin" --user-dir "$user_dir" --arch transformer --share-all-embeddings \
@@ -58,9 +59,9 @@ if [ ! -f "$work/base/done" ]; then
   touch "$work/base/done"
 fi
 base=$work/base/checkpoint_last.pt
-other=$(ls "$work"/base/checkpoint_*_250.pt | head -1)
+other=$(ls "$work"/base/checkpoint_*_500.pt | head -1)
 
-# 3. Translations: the base's (Eval Self) and the early checkpoint's (Eval Other), beam 5.
+# 3. Translations: the base's (Eval Self) and the 500-update checkpoint's (Eval Other), beam 5.
 #    QE never changes a translation, so one beam search per system serves every head.
 translate() {  # translate SYSTEM CHECKPOINT
   [ -f "$work/$1/generate.txt" ] && return
