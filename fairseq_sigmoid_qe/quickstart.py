@@ -61,6 +61,8 @@ def parse_args(argv=None):
                         help="CPU threads for every step (default 1: the same numbers on any "
                         "machine; float sums differ with the thread count)")
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
     defaults = {"synthetic": (12000, 500, 300), "l10n": (60000, 4000, 1000)}[args.data]
     for name, value in zip(("train_pairs", "base_updates", "head_updates"), defaults):
         if getattr(args, name) is None:

@@ -12,6 +12,7 @@ the caller force-decodes instead.
 import torch
 
 from .dominant import dominant_sets, is_dominant
+from .scoring import shift_right
 
 SENTENCE_KEY = "sigmoid_qe_sentence"
 HASH_BASE = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit multiplier, as signed int64
@@ -134,10 +135,7 @@ class SearchCapture:
         if not self.steps or not hypotheses:
             return None
         tokens = torch.nn.utils.rnn.pad_sequence(hypotheses, batch_first=True, padding_value=pad)
-        prev = torch.full_like(tokens, pad)
-        prev[:, 0] = eos
-        prev[:, 1:] = tokens[:, :-1]
-        keys = row_keys(prefix_hashes(prev), sentences.unsqueeze(1))
+        keys = row_keys(prefix_hashes(shift_right(tokens, eos, pad)), sentences.unsqueeze(1))
         mask = tokens.ne(pad)
         features = None
         boosted = torch.nn.utils.rnn.pad_sequence(

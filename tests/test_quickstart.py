@@ -56,3 +56,15 @@ def test_console_refuses_existing_workdir_with_one_line(default_run):
     errors = [line for line in result.stderr.splitlines() if line.startswith("fairseq-sigmoid-qe: error:")]
     assert len(errors) == 1 and "already exists" in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def test_zero_threads_is_refused_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "fairseq_sigmoid_qe.quickstart", "--workdir",
+                             str(tmp_path / "run"), "--threads", "0"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if "error:" in line] == [
+        "fairseq-sigmoid-qe-quickstart: error: --threads must be at least 1"]
+    assert not (tmp_path / "run").exists()
