@@ -7,9 +7,10 @@ alternate between the two modes so drift hits both alike; medians are compared.
 Target (beam 5): ratio <= 1.03. The force-decoding path (``--score-reference``) is timed too.
 
 Usage: python benchmarks/bench_generate.py DATA_BIN HEAD_CHECKPOINT [--subset test]
-       [--repeats 5] [--beam 5] [--max-tokens 4000] [--threads 2]
+       [--repeats 5] [--beam 5] [--max-tokens 4000] [--threads 2] [--max-sentences N]
 """
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -19,7 +20,7 @@ from argparse import Namespace
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def batches(task, model, subset, max_tokens):
+def batches(task, model, subset, max_tokens, max_sentences=None):
     from fairseq import utils
 
     task.load_dataset(subset)
@@ -27,7 +28,11 @@ def batches(task, model, subset, max_tokens):
         dataset=task.dataset(subset), max_tokens=max_tokens,
         max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
     ).next_epoch_itr(shuffle=False)
-    return list(iterator)
+    samples = list(iterator)
+    total = sum(len(sample["id"]) for sample in samples)
+    if max_sentences is None or max_sentences >= total:
+        return samples
+    return samples[:: math.ceil(total / max_sentences)]  # every k-th: short and long batches
 
 
 def one_pass(task, generator, model, samples, qe_state=None):
@@ -55,6 +60,8 @@ def main():
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-sentences", type=int, default=None,
+                        help="time every k-th batch, about this many sentences in all")
     options = parser.parse_args()
 
     import torch
@@ -64,7 +71,8 @@ def main():
 
     torch.set_num_threads(options.threads)
     model, task = load_head_model(options.checkpoint, options.data_bin)
-    samples = batches(task, model, options.subset, options.max_tokens)
+    samples = batches(task, model, options.subset, options.max_tokens,
+                      options.max_sentences)
     sentences = sum(len(s["id"]) for s in samples)
     qe_options = Namespace(qe_include_eos=False, qe_sentence_agg="prod", qe_word_agg="min",
                            qe_output=None, nbest=1, post_process=None, bpe=None)

@@ -175,17 +175,15 @@ def prepare_text(args):
 def correlation_table(records, gold_of, token_labels_of=None):
     """Pearson and Spearman of each method's sentence scores with the gold; with token labels
     (synthetic data: 1 = a valid translation), also each method's token-level ROC-AUC."""
-    from scipy.stats import pearsonr, spearmanr
-
-    from .evaluate import roc_auc
+    from .evaluate import pearson, roc_auc, spearman
     from .scoring import METHODS
     gold = [gold_of(r) for r in records]
     labels = [label for r in records for label in token_labels_of(r)] if token_labels_of else None
     rows = []
     for method in METHODS:
         predicted = [r["sentence_scores"][method] for r in records]
-        row = {"method": method, "pearson": float(pearsonr(predicted, gold)[0]),
-               "spearman": float(spearmanr(predicted, gold)[0])}
+        row = {"method": method, "pearson": pearson(predicted, gold),
+               "spearman": spearman(predicted, gold)}
         if labels is not None:
             row["token_auc"] = roc_auc([s for r in records for s in r["token_scores"][method]],
                                        labels)

@@ -1,17 +1,18 @@
 """Token QE read off the beam search itself, so ``--print-qe`` costs almost nothing.
 
-While fairseq's incremental search runs, each decoder step leaves behind what QE needs for
-every live beam row: the final hidden state ``h`` (for ``σ(h · W_qe[y])``) and the dominant
-set of the step's softmax distribution with its mass (for BoostedProb). A finished hypothesis
-``y`` took its token ``y_t`` from the row whose decoder input was ``<eos> y_<t`` in the same
-sentence; rows are found by a hash of (sentence, decoder input). The softmax probability of
+While fairseq's incremental search runs, each decoder step leaves behind the final hidden
+state ``h`` of every live beam row. A finished hypothesis ``y`` took its token ``y_t`` from
+the row whose decoder input was ``<eos> y_<t`` in the same sentence; rows are found by a hash
+of (sentence, decoder input). From the ``h`` of the rows a hypothesis used come
+``σ(h · W_qe[y])`` and, through the frozen output projection, BoostedProb; so the dominant
+rule runs on the used rows only, not on every row of every step. The softmax probability of
 ``y_t`` is the search's own positional score. When some hypothesis' rows are not found (an
 ensemble, a non-incremental generator), :meth:`SearchCapture.token_scores` returns None and
 the caller force-decodes instead.
 """
 import torch
 
-from .dominant import dominant_sets, is_dominant
+from .dominant import boosted_prob
 from .scoring import shift_right
 
 SENTENCE_KEY = "sigmoid_qe_sentence"
@@ -48,19 +49,18 @@ def row_keys(hashes, sentences):
 
 
 class StepRecord:
-    """What one decoder step leaves for QE: per live row its key, ``h``, dominant set, mass."""
+    """What one decoder step leaves for QE: per live row its key and ``h``."""
 
     def __init__(self, keys, features):
         self.keys, self.features = keys, features
-        self.dominant_ids = self.dominant_mask = self.dominant_mass = None
 
 
 class SearchCapture:
     """Context manager around one ``task.inference_step`` of a single sigmoid-head model."""
 
-    def __init__(self, model, p_jump=0.3, epsilon=0.005, cut="last"):
-        self.model, self.rule = model, (p_jump, epsilon, cut)
-        self.encoder_output, self.steps, self.pending = None, {}, None
+    def __init__(self, model, p_jump=0.3, epsilon=0.005, cut="last", rows_per_chunk=1024):
+        self.model, self.rule, self.rows_per_chunk = model, (p_jump, epsilon, cut), rows_per_chunk
+        self.encoder_output, self.steps = None, {}
         self._patched = []
 
     def _patch(self, owner, name, wrapper):
@@ -72,7 +72,6 @@ class SearchCapture:
         self._patch(encoder, "forward", self._wrap_encoder_forward)
         self._patch(encoder, "reorder_encoder_out", self._wrap_reorder)
         self._patch(decoder, "extract_features", self._wrap_extract_features)
-        self._patch(self.model, "get_normalized_probs", self._wrap_normalized_probs)
         return self
 
     def __exit__(self, *exc):
@@ -105,28 +104,13 @@ class SearchCapture:
                                        incremental_state=None, **kwargs):
             x, extra = extract_features(prev_output_tokens, encoder_out=encoder_out,
                                         incremental_state=incremental_state, **kwargs)
-            self.pending = None
             if incremental_state is not None and encoder_out and SENTENCE_KEY in encoder_out:
                 step = prev_output_tokens.size(1) - 1
                 hashes = last_prefix_hash(prev_output_tokens)
                 keys = row_keys(hashes, encoder_out[SENTENCE_KEY][0])
-                self.pending = self.steps[step] = StepRecord(keys, x[:, -1, :])
+                self.steps[step] = StepRecord(keys, x[:, -1, :])
             return x, extra
         return capturing_extract_features
-
-    def _wrap_normalized_probs(self, get_normalized_probs):
-        def capturing_normalized_probs(net_output, log_probs, sample=None):
-            probs = get_normalized_probs(net_output, log_probs, sample)
-            record, self.pending = self.pending, None
-            if record is not None and log_probs:
-                rows = probs[:, -1, :]
-                ids, mask = dominant_sets(rows, *self.rule)
-                width = int(mask.sum(dim=-1).max()) if mask.numel() else 0
-                record.dominant_ids, record.dominant_mask = ids[:, :width], mask[:, :width]
-                mass = (rows.gather(-1, ids[:, :width]).exp() * mask[:, :width]).sum(dim=-1)
-                record.dominant_mass = mass
-            return probs
-        return capturing_normalized_probs
 
     def token_scores(self, sentences, hypotheses, positional_scores, pad, eos):
         """Per-token scores of hypotheses (1-D token tensors ending in EOS; ``sentences``
@@ -138,31 +122,39 @@ class SearchCapture:
         keys = row_keys(prefix_hashes(shift_right(tokens, eos, pad)), sentences.unsqueeze(1))
         mask = tokens.ne(pad)
         features = None
-        boosted = torch.nn.utils.rnn.pad_sequence(
+        softmax = torch.nn.utils.rnn.pad_sequence(
             [s.float().exp() for s in positional_scores], batch_first=True)
-        softmax = boosted.clone()
         for step in range(tokens.size(1)):
             live = mask[:, step]
             record = self.steps.get(step)
-            if record is None or record.dominant_ids is None:
+            if record is None:
                 return None
             order = torch.argsort(record.keys)
             sorted_keys = record.keys[order]
             where = torch.searchsorted(sorted_keys, keys[live, step]).clamp(max=len(order) - 1)
             if not torch.equal(sorted_keys[where], keys[live, step]):
                 return None
-            rows = order[where]
             if features is None:
                 features = record.features.new_zeros(tokens.shape + record.features.shape[1:])
-            features[live, step] = record.features[rows]
-            chosen = tokens[live, step]
-            dominant = is_dominant(chosen, record.dominant_ids[rows], record.dominant_mask[rows])
-            boosted[live, step] = torch.where(dominant, record.dominant_mass[rows].float(),
-                                              boosted[live, step])
+            features[live, step] = record.features[order[where]]
         logits = self.model.qe_logits(features, tokens.unsqueeze(-1)).squeeze(-1)
         zero = torch.zeros((), dtype=torch.float)
         return {
             "sigmoid": torch.where(mask, torch.sigmoid(logits.float()), zero),
             "softmax": torch.where(mask, softmax, zero),
-            "boostedprob": torch.where(mask, boosted, zero),
+            "boostedprob": self.boosted_prob(features, tokens, mask),
         }, mask
+
+    def boosted_prob(self, features, tokens, mask):
+        """BoostedProb [N, T] of the tokens from their rows' ``h`` (0 at padding), the frozen
+        softmax recomputed for the used rows only, a chunk of rows at a time."""
+        used_features, used_tokens = features[mask], tokens[mask]
+        scores = torch.zeros(tokens.shape, dtype=torch.float, device=tokens.device)
+        used = scores.new_zeros(used_tokens.shape)
+        for start in range(0, used_tokens.numel(), self.rows_per_chunk):
+            chunk = slice(start, start + self.rows_per_chunk)
+            logits = self.model.decoder.output_layer(used_features[chunk])
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            used[chunk] = boosted_prob(log_probs, used_tokens[chunk], *self.rule).float()
+        scores[mask] = used
+        return scores

@@ -190,9 +190,12 @@ def test_console_command_missing_files(real_data_bin, head_checkpoint, tmp_path,
     assert len(errors) == 1 and "missing" in errors[0]
 
 
-def test_scores_read_off_the_search_equal_force_decoding(real_data_bin, head_checkpoint):
+@pytest.mark.parametrize("rows_per_chunk", [1024, 7])
+def test_scores_read_off_the_search_equal_force_decoding(real_data_bin, head_checkpoint,
+                                                         rows_per_chunk):
     """--print-qe takes beam-search QE from the search itself; it must equal re-scoring the
-    finished hypotheses by force-decoding, for every hypothesis of the beam."""
+    finished hypotheses by force-decoding, for every hypothesis of the beam (BoostedProb is
+    recomputed from the used rows, a chunk of rows at a time)."""
     from argparse import Namespace
 
     import torch
@@ -207,7 +210,7 @@ def test_scores_read_off_the_search_equal_force_decoding(real_data_bin, head_che
     sample = next(iter(task.get_batch_iterator(
         dataset=task.dataset("test"), max_sentences=12).next_epoch_itr(shuffle=False)))
     dictionary = task.target_dictionary
-    with torch.no_grad(), SearchCapture(model) as capture:
+    with torch.no_grad(), SearchCapture(model, rows_per_chunk=rows_per_chunk) as capture:
         hypos = task.inference_step(generator, [model], sample)
     pairs = [(i, hypo) for i, beams in enumerate(hypos) for hypo in beams]
     rows = torch.tensor([i for i, _ in pairs])

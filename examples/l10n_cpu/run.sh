@@ -42,26 +42,28 @@ if [ ! -f "$work/data-bin/dict.de.txt" ]; then
     --destdir "$work/data-bin" --workers 2
 fi
 
-# 2. Base Transformer (3+3 layers, d=256); checkpoints every 250 updates are kept: the one
-#    after 500 updates is the "other" system of Eval Other.
+# 2. Base Transformer (3+3 layers, d=256, pre-norm so that a high learning rate is stable);
+#    checkpoints every 500 updates are kept: the one after 1000 updates is the "other" system
+#    of Eval Other.
 if [ ! -f "$work/base/done" ]; then
   step "train base (resumes from $work/base/checkpoint_last.pt)"
   fairseq train "$work/data-bin" --user-dir "$user_dir" --arch transformer --share-all-embeddings \
     --encoder-layers 3 --decoder-layers 3 --encoder-embed-dim 256 --decoder-embed-dim 256 \
     --encoder-ffn-embed-dim 1024 --decoder-ffn-embed-dim 1024 \
     --encoder-attention-heads 4 --decoder-attention-heads 4 --dropout 0.1 \
-    --optimizer adam --adam-betas "(0.9,0.98)" --lr 0.0015 --lr-scheduler inverse_sqrt \
-    --warmup-updates 400 --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
-    --max-tokens 8192 --max-update 900 --seed 1 --save-dir "$work/base" \
-    --save-interval-updates 250 --keep-interval-updates -1 --no-epoch-checkpoints \
-    --cpu --num-workers 0 --log-format simple --log-interval 25 \
+    --encoder-normalize-before --decoder-normalize-before \
+    --optimizer adam --adam-betas "(0.9,0.98)" --lr 0.002 --lr-scheduler inverse_sqrt \
+    --warmup-updates 500 --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
+    --max-tokens 4096 --max-update 2800 --seed 1 --save-dir "$work/base" \
+    --save-interval-updates 500 --keep-interval-updates -1 --no-epoch-checkpoints \
+    --cpu --num-workers 0 --log-format simple --log-interval 50 \
     2>&1 | tee -a "$work/train-base.log"
   touch "$work/base/done"
 fi
 base=$work/base/checkpoint_last.pt
-other=$(ls "$work"/base/checkpoint_*_500.pt | head -1)
+other=$(ls "$work"/base/checkpoint_*_1000.pt | head -1)
 
-# 3. Translations: the base's (Eval Self) and the 500-update checkpoint's (Eval Other), beam 5.
+# 3. Translations: the base's (Eval Self) and the 1000-update checkpoint's (Eval Other), beam 5.
 #    QE never changes a translation, so one beam search per system serves every head.
 translate() {  # translate SYSTEM CHECKPOINT
   [ -f "$work/$1/generate.txt" ] && return
