@@ -165,10 +165,12 @@ def is_dominant(tokens, indices, mask):
     return found.squeeze(-1) if single else found
 
 
-def boosted_prob(log_probs, tokens, p_jump=0.3, epsilon=0.005, cut="last"):
+def boosted_prob(log_probs, tokens, p_jump=0.3, epsilon=0.005, cut="last", log_partition=None):
     """BoostedProb of each token: the dominant set's summed probability if the token is
-    dominant, else its own probability. ``log_probs`` [..., V], ``tokens`` [...]."""
-    indices, mask = dominant_sets(log_probs, p_jump, epsilon, cut)
-    dominant_mass = (log_probs.gather(-1, indices).exp() * mask).sum(dim=-1)
-    own = log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).exp()
+    dominant, else its own probability. ``log_probs`` [..., V] (or logits with their
+    ``log_partition`` [...], sparing a normalised copy), ``tokens`` [...]."""
+    indices, mask = dominant_sets(log_probs, p_jump, epsilon, cut, log_partition=log_partition)
+    shift = 0.0 if log_partition is None else log_partition.unsqueeze(-1)
+    dominant_mass = ((log_probs.gather(-1, indices) - shift).exp() * mask).sum(dim=-1)
+    own = (log_probs.gather(-1, tokens.unsqueeze(-1)) - shift).squeeze(-1).exp()
     return torch.where(is_dominant(tokens, indices, mask), dominant_mass, own)

@@ -153,8 +153,8 @@ class SearchCapture:
         used = scores.new_zeros(used_tokens.shape)
         for start in range(0, used_tokens.numel(), self.rows_per_chunk):
             chunk = slice(start, start + self.rows_per_chunk)
-            logits = self.model.decoder.output_layer(used_features[chunk])
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
-            used[chunk] = boosted_prob(log_probs, used_tokens[chunk], *self.rule).float()
+            logits = self.model.decoder.output_layer(used_features[chunk]).float()
+            used[chunk] = boosted_prob(logits, used_tokens[chunk], *self.rule,
+                                       log_partition=torch.logsumexp(logits, dim=-1))
         scores[mask] = used
         return scores

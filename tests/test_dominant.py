@@ -134,12 +134,15 @@ def test_is_dominant_for_single_and_many_tokens():
 def test_boosted_prob_matches_boostedprob():
     generator = torch.Generator().manual_seed(5)
     for scale in (0.5, 2.0, 6.0):
-        log_probs = torch.log_softmax(torch.randn(40, 60, generator=generator) * scale, -1)
+        logits = torch.randn(40, 60, generator=generator) * scale + 7.0
+        log_probs = torch.log_softmax(logits, -1)
         targets = torch.randint(0, 60, (40,), generator=generator)
         targets[:10] = log_probs[:10].argmax(-1)
         ours = boosted_prob(log_probs, targets)
         theirs = boostedprob.calculate_boostedprob(log_probs.clone(), targets)
         torch.testing.assert_close(ours, theirs.float())
+        from_logits = boosted_prob(logits, targets, log_partition=torch.logsumexp(logits, -1))
+        torch.testing.assert_close(from_logits, theirs.float())
 
 
 def test_boosted_prob_is_dominant_mass():
