@@ -1,18 +1,19 @@
 """Generation with and without ``--print-qe``: same model, data and batches, timed side by side.
 
-Times only the generation loop (not process start-up or model loading): for every batch the
+Times only the generation work (not process start-up or model loading): for every batch the
 task's ``inference_step`` (what fairseq-generate runs) without QE, and with the same QE step
-the ``--print-qe`` hook adds (scoring plus the formatted ``Q-``/``QT-`` lines). Passes
-alternate between the two modes so drift hits both alike; medians are compared.
+the ``--print-qe`` hook adds (capture, scoring, the formatted ``Q-``/``QT-`` lines). Each
+batch runs ``--repeats`` times in each mode, the modes alternating (ABBA) so that drift hits
+both alike; the fastest run of each mode counts, in CPU seconds of this process (a shared
+machine's other load does not count). Ratio = sum over batches, with QE / without.
 Target (beam 5): ratio <= 1.03. The force-decoding path (``--score-reference``) is timed too.
 
 Usage: python benchmarks/bench_generate.py DATA_BIN HEAD_CHECKPOINT [--subset test]
-       [--repeats 5] [--beam 5] [--max-tokens 4000] [--threads 2] [--max-sentences N]
+       [--repeats 4] [--beam 5] [--max-tokens 4000] [--threads 1] [--max-sentences N]
 """
 import argparse
 import math
 import os
-import statistics
 import sys
 import time
 from argparse import Namespace
@@ -35,20 +36,35 @@ def batches(task, model, subset, max_tokens, max_sentences=None):
     return samples[:: math.ceil(total / max_sentences)]  # every k-th: short and long batches
 
 
-def one_pass(task, generator, model, samples, qe_state=None):
-    """Seconds for one pass over all batches (with the hook's QE step if ``qe_state``)."""
-    from fairseq_sigmoid_qe.generate_hook import step_with_qe
+def one_batch(task, generator, model, sample, qe_options=None):
+    """CPU seconds for one batch (with the hook's QE step if ``qe_options``)."""
+    from fairseq_sigmoid_qe.generate_hook import QEOptions, QEState, step_with_qe
 
-    start = time.perf_counter()
-    for sample in samples:
-        if qe_state is None:
-            task.inference_step(generator, [model], sample)
-            continue
-        step_with_qe(task.inference_step, qe_state, task.target_dictionary, generator,
-                     [model], sample)
+    start = time.process_time()
+    if qe_options is None:
+        task.inference_step(generator, [model], sample)
+    else:
+        state = QEState(QEOptions(qe_options))
+        step_with_qe(task.inference_step, state, task.target_dictionary, generator, [model],
+                     sample)
         for sample_id in sample["id"].tolist():
-            qe_state.lines_after_positional_scores(sample_id)
-    return time.perf_counter() - start
+            state.lines_after_positional_scores(sample_id)
+    return time.process_time() - start
+
+
+def compare(task, generator, model, samples, qe_options, repeats):
+    """(seconds without QE, seconds with QE): per batch the fastest of ``repeats`` runs."""
+    plain = with_qe = 0.0
+    for sample in samples:
+        one_batch(task, generator, model, sample, qe_options)  # warm-up
+        times = {False: [], True: []}
+        for repeat in range(repeats):
+            for qe in ((False, True) if repeat % 2 == 0 else (True, False)):
+                times[qe].append(one_batch(task, generator, model, sample,
+                                           qe_options if qe else None))
+        plain += min(times[False])
+        with_qe += min(times[True])
+    return plain, with_qe
 
 
 def main():
@@ -56,17 +72,16 @@ def main():
     parser.add_argument("data_bin")
     parser.add_argument("checkpoint")
     parser.add_argument("--subset", default="test")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=4000)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-sentences", type=int, default=None,
                         help="time every k-th batch, about this many sentences in all")
     options = parser.parse_args()
 
     import torch
 
-    from fairseq_sigmoid_qe.generate_hook import QEOptions, QEState
     from fairseq_sigmoid_qe.inference import load_head_model
 
     torch.set_num_threads(options.threads)
@@ -81,17 +96,11 @@ def main():
         "score-reference": Namespace(score_reference=True),
     }
     print(f"{sentences} sentences, {len(samples)} batches, {options.repeats} alternating "
-          f"passes per mode, {options.threads} threads")
+          f"runs per batch and mode, {options.threads} threads, V={len(task.target_dictionary)}")
     with torch.no_grad():
         for name, generation in modes.items():
             generator = task.build_generator([model], generation)
-            one_pass(task, generator, model, samples[:2], QEState(QEOptions(qe_options)))
-            plain, with_qe = [], []
-            for _ in range(options.repeats):
-                plain.append(one_pass(task, generator, model, samples))
-                with_qe.append(one_pass(task, generator, model, samples,
-                                        QEState(QEOptions(qe_options))))
-            a, b = statistics.median(plain), statistics.median(with_qe)
+            a, b = compare(task, generator, model, samples, qe_options, options.repeats)
             target = "  (target <= 1.03)" if name.startswith("beam") else ""
             print(f"{name:<16} without QE {a:7.3f} s   with QE {b:7.3f} s   "
                   f"ratio {b / a:.3f}{target}")

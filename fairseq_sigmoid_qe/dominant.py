@@ -5,10 +5,11 @@ Sort a softmax distribution descending, ``p_0 >= p_1 >= ...``. The drop
 (both strict). The tokens at sorted positions ``0..cut`` are dominant, ``cut`` being the
 last (or first) significant drop; no significant drop, no dominant token.
 
-A significant drop needs ``p_i > epsilon``, so only the tokens above ``epsilon`` and the
-one after them matter: we never sort the vocabulary. One pass takes the maxima of strided
-token groups; the exact top tokens lie in the groups with the largest maxima. (`boostedprob`
-looks at the top 1024 tokens only, the same sets whenever ``epsilon > 1/1023``.)
+A significant drop needs ``p_i > epsilon``, so only the tokens above ``epsilon`` (at most
+``1/epsilon``) and the largest one below matter: we never sort the vocabulary. One pass takes
+the maxima of strided token groups; only the groups whose maximum is above ``epsilon`` are
+opened, and only their tokens above it are sorted. (`boostedprob` looks at the top 1024
+tokens only, the same sets whenever ``epsilon > 1/1023``.)
 """
 import math
 
@@ -19,7 +20,7 @@ GROUP_MEMBERS = 16
 
 
 def dominant_topk_size(vocab_size, epsilon):
-    """Top-K size that decides the rule exactly: at most ``1/epsilon`` tokens exceed
+    """Most sorted positions the rule can need: at most ``1/epsilon`` tokens exceed
     ``epsilon``, plus the token after them (and one spare for rounding)."""
     if epsilon <= 0:
         return vocab_size
@@ -40,67 +41,52 @@ def _group_maxima(main, tail):
     return maxima
 
 
-def _group_values(main, tail, group_ids):
-    """Values of all members of the chosen groups, [N, members * width] (+ width for the
-    tail, with ``-inf`` where a group has no tail token)."""
-    values = main.gather(2, group_ids.unsqueeze(1).expand(-1, main.size(1), -1))
+def _open_groups(main, tail, rows_of, groups_of):
+    """Values [P, members (+1)] and token ids of the groups ``groups_of`` of rows ``rows_of``
+    (a group without a tail token gets ``-inf`` there)."""
+    groups = main.size(2)
+    values = main[rows_of, :, groups_of]
+    ids = torch.arange(main.size(1), device=main.device) * groups + groups_of.unsqueeze(1)
     if tail.size(1):
-        extra = tail.gather(1, group_ids.clamp(max=tail.size(1) - 1))
-        extra.masked_fill_(group_ids >= tail.size(1), float("-inf"))
+        extra = tail[rows_of, groups_of.clamp(max=tail.size(1) - 1)]
+        extra = extra.masked_fill(groups_of >= tail.size(1), float("-inf"))
         values = torch.cat([values, extra.unsqueeze(1)], dim=1)
-    return values.flatten(1)
+        ids = torch.cat([ids, (main.size(1) * groups + groups_of).unsqueeze(1)], dim=1)
+    return values, ids
 
 
-def _count_above(values, log_threshold):
-    """The most entries any row of ``values`` has above its ``log_threshold``."""
-    return int((values > log_threshold).sum(dim=1, dtype=torch.int32).max())
-
-
-def _members_top_k(rows, main, tail, group_ids, values, k):
-    """Top-k (values, ids) of ``rows`` among ``values``, the members of the groups
-    ``group_ids``; rows where a missing tail member would be picked fall back to topk."""
-    top, where = values.topk(k, dim=1)
-    width = group_ids.size(1)
-    ids = (where // width) * main.size(2) + group_ids.gather(1, where % width)
-    short = (ids >= rows.size(1)).any(dim=1)
-    if short.any():
-        top[short], ids[short] = rows[short].topk(k, dim=1)
-    return top, ids
-
-
-def _top_k(rows, k):
-    """Exact top-k (values, ids) of rows [N, X]: the k largest entries lie in the k groups
-    with the largest maxima, themselves found the same way."""
-    groups = -(-rows.size(1) // GROUP_MEMBERS)
-    if rows.size(1) <= 2 * GROUP_MEMBERS * k:
-        return rows.topk(k, dim=1)
-    main, tail = _split_groups(rows, groups)
-    group_ids = _top_k(_group_maxima(main, tail), k)[1]
-    return _members_top_k(rows, main, tail, group_ids, _group_values(main, tail, group_ids), k)
-
-
-def _top_tokens(rows, log_threshold, limit):
-    """Exact top-k (values, ids) of rows [N, V], k = one more than the most tokens any row
-    has above ``log_threshold`` [N, 1], at most ``limit``.
-
-    The groups holding a token above the threshold, plus a few for tokens sharing a group
-    (about ``c^2 / groups``), usually suffice; if some row has more tokens above it than
-    that, the count over those groups' members decides."""
-    groups = -(-rows.size(1) // GROUP_MEMBERS)
-    main, tail = _split_groups(rows, groups)
+def _head_above(rows, log_threshold):
+    """Each row's entries above its ``log_threshold`` [N, 1] in descending order, then the
+    row's largest other entry (a copy of its last entry if it has none): values [N, K]
+    (``-inf`` after that) and ids [N, K] (0 from that entry on: never dominant), K = 1 + the
+    most entries a row has above its threshold."""
+    n = rows.size(0)
+    main, tail = _split_groups(rows, -(-rows.size(1) // GROUP_MEMBERS))
     maxima = _group_maxima(main, tail)
-    above = _count_above(maxima, log_threshold)
-    width = min(groups, above + 2 + above * above // groups)
-    group_ids = _top_k(maxima, width)[1]
-    values = _group_values(main, tail, group_ids)
-    top, ids = _members_top_k(rows, main, tail, group_ids, values, width)
-    k = min(limit, _count_above(top, log_threshold) + 1)
-    if k > width:
-        k = min(limit, _count_above(values, log_threshold) + 1)
-        group_ids = _top_k(maxima, min(groups, k))[1]
-        values = _group_values(main, tail, group_ids)
-        top, ids = _members_top_k(rows, main, tail, group_ids, values, k)
-    return top[:, :k], ids[:, :k]
+    opened = maxima > log_threshold
+    rows_of, groups_of = opened.nonzero(as_tuple=True)
+    values, ids = _open_groups(main, tail, rows_of, groups_of)
+    above = values > log_threshold[rows_of]
+    following = maxima.masked_fill(opened, float("-inf")).amax(dim=1)
+    following = following.scatter_reduce(
+        0, rows_of, values.masked_fill(above, float("-inf")).amax(dim=1), "amax")
+    entry_rows = rows_of.unsqueeze(1).expand_as(above)[above]
+    entry_values, entry_ids = values[above], ids[above]
+    order = torch.argsort(entry_values, descending=True, stable=True)
+    order = order[torch.argsort(entry_rows[order], stable=True)]
+    entry_rows, entry_values, entry_ids = entry_rows[order], entry_values[order], entry_ids[order]
+    counts = torch.bincount(entry_rows, minlength=n)
+    width = int(counts.max()) + 1 if n else 1
+    position = torch.arange(entry_rows.numel(), device=rows.device) - (
+        counts.cumsum(0) - counts)[entry_rows]
+    top = rows.new_full((n, width), float("-inf"))
+    top[entry_rows, position] = entry_values
+    every = torch.arange(n, device=rows.device)
+    no_other = counts == rows.size(1)  # no drop after the last token of the vocabulary
+    top[every, counts] = torch.where(no_other, top[every, (counts - 1).clamp(min=0)], following)
+    top_ids = torch.zeros((n, width), dtype=torch.long, device=rows.device)
+    top_ids[entry_rows, position] = entry_ids
+    return top, top_ids
 
 
 def _cut_mask(probs, p_jump, epsilon, cut):
@@ -117,32 +103,36 @@ def _cut_mask(probs, p_jump, epsilon, cut):
     return positions <= cut_at
 
 
-def dominant_sets(log_probs, p_jump=0.3, epsilon=0.005, cut="last", log_partition=None):
-    """Top-K token ids [..., K] in descending probability and a mask [..., K] of the dominant
-    ones (a prefix of each row). ``K <= dominant_topk_size(V, epsilon)``: one more than the
-    most tokens any row has above ``epsilon``. ``log_probs`` [..., V] must be normalised,
-    or unnormalised logits with ``log_partition`` [...] (their logsumexp). Input untouched.
-    """
+def dominant_summary(log_probs, p_jump=0.3, epsilon=0.005, cut="last", log_partition=None):
+    """Dominant token ids [..., W] in descending probability, their mask [..., W] (a prefix
+    of each row; W = the largest set or 1, ids past a row's set are padding) and the set's summed
+    probability [...]. ``log_probs`` [..., V] must be normalised, or unnormalised logits with
+    ``log_partition`` [...] (their logsumexp). Input untouched."""
     if cut not in CUT_MODES:
         raise ValueError(f"dominant cut must be one of {CUT_MODES}, got {cut!r}")
     vocab = log_probs.size(-1)
     rows = log_probs.reshape(-1, vocab)
-    if rows.size(0) == 0:
-        empty = torch.zeros(log_probs.shape[:-1] + (0,), dtype=torch.long, device=rows.device)
-        return empty, empty.bool()
     if log_partition is None:
         log_partition = torch.zeros(rows.size(0), device=rows.device)
     log_partition = log_partition.reshape(-1, 1).float()
     if epsilon > 0:
         slack = 1e-3 * (1.0 + log_partition.abs())
-        log_threshold = log_partition + math.log(epsilon) - slack
-        top, indices = _top_tokens(rows, log_threshold, dominant_topk_size(vocab, epsilon))
+        top, ids = _head_above(rows, log_partition + math.log(epsilon) - slack)
     else:
-        top, indices = rows.sort(dim=1, descending=True)
+        top, ids = rows.sort(dim=1, descending=True)
     probs = (top.float() - log_partition).exp()
     mask = _cut_mask(probs, p_jump, epsilon, cut)
-    shape = log_probs.shape[:-1] + (indices.size(1),)
-    return indices.view(shape), mask.view(shape)
+    width = max(1, int(mask.sum(dim=1).max())) if mask.numel() else 1
+    mass = (probs * mask).sum(dim=1)
+    shape = log_probs.shape[:-1]
+    return (ids[:, :width].reshape(shape + (width,)), mask[:, :width].reshape(shape + (width,)),
+            mass.reshape(shape))
+
+
+def dominant_sets(log_probs, p_jump=0.3, epsilon=0.005, cut="last", log_partition=None):
+    """Dominant token ids [..., W] and their mask [..., W]: :func:`dominant_summary` without
+    the mass."""
+    return dominant_summary(log_probs, p_jump, epsilon, cut, log_partition)[:2]
 
 
 def dominant_size(mask):
@@ -152,12 +142,9 @@ def dominant_size(mask):
 
 def is_dominant(tokens, indices, mask):
     """Whether each token is in its position's dominant set: ``tokens`` [...] or [..., m]
-    against ``(indices, mask)`` [..., K] from :func:`dominant_sets`; bool of tokens' shape.
-    Compares only the first ``max |dominant set|`` columns (the masks are prefixes)."""
-    width = int(mask.sum(dim=-1).max()) if mask.numel() else 0
-    if width == 0:
+    against ``(indices, mask)`` [..., W] from :func:`dominant_sets`; bool of tokens' shape."""
+    if indices.size(-1) == 0:
         return torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
-    indices, mask = indices[..., :width], mask[..., :width]
     single = tokens.dim() == indices.dim() - 1
     candidates = tokens.unsqueeze(-1) if single else tokens
     hits = (candidates.unsqueeze(-1) == indices.unsqueeze(-2)) & mask.unsqueeze(-2)
@@ -165,12 +152,17 @@ def is_dominant(tokens, indices, mask):
     return found.squeeze(-1) if single else found
 
 
+def boost(own_probs, tokens, indices, mask, mass):
+    """BoostedProb from a :func:`dominant_summary`: the dominant set's mass where the token
+    is dominant, else its own probability."""
+    return torch.where(is_dominant(tokens, indices, mask), mass.to(own_probs.dtype), own_probs)
+
+
 def boosted_prob(log_probs, tokens, p_jump=0.3, epsilon=0.005, cut="last", log_partition=None):
     """BoostedProb of each token: the dominant set's summed probability if the token is
     dominant, else its own probability. ``log_probs`` [..., V] (or logits with their
     ``log_partition`` [...], sparing a normalised copy), ``tokens`` [...]."""
-    indices, mask = dominant_sets(log_probs, p_jump, epsilon, cut, log_partition=log_partition)
-    shift = 0.0 if log_partition is None else log_partition.unsqueeze(-1)
-    dominant_mass = ((log_probs.gather(-1, indices) - shift).exp() * mask).sum(dim=-1)
-    own = (log_probs.gather(-1, tokens.unsqueeze(-1)) - shift).squeeze(-1).exp()
-    return torch.where(is_dominant(tokens, indices, mask), dominant_mass, own)
+    indices, mask, mass = dominant_summary(log_probs, p_jump, epsilon, cut, log_partition)
+    shift = 0.0 if log_partition is None else log_partition
+    own = (log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).float() - shift).exp()
+    return boost(own, tokens, indices, mask, mass)

@@ -18,11 +18,10 @@ from fairseq import options, tasks
 from fairseq.utils import strip_pad
 
 from .errors import QEUserError
-from .scoring import METHODS, qe_records, records_from_scores
+from .scoring import METHODS, SENTENCE_AGGREGATIONS, qe_records, records_from_scores
 from .search_capture import SearchCapture
 
 WORD_AGGREGATIONS = ("min", "prod", "mean")
-SENTENCE_AGGREGATIONS = ("prod", "mean_log", "min")
 
 
 def add_qe_args(parser):
@@ -184,7 +183,7 @@ def step_with_qe(inference_step, state, dictionary, generator, models, sample, *
         hypos = inference_step(generator, models, sample, *args, **kwargs)
         state.score(models, sample, hypos, dictionary)
         return hypos
-    with SearchCapture(models[0]) as capture:
+    with SearchCapture(models[0], temperature=getattr(generator, "temperature", 1.0)) as capture:
         hypos = inference_step(generator, models, sample, *args, **kwargs)
     state.score(models, sample, hypos, dictionary, capture)
     return hypos

@@ -125,10 +125,11 @@ def _fill_exactly(probs, reference, dominant, rows, chosen, chosen_valid, num_sa
     """Dense successive sampling for the few rows the cheap draws could not fill."""
     dense = (probs.expand(reference.numel(), -1) if probs.dim() == 1 else probs)[rows].clone()
     dense.scatter_(1, reference[rows].unsqueeze(1), 0.0)
-    if dominant is not None:
-        indices, mask = dominant
-        dense.scatter_(1, indices[rows], dense.gather(1, indices[rows]) * ~mask[rows])
-    dense.scatter_(1, chosen, dense.gather(1, chosen) * ~chosen_valid)
+    excluded = [(chosen, chosen_valid)] + ([] if dominant is None else
+                                           [(dominant[0][rows], dominant[1][rows])])
+    for ids, mask in excluded:  # only masked slots: padding ids may repeat an excluded id
+        which, slot = mask.nonzero(as_tuple=True)
+        dense[which, ids[which, slot]] = 0.0
     have = chosen_valid.sum(1)
     for i in range(rows.numel()):
         need = min(num_samples - int(have[i]), int(dense[i].gt(0).sum()))

@@ -7,6 +7,7 @@ output token ``y`` three ways:
 - softmax probability ``p(y)``;
 - BoostedProb: the dominant set's summed mass if ``y`` is dominant, else ``p(y)``.
 """
+import math
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,7 @@ from .dominant import boosted_prob
 from .words import aggregate_words, word_ids
 
 METHODS = ("sigmoid", "softmax", "boostedprob")
+SENTENCE_AGGREGATIONS = ("prod", "mean_log", "min")
 
 
 @dataclass
@@ -60,40 +62,36 @@ def score_tokens(model, src_tokens, src_lengths, hyp_tokens, pad, eos, p_jump=0.
 
 
 def sentence_score(token_scores, aggregation="prod"):
-    """Sentence QE from a 1-D tensor of token scores: product (the paper), mean log, or min."""
-    if token_scores.numel() == 0:
+    """Sentence QE from a hypothesis' token scores (floats): product (the paper), mean log,
+    or min."""
+    if aggregation not in SENTENCE_AGGREGATIONS:
+        raise ValueError(f"unknown sentence aggregation {aggregation!r}: prod, mean_log or min")
+    if not token_scores:
         return float("nan")
     if aggregation == "prod":
-        return float(token_scores.double().prod())
+        return math.prod(token_scores)
     if aggregation == "mean_log":
-        return float(torch.log(token_scores.double().clamp_min(1e-300)).mean())
-    if aggregation == "min":
-        return float(token_scores.min())
-    raise ValueError(f"unknown sentence aggregation {aggregation!r}: prod, mean_log or min")
-
-
-def drop_eos(token_scores, tokens, eos):
-    """Token scores of one hypothesis without its final EOS (the paper's default)."""
-    if tokens.numel() and int(tokens[-1]) == eos:
-        return token_scores[:-1]
-    return token_scores
+        return sum(math.log(max(s, 1e-300)) for s in token_scores) / len(token_scores)
+    return min(token_scores)
 
 
 def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_agg="prod",
                   word_agg="min", word_level=True):
-    """One hypothesis' QE from its token scores by method (1-D tensors aligned with
-    ``tokens``): subword pieces, per-token, per-word (or None) and sentence scores."""
-    if not include_eos:
-        token_scores = {m: drop_eos(v, tokens, dictionary.eos()) for m, v in token_scores.items()}
-    pieces = [dictionary[t] for t in tokens[: len(token_scores["sigmoid"])].tolist()]
-    per_token = {m: v.tolist() for m, v in token_scores.items()}
+    """One hypothesis' QE from its token scores by method (lists of floats aligned with
+    ``tokens``, a list of ids): subword pieces, per-token, per-word (or None) and sentence
+    scores. The final EOS is left out unless ``include_eos``."""
+    length = len(tokens)
+    if not include_eos and tokens and tokens[-1] == dictionary.eos():
+        length -= 1
+    pieces = [dictionary[t] for t in tokens[:length]]
+    per_token = {m: v[:length] for m, v in token_scores.items()}
     per_word = None
     if word_level:
         ids = word_ids(pieces)
         per_word = {m: aggregate_words(v, ids, word_agg) for m, v in per_token.items()}
     return {"tokens": pieces, "token_scores": per_token, "word_scores": per_word,
             "sentence_scores": {m: sentence_score(v, sentence_agg)
-                                for m, v in token_scores.items()}}
+                                for m, v in per_token.items()}}
 
 
 def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, encoder_out=None,
@@ -112,6 +110,10 @@ def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, encoder_o
 def records_from_scores(scores, hypotheses, dictionary, **options):
     """QE records of hypotheses from their token scores {method: [N, T]} (row ``i`` for
     hypothesis ``i``); ``options`` go to :func:`hypothesis_qe`."""
-    return [hypothesis_qe({m: scores[m][row, : tokens.numel()].cpu() for m in METHODS},
-                          tokens.cpu(), dictionary, **options)
-            for row, tokens in enumerate(hypotheses)]
+    lists = {m: scores[m].cpu().tolist() for m in METHODS}
+    records = []
+    for row, tokens in enumerate(hypotheses):
+        ids = tokens.tolist()
+        records.append(hypothesis_qe({m: lists[m][row][: len(ids)] for m in METHODS}, ids,
+                                     dictionary, **options))
+    return records

@@ -1,22 +1,27 @@
-"""Token QE read off the beam search itself, so ``--print-qe`` costs almost nothing.
+"""Token QE read off fairseq's own decoding, so ``--print-qe`` costs almost nothing.
 
-While fairseq's incremental search runs, each decoder step leaves behind the final hidden
-state ``h`` of every live beam row. A finished hypothesis ``y`` took its token ``y_t`` from
-the row whose decoder input was ``<eos> y_<t`` in the same sentence; rows are found by a hash
-of (sentence, decoder input). From the ``h`` of the rows a hypothesis used come
-``σ(h · W_qe[y])`` and, through the frozen output projection, BoostedProb; so the dominant
-rule runs on the used rows only, not on every row of every step. The softmax probability of
-``y_t`` is the search's own positional score. When some hypothesis' rows are not found (an
-ensemble, a non-incremental generator), :meth:`SearchCapture.token_scores` returns None and
-the caller force-decodes instead.
+Beam search (incremental): each decoder step leaves, for every live beam row, the final
+hidden state ``h`` and the log-partition of its softmax logits (read off one entry). A
+finished hypothesis ``y`` took its token ``y_t`` from the row whose decoder input was
+``<eos> y_<t`` in the same sentence; rows are found by a hash of (sentence, decoder input).
+From the ``h`` of the rows a hypothesis used come ``σ(h · W_qe[y])`` and, through the frozen
+output projection, BoostedProb: the dominant rule runs on the used rows only.
+
+Force-decoding (``--score-reference``): the scorer's one forward pass leaves ``h`` and the
+log-probabilities of every position; the dominant sets are taken from those directly.
+
+The softmax probability of ``y_t`` is fairseq's own positional score. When some token's
+position is not on record (an ensemble, another generator), :meth:`SearchCapture.token_scores`
+returns None and the caller force-decodes instead.
 """
 import torch
 
-from .dominant import boosted_prob
+from .dominant import boost, dominant_summary
 from .scoring import shift_right
 
 SENTENCE_KEY = "sigmoid_qe_sentence"
 HASH_BASE = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit multiplier, as signed int64
+ELEMENTS_PER_CHUNK = 1 << 24  # logits recomputed at a time for BoostedProb (64 MiB of float)
 
 
 _POWERS = torch.ones(1, dtype=torch.long)
@@ -48,19 +53,34 @@ def row_keys(hashes, sentences):
     return hashes * 1_000_003 + sentences.long()
 
 
+def log_partition_of(logits, log_probs):
+    """Each row's ``logsumexp`` of ``logits`` [N, V], read off their normalisation
+    ``log_probs`` at one token (``z_0 - log p_0``); computed where that is not finite."""
+    values = logits[:, 0].float() - log_probs[:, 0].float()
+    broken = ~torch.isfinite(values)
+    if broken.any():
+        values[broken] = torch.logsumexp(logits[broken].float(), dim=-1)
+    return values
+
+
 class StepRecord:
-    """What one decoder step leaves for QE: per live row its key and ``h``."""
+    """What one decoder position leaves for QE, per row: its key, ``h``, and either the
+    log-partition of its logits (search) or its dominant summary (force-decoding)."""
 
     def __init__(self, keys, features):
         self.keys, self.features = keys, features
+        self.log_partition = self.dominant = None
 
 
 class SearchCapture:
-    """Context manager around one ``task.inference_step`` of a single sigmoid-head model."""
+    """Context manager around one ``task.inference_step`` of a single sigmoid-head model
+    (``temperature``: the generator's, which divides the logits the search normalises)."""
 
-    def __init__(self, model, p_jump=0.3, epsilon=0.005, cut="last", rows_per_chunk=1024):
-        self.model, self.rule, self.rows_per_chunk = model, (p_jump, epsilon, cut), rows_per_chunk
-        self.encoder_output, self.steps = None, {}
+    def __init__(self, model, p_jump=0.3, epsilon=0.005, cut="last", temperature=1.0,
+                 rows_per_chunk=None):
+        self.model, self.rule, self.temperature = model, (p_jump, epsilon, cut), temperature
+        self.rows_per_chunk = rows_per_chunk
+        self.encoder_output, self.steps, self.pending = None, {}, None
         self._patched = []
 
     def _patch(self, owner, name, wrapper):
@@ -72,6 +92,7 @@ class SearchCapture:
         self._patch(encoder, "forward", self._wrap_encoder_forward)
         self._patch(encoder, "reorder_encoder_out", self._wrap_reorder)
         self._patch(decoder, "extract_features", self._wrap_extract_features)
+        self._patch(self.model, "get_normalized_probs", self._wrap_normalized_probs)
         return self
 
     def __exit__(self, *exc):
@@ -104,57 +125,99 @@ class SearchCapture:
                                        incremental_state=None, **kwargs):
             x, extra = extract_features(prev_output_tokens, encoder_out=encoder_out,
                                         incremental_state=incremental_state, **kwargs)
-            if incremental_state is not None and encoder_out and SENTENCE_KEY in encoder_out:
-                step = prev_output_tokens.size(1) - 1
-                hashes = last_prefix_hash(prev_output_tokens)
-                keys = row_keys(hashes, encoder_out[SENTENCE_KEY][0])
-                self.steps[step] = StepRecord(keys, x[:, -1, :])
+            self.pending = None
+            if encoder_out and SENTENCE_KEY in encoder_out:
+                sentences = encoder_out[SENTENCE_KEY][0]
+                if incremental_state is not None:  # one search step: its last position
+                    step = prev_output_tokens.size(1) - 1
+                    keys = row_keys(last_prefix_hash(prev_output_tokens), sentences)
+                    self.steps[step] = StepRecord(keys, x[:, -1, :])
+                    self.pending = ("step", [self.steps[step]])
+                elif not self.steps:  # force-decoding: every position at once
+                    keys = row_keys(prefix_hashes(prev_output_tokens), sentences.unsqueeze(1))
+                    records = [StepRecord(keys[:, t], x[:, t, :]) for t in range(x.size(1))]
+                    self.steps = dict(enumerate(records))
+                    self.pending = ("forced", records)
             return x, extra
         return capturing_extract_features
+
+    def _wrap_normalized_probs(self, get_normalized_probs):
+        def capturing_normalized_probs(net_output, log_probs, sample=None):
+            probs = get_normalized_probs(net_output, log_probs, sample)
+            pending, self.pending = self.pending, None
+            if pending is None or not log_probs:
+                return probs
+            kind, records = pending
+            if tuple(probs.shape[:2]) != (records[0].keys.size(0), len(records)):
+                return probs  # not the call we recorded (e.g. a split softmax batch)
+            if kind == "step":
+                records[0].log_partition = log_partition_of(net_output[0][:, -1, :],
+                                                            probs[:, -1, :])
+            else:
+                ids, mask, mass = dominant_summary(probs, *self.rule)
+                for t, record in enumerate(records):
+                    record.dominant = (ids[:, t], mask[:, t], mass[:, t])
+            return probs
+        return capturing_normalized_probs
 
     def token_scores(self, sentences, hypotheses, positional_scores, pad, eos):
         """Per-token scores of hypotheses (1-D token tensors ending in EOS; ``sentences``
         their row in the sample) as {method: [N, T]} with the pad mask, or None if any token's
-        search step is not on record."""
+        position is not on record."""
         if not self.steps or not hypotheses:
             return None
         tokens = torch.nn.utils.rnn.pad_sequence(hypotheses, batch_first=True, padding_value=pad)
         keys = row_keys(prefix_hashes(shift_right(tokens, eos, pad)), sentences.unsqueeze(1))
         mask = tokens.ne(pad)
-        features = None
         softmax = torch.nn.utils.rnn.pad_sequence(
             [s.float().exp() for s in positional_scores], batch_first=True)
+        boosted = softmax.clone()
+        log_partition = torch.zeros_like(softmax)
+        recompute = torch.zeros_like(mask)
+        features = None
         for step in range(tokens.size(1)):
             live = mask[:, step]
             record = self.steps.get(step)
-            if record is None:
+            if record is None or (record.dominant is None and record.log_partition is None):
                 return None
             order = torch.argsort(record.keys)
             sorted_keys = record.keys[order]
             where = torch.searchsorted(sorted_keys, keys[live, step]).clamp(max=len(order) - 1)
             if not torch.equal(sorted_keys[where], keys[live, step]):
                 return None
+            rows = order[where]
             if features is None:
                 features = record.features.new_zeros(tokens.shape + record.features.shape[1:])
-            features[live, step] = record.features[order[where]]
+            features[live, step] = record.features[rows]
+            if record.dominant is not None:
+                boosted[live, step] = boost(softmax[live, step], tokens[live, step],
+                                            *(part[rows] for part in record.dominant))
+            else:
+                log_partition[live, step] = record.log_partition[rows]
+                recompute[live, step] = True
+        if recompute.any():
+            boosted[recompute] = self.boosted_from_features(
+                features[recompute], tokens[recompute], softmax[recompute],
+                log_partition[recompute])
         logits = self.model.qe_logits(features, tokens.unsqueeze(-1)).squeeze(-1)
         zero = torch.zeros((), dtype=torch.float)
         return {
             "sigmoid": torch.where(mask, torch.sigmoid(logits.float()), zero),
             "softmax": torch.where(mask, softmax, zero),
-            "boostedprob": self.boosted_prob(features, tokens, mask),
+            "boostedprob": torch.where(mask, boosted, zero),
         }, mask
 
-    def boosted_prob(self, features, tokens, mask):
-        """BoostedProb [N, T] of the tokens from their rows' ``h`` (0 at padding), the frozen
-        softmax recomputed for the used rows only, a chunk of rows at a time."""
-        used_features, used_tokens = features[mask], tokens[mask]
-        scores = torch.zeros(tokens.shape, dtype=torch.float, device=tokens.device)
-        used = scores.new_zeros(used_tokens.shape)
-        for start in range(0, used_tokens.numel(), self.rows_per_chunk):
-            chunk = slice(start, start + self.rows_per_chunk)
-            logits = self.model.decoder.output_layer(used_features[chunk]).float()
-            used[chunk] = boosted_prob(logits, used_tokens[chunk], *self.rule,
-                                       log_partition=torch.logsumexp(logits, dim=-1))
-        scores[mask] = used
+    def boosted_from_features(self, features, tokens, softmax, log_partition):
+        """BoostedProb of tokens [M] from their rows' ``h`` [M, d]: the frozen logits
+        recomputed a chunk of rows at a time, normalised by the search's log-partition."""
+        vocab = self.model.decoder.output_projection.out_features
+        chunk = self.rows_per_chunk or max(1, ELEMENTS_PER_CHUNK // vocab)
+        scores = torch.empty_like(softmax)
+        for start in range(0, tokens.numel(), chunk):
+            part = slice(start, start + chunk)
+            logits = self.model.decoder.output_layer(features[part]).float()
+            if self.temperature != 1:
+                logits = logits / self.temperature
+            summary = dominant_summary(logits, *self.rule, log_partition=log_partition[part])
+            scores[part] = boost(softmax[part], tokens[part], *summary)
         return scores

@@ -91,6 +91,37 @@ def test_softmax_baseline_matches_fairseq_positional_scores(runs):
         assert record["token_scores"]["softmax"] == pytest.approx(expected, abs=2e-4)
 
 
+def test_results_path_max_tokens_sacrebleu_and_aggregations(real_data_bin, head_checkpoint,
+                                                             tmp_path):
+    """QE lines go where fairseq writes (--results-path), batches by --max-tokens, and the
+    sacrebleu score line is unchanged; the sentence/word aggregation options are applied."""
+    options = ["--max-tokens", "300", "--scoring", "sacrebleu", "--post-process",
+               "sentencepiece"]
+    generate(real_data_bin, head_checkpoint, *options, "--results-path", tmp_path / "plain")
+    generate(real_data_bin, head_checkpoint, *options, "--results-path", tmp_path / "qe",
+             "--print-qe", "--qe-sentence-agg", "min", "--qe-word-agg", "prod",
+             "--qe-output", tmp_path / "qe.jsonl")
+    plain = (tmp_path / "plain" / "generate-test.txt").read_text(encoding="utf-8")
+    with_qe = (tmp_path / "qe" / "generate-test.txt").read_text(encoding="utf-8")
+    assert fairseq_lines(plain) == fairseq_lines(with_qe)
+    assert any(line.startswith("Generate test with beam=5") and "BLEU" in line
+               for line in fairseq_lines(plain))
+    records = [json.loads(line) for line in (tmp_path / "qe.jsonl").read_text().splitlines()]
+    sentence, detok = by_prefix(with_qe, "Q-"), by_prefix(with_qe, "D-")
+    assert len(sentence) == len(records) == len(by_prefix(with_qe, "H-")) > 50
+    for record, q, d in zip(records, sentence, detok):
+        for method in ("sigmoid", "softmax", "boostedprob"):
+            tokens, words = record["token_scores"][method], record["word_scores"][method]
+            if not tokens:  # an empty hypothesis: no sentence score (NaN)
+                assert math.isnan(record["sentence_scores"][method])
+                continue
+            assert record["sentence_scores"][method] == min(tokens)
+            assert len(words) == len(d[2].split())
+            assert math.prod(words) == pytest.approx(math.prod(tokens), rel=1e-9)
+        if record["tokens"]:
+            assert float(q[1]) == pytest.approx(min(record["token_scores"]["sigmoid"]), rel=1e-5)
+
+
 def test_include_eos_and_score_reference(real_data_bin, head_checkpoint):
     result = generate(real_data_bin, head_checkpoint, "--print-qe", "--qe-include-eos",
                       "--score-reference")
@@ -190,64 +221,133 @@ def test_console_command_missing_files(real_data_bin, head_checkpoint, tmp_path,
     assert len(errors) == 1 and "missing" in errors[0]
 
 
-@pytest.mark.parametrize("rows_per_chunk", [1024, 7])
-def test_scores_read_off_the_search_equal_force_decoding(real_data_bin, head_checkpoint,
-                                                         rows_per_chunk):
-    """--print-qe takes beam-search QE from the search itself; it must equal re-scoring the
-    finished hypotheses by force-decoding, for every hypothesis of the beam (BoostedProb is
-    recomputed from the used rows, a chunk of rows at a time)."""
-    from argparse import Namespace
-
+def captured_and_forced(model, task, generator, sample, capture):
+    """Scores of every returned hypothesis read off the capture, and force-decoded anew."""
     import torch
 
-    from fairseq_sigmoid_qe.inference import load_head_model
     from fairseq_sigmoid_qe.scoring import score_tokens
-    from fairseq_sigmoid_qe.search_capture import SearchCapture
 
-    model, task = load_head_model(head_checkpoint, real_data_bin)
-    task.load_dataset("test")
-    generator = task.build_generator([model], Namespace(beam=4, max_len_b=60))
-    sample = next(iter(task.get_batch_iterator(
-        dataset=task.dataset("test"), max_sentences=12).next_epoch_itr(shuffle=False)))
-    dictionary = task.target_dictionary
-    with torch.no_grad(), SearchCapture(model, rows_per_chunk=rows_per_chunk) as capture:
+    with torch.no_grad(), capture:
         hypos = task.inference_step(generator, [model], sample)
+    dictionary = task.target_dictionary
     pairs = [(i, hypo) for i, beams in enumerate(hypos) for hypo in beams]
     rows = torch.tensor([i for i, _ in pairs])
     tokens = [hypo["tokens"] for _, hypo in pairs]
     searched = capture.token_scores(rows, tokens, [h["positional_scores"] for _, h in pairs],
                                     dictionary.pad(), dictionary.eos())
-    assert searched is not None, "the search was not captured"
-    scores, mask = searched
     padded = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True,
                                              padding_value=dictionary.pad())
     net_input = sample["net_input"]
     forced = score_tokens(model, net_input["src_tokens"][rows], net_input["src_lengths"][rows],
                           padded, dictionary.pad(), dictionary.eos())
+    return searched, forced, pairs
+
+
+def first_test_batch(task, sentences):
+    task.load_dataset("test")
+    return next(iter(task.get_batch_iterator(
+        dataset=task.dataset("test"), max_sentences=sentences).next_epoch_itr(shuffle=False)))
+
+
+def assert_same_scores(searched, forced):
+    import torch
+
+    assert searched is not None, "the decoding was not captured"
+    scores, mask = searched
     assert torch.equal(mask, forced.mask)
     for method in ("sigmoid", "softmax", "boostedprob"):
         torch.testing.assert_close(scores[method], forced.method(method), atol=2e-4, rtol=1e-3)
-    assert len(pairs) == 4 * len(sample["id"])
 
 
-def test_search_capture_declines_force_decoding(real_data_bin, head_checkpoint):
-    """--score-reference runs no incremental search: nothing is captured, QE force-decodes."""
-    from argparse import Namespace
-
+def tempered_scores(model, task, sample, pairs, forced, temperature):
+    """Softmax and BoostedProb of the hypotheses under the tempered distribution the search
+    used (softmax(z / T)), force-decoded; the sigmoid head ignores the temperature."""
     import torch
+
+    from fairseq_sigmoid_qe.dominant import boosted_prob
+    from fairseq_sigmoid_qe.scoring import shift_right
+
+    dictionary = task.target_dictionary
+    rows = torch.tensor([i for i, _ in pairs])
+    padded = torch.nn.utils.rnn.pad_sequence([h["tokens"] for _, h in pairs], batch_first=True,
+                                             padding_value=dictionary.pad())
+    net_input = sample["net_input"]
+    _, logits = model.frozen_forward(net_input["src_tokens"][rows],
+                                     net_input["src_lengths"][rows],
+                                     shift_right(padded, dictionary.eos(), dictionary.pad()))
+    log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
+    zero = torch.zeros(())
+    forced.softmax = torch.where(forced.mask, log_probs.gather(
+        -1, padded.unsqueeze(-1)).squeeze(-1).exp(), zero)
+    forced.boostedprob = torch.where(forced.mask, boosted_prob(log_probs, padded), zero)
+    return forced
+
+
+@pytest.mark.parametrize("rows_per_chunk,temperature", [(None, 1.0), (7, 1.0), (None, 1.5)])
+def test_scores_read_off_the_search_equal_force_decoding(real_data_bin, head_checkpoint,
+                                                         rows_per_chunk, temperature):
+    """--print-qe takes beam-search QE from the search itself; it must equal re-scoring the
+    finished hypotheses by force-decoding, for every hypothesis of the beam (BoostedProb is
+    recomputed from the used rows, a chunk of rows at a time; with --temperature the search
+    normalises tempered logits and so does QE)."""
+    from argparse import Namespace
 
     from fairseq_sigmoid_qe.inference import load_head_model
     from fairseq_sigmoid_qe.search_capture import SearchCapture
 
     model, task = load_head_model(head_checkpoint, real_data_bin)
-    task.load_dataset("test")
+    generator = task.build_generator([model], Namespace(beam=4, max_len_b=60,
+                                                        temperature=temperature))
+    sample = first_test_batch(task, 12)
+    capture = SearchCapture(model, rows_per_chunk=rows_per_chunk, temperature=temperature)
+    searched, forced, pairs = captured_and_forced(model, task, generator, sample, capture)
+    if temperature != 1:
+        forced = tempered_scores(model, task, sample, pairs, forced, temperature)
+    assert_same_scores(searched, forced)
+    assert len(pairs) == 4 * len(sample["id"])
+    assert "forward" not in vars(model.encoder)  # the patches are gone
+
+
+def test_scores_read_off_the_scorer_equal_force_decoding(real_data_bin, head_checkpoint):
+    """--score-reference: fairseq's scorer runs one forward pass; QE reads h and the dominant
+    sets off it instead of a second pass, with the same scores."""
+    from argparse import Namespace
+
+    from fairseq_sigmoid_qe.inference import load_head_model
+    from fairseq_sigmoid_qe.search_capture import SearchCapture
+
+    model, task = load_head_model(head_checkpoint, real_data_bin)
     scorer = task.build_generator([model], Namespace(score_reference=True))
-    sample = next(iter(task.get_batch_iterator(
-        dataset=task.dataset("test"), max_sentences=4).next_epoch_itr(shuffle=False)))
+    sample = first_test_batch(task, 9)
+    capture = SearchCapture(model)
+    searched, forced, pairs = captured_and_forced(model, task, scorer, sample, capture)
+    assert_same_scores(searched, forced)
+    assert len(pairs) == len(sample["id"])
+    assert all(record.dominant is not None for record in capture.steps.values())
+
+
+def test_capture_declines_what_it_did_not_record(real_data_bin, head_checkpoint):
+    """A hypothesis whose positions the capture never saw gives None (the caller then
+    force-decodes): here tokens that no decoder input of the batch produced."""
+    import torch
+    from argparse import Namespace
+
+    from fairseq_sigmoid_qe.inference import load_head_model
+    from fairseq_sigmoid_qe.search_capture import SearchCapture
+
+    model, task = load_head_model(head_checkpoint, real_data_bin)
+    scorer = task.build_generator([model], Namespace(score_reference=True))
+    sample = first_test_batch(task, 4)
     with torch.no_grad(), SearchCapture(model) as capture:
         hypos = task.inference_step(scorer, [model], sample)
     tokens = [h[0]["tokens"] for h in hypos]
-    assert capture.encoder_output is not None
-    assert capture.token_scores(torch.arange(len(tokens)), tokens,
-                                [h[0]["positional_scores"] for h in hypos], 1, 2) is None
-    assert "forward" not in vars(model.encoder)  # the patches are gone
+    positional = [h[0]["positional_scores"] for h in hypos]
+    pad, eos = task.target_dictionary.pad(), task.target_dictionary.eos()
+    rows = torch.arange(len(tokens))
+    assert capture.token_scores(rows, tokens, positional, pad, eos) is not None
+    altered = [t.clone() for t in tokens]
+    altered[1][0] = (altered[1][0] + 1) % len(task.target_dictionary)
+    longer = [torch.cat([t[:-1], t[:-1], t[-1:]]) for t in tokens]
+    assert capture.token_scores(rows, altered, positional, pad, eos) is None
+    assert capture.token_scores(rows, longer, [torch.cat([p, p]) for p in positional],
+                                pad, eos) is None
