@@ -13,13 +13,12 @@ import os
 import sys
 from collections import defaultdict, deque
 
-import torch
 from fairseq import options, tasks
 from fairseq.utils import strip_pad
 
 from .errors import QEUserError
-from .scoring import METHODS, SENTENCE_AGGREGATIONS, qe_records, records_from_scores
-from .search_capture import SearchCapture
+from .scoring import METHODS, SENTENCE_AGGREGATIONS
+from .search_capture import SearchCapture, hypothesis_records
 
 WORD_AGGREGATIONS = ("min", "prod", "mean")
 
@@ -106,24 +105,13 @@ class QEState:
         pairs = [(i, rank, hypo) for i, beams in enumerate(hypos) for rank, hypo in enumerate(beams)]
         if not pairs:
             return
-        net_input = sample["net_input"]
-        index = torch.tensor([i for i, _, _ in pairs], device=net_input["src_tokens"].device)
-        tokens = [hypo["tokens"] for _, _, hypo in pairs]
         options = dict(include_eos=self.options.include_eos,
                        sentence_agg=self.options.sentence_agg, word_agg=self.options.word_agg,
                        word_level=self.options.word_level)
-        searched = capture.token_scores(
-            index, tokens, [hypo["positional_scores"] for _, _, hypo in pairs],
-            dictionary.pad(), dictionary.eos()) if capture is not None else None
-        if searched is not None:
-            records = records_from_scores(searched[0], tokens, dictionary, **options)
-        else:
-            encoder_out = capture.encoder_output if capture is not None else None
-            if encoder_out is not None:
-                encoder_out = model.encoder.reorder_encoder_out(encoder_out, index)
-            records = qe_records(model, net_input["src_tokens"][index],
-                                 net_input["src_lengths"][index], tokens, dictionary,
-                                 encoder_out=encoder_out, **options)
+        records = hypothesis_records(
+            model, sample, [i for i, _, _ in pairs], [hypo["tokens"] for _, _, hypo in pairs],
+            dictionary, capture, [hypo["positional_scores"] for _, _, hypo in pairs], **options)
+        net_input = sample["net_input"]
         ids = sample["id"].tolist()
         for (i, rank, hypo), record in zip(pairs, records):
             qe = HypothesisQE(ids[i], rank, record)

@@ -13,7 +13,7 @@ from fairseq.data import LanguagePairDataset
 
 from .errors import QEUserError, install_excepthook
 from .inference import load_head_model
-from .scoring import qe_records
+from .search_capture import SearchCapture, hypothesis_records
 
 
 class QEModel:
@@ -64,29 +64,34 @@ class QEModel:
             dataset=dataset, max_tokens=self.max_tokens, ignore_invalid_inputs=False,
         ).next_epoch_itr(shuffle=False)
 
-    def _records(self, sample, hypotheses):
-        net = sample["net_input"]
-        records = qe_records(self.model, net["src_tokens"], net["src_lengths"], hypotheses,
-                             self.tgt_dict, include_eos=self.include_eos,
-                             sentence_agg=self.sentence_agg, word_agg=self.word_agg)
+    def _records(self, sample, hypotheses, capture=None):
+        tokens = [h["tokens"] for h in hypotheses]
+        positional = [h["positional_scores"] for h in hypotheses] if capture else None
+        records = hypothesis_records(
+            self.model, sample, list(range(len(tokens))), tokens, self.tgt_dict, capture,
+            positional, include_eos=self.include_eos, sentence_agg=self.sentence_agg,
+            word_agg=self.word_agg)
         for row, qe in enumerate(records):
             text = [p for p in qe["tokens"] if p != self.tgt_dict.eos_word]
             yield int(sample["id"][row]), {"translation": self._detokenize(text), **qe}
 
     def _collect(self, batches, hypotheses_of, count):
+        """Records in input order; ``hypotheses_of(sample)`` -> (hypotheses, capture)."""
         results = [None] * count
         for sample in batches:
-            for index, record in self._records(sample, hypotheses_of(sample)):
+            for index, record in self._records(sample, *hypotheses_of(sample)):
                 results[index] = record
         return results
 
     def translate(self, sources):
-        """Beam-search translations of raw source sentences, each with its QE."""
+        """Beam-search translations of raw source sentences, each with its QE (read off the
+        search)."""
         generator = self.task.build_generator([self.model], Namespace(beam=self.beam))
 
         def best(sample):
-            hypos = self.task.inference_step(generator, [self.model], sample)
-            return [h[0]["tokens"] for h in hypos]
+            with SearchCapture(self.model) as capture:
+                hypos = self.task.inference_step(generator, [self.model], sample)
+            return [h[0] for h in hypos], capture
 
         return self._collect(self._batches(sources), best, len(sources))
 
@@ -97,7 +102,7 @@ class QEModel:
 
         def given(sample):
             pad = self.tgt_dict.pad()
-            return [row[row.ne(pad)] for row in sample["target"]]
+            return [{"tokens": row[row.ne(pad)]} for row in sample["target"]], None
 
         return self._collect(self._batches(sources, translations), given, len(sources))
 

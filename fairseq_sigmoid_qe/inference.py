@@ -1,10 +1,11 @@
-"""Translate binarized data with the frozen model and score every hypothesis with QE."""
+"""Translate binarized data with the frozen model and score every hypothesis with QE (read off
+the search)."""
 from argparse import Namespace
 
 from fairseq import checkpoint_utils, utils
 
 from .errors import QEUserError
-from .scoring import qe_records
+from .search_capture import SearchCapture, hypothesis_records
 
 
 def load_head_model(path, data_dir=None):
@@ -22,14 +23,6 @@ def load_head_model(path, data_dir=None):
     return model, task
 
 
-def score_batch(model, sample, hypotheses, dictionary, include_eos=False, aggregation="prod"):
-    """QE records for one hypothesis per sentence of ``sample`` (same order)."""
-    net_input = sample["net_input"]
-    return qe_records(model, net_input["src_tokens"], net_input["src_lengths"], hypotheses,
-                      dictionary, include_eos=include_eos, sentence_agg=aggregation,
-                      word_level=False)
-
-
 def translate_and_score(model, task, subset, beam=5, max_tokens=4000, include_eos=False):
     """Beam-search the subset with the unchanged softmax model; QE for each best hypothesis."""
     task.load_dataset(subset)
@@ -42,9 +35,13 @@ def translate_and_score(model, task, subset, beam=5, max_tokens=4000, include_eo
     src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
     results = []
     for sample in iterator:
-        hypos = task.inference_step(generator, [model], sample)
+        with SearchCapture(model) as capture:
+            hypos = task.inference_step(generator, [model], sample)
         best = [h[0]["tokens"] for h in hypos]
-        for i, record in enumerate(score_batch(model, sample, best, tgt_dict, include_eos)):
+        records = hypothesis_records(model, sample, range(len(best)), best, tgt_dict, capture,
+                                     [h[0]["positional_scores"] for h in hypos],
+                                     include_eos=include_eos, word_level=False)
+        for i, record in enumerate(records):
             record.pop("word_scores")
             sample_id = int(sample["id"][i])
             record["id"] = sample_id

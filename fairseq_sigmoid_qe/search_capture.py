@@ -17,7 +17,7 @@ returns None and the caller force-decodes instead.
 import torch
 
 from .dominant import boost, dominant_summary
-from .scoring import shift_right
+from .scoring import qe_records, records_from_scores, shift_right
 
 SENTENCE_KEY = "sigmoid_qe_sentence"
 HASH_BASE = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit multiplier, as signed int64
@@ -160,6 +160,7 @@ class SearchCapture:
             return probs
         return capturing_normalized_probs
 
+    @torch.no_grad()
     def token_scores(self, sentences, hypotheses, positional_scores, pad, eos):
         """Per-token scores of hypotheses (1-D token tensors ending in EOS; ``sentences``
         their row in the sample) as {method: [N, T]} with the pad mask, or None if any token's
@@ -221,3 +222,24 @@ class SearchCapture:
             summary = dominant_summary(logits, *self.rule, log_partition=log_partition[part])
             scores[part] = boost(softmax[part], tokens[part], *summary)
         return scores
+
+
+@torch.no_grad()
+def hypothesis_records(model, sample, rows, tokens, dictionary, capture=None,
+                       positional_scores=None, **options):
+    """QE records of hypotheses (1-D token tensors; ``tokens[i]`` translates row ``rows[i]``
+    of ``sample``): read off ``capture`` when it holds every position (and fairseq's
+    ``positional_scores`` are given), else force-decoded in one pass that reuses the captured
+    encoder output. ``options`` go to :func:`scoring.hypothesis_qe`."""
+    net_input = sample["net_input"]
+    index = torch.as_tensor(rows, device=net_input["src_tokens"].device)
+    if capture is not None and positional_scores is not None:
+        searched = capture.token_scores(index, tokens, positional_scores, dictionary.pad(),
+                                        dictionary.eos())
+        if searched is not None:
+            return records_from_scores(searched[0], tokens, dictionary, **options)
+    encoder_out = capture.encoder_output if capture is not None else None
+    if encoder_out is not None:
+        encoder_out = model.encoder.reorder_encoder_out(encoder_out, index)
+    return qe_records(model, net_input["src_tokens"][index], net_input["src_lengths"][index],
+                      tokens, dictionary, encoder_out=encoder_out, **options)
