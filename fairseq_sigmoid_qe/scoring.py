@@ -1,11 +1,13 @@
 """Token and sentence QE of given translations from a sigmoid-head model.
 
-One code path for every caller (quickstart, generate hook, raw-text API): force-decode the
-hypothesis through the frozen model, read the final hidden states ``h`` and score each
-output token ``y`` three ways:
+Each output token ``y`` with final decoder hidden state ``h`` is scored three ways:
 - sigmoid head: ``σ(h · W_qe[y])``;
 - softmax probability ``p(y)``;
 - BoostedProb: the dominant set's summed mass if ``y`` is dominant, else ``p(y)``.
+Here by force-decoding the hypotheses through the frozen model (:func:`score_tokens`), and
+token scores become word and sentence QE records (:func:`records_from_scores`). Callers go
+through :func:`search_capture.hypothesis_records`, which reads the same scores off fairseq's
+own decoding when it can.
 """
 import math
 from dataclasses import dataclass
