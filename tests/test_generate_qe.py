@@ -180,8 +180,19 @@ def test_raw_text_api_scores_equal_the_cli(real_data_bin, head_checkpoint, tmp_p
                 cli[index]["token_scores"][method], rel=1e-4, abs=1e-6)
             assert record["sentence_scores"][method] == pytest.approx(
                 cli[index]["sentence_scores"][method], rel=1e-4, abs=1e-9)
-    translated = qe.translate(sources[:5])
-    assert all(r["translation"] and 0 <= r["sentence_scores"]["sigmoid"] <= 1 for r in translated)
+    translated = qe.translate(sources[:20])
+    assert all(0 <= r["sentence_scores"]["sigmoid"] <= 1 for r in translated
+               if r["token_scores"]["sigmoid"])
+    kept = [i for i, r in enumerate(translated) if r["translation"].strip()]
+    assert len(kept) >= 10
+    rescored = qe.score([sources[i] for i in kept], [translated[i]["translation"] for i in kept])
+    same = [(translated[i], r) for i, r in zip(kept, rescored)
+            if translated[i]["tokens"] == r["tokens"]]
+    assert len(same) >= 8  # translate() reads QE off the search; score() force-decodes
+    for searched, forced in same:
+        for method in ("sigmoid", "softmax", "boostedprob"):
+            assert searched["token_scores"][method] == pytest.approx(
+                forced["token_scores"][method], rel=1e-3, abs=2e-4)
 
 
 def test_console_command(real_data_bin, head_checkpoint, tmp_path):
