@@ -5,7 +5,10 @@ task's ``inference_step`` (what fairseq-generate runs) without QE, and with the 
 the ``--print-qe`` hook adds (capture, scoring, the formatted ``Q-``/``QT-`` lines). Each
 batch runs ``--repeats`` times in each mode, the modes alternating (ABBA) so that drift hits
 both alike; the fastest run of each mode counts, in CPU seconds of this process (a shared
-machine's other load does not count). Ratio = sum over batches, with QE / without.
+machine's other load does not count). Ratio = sum over batches, with QE / without. The QE
+work is also timed alone (the capture's per-step helpers inside the search, and the scoring
+after it, repeated on one captured search): on a noisy machine, 1 + work / without-QE time is
+a steadier figure than the end-to-end ratio.
 Target (beam 5): ratio <= 1.03. The force-decoding path (``--score-reference``) is timed too.
 
 Usage: python benchmarks/bench_generate.py DATA_BIN HEAD_CHECKPOINT [--subset test]
@@ -52,9 +55,60 @@ def one_batch(task, generator, model, sample, qe_options=None):
     return time.process_time() - start
 
 
+class WorkTimer:
+    """CPU seconds spent in the capture's own per-step work (hashing the decoder inputs,
+    the log-partition): the module's helpers wrapped with a timer while it is active."""
+
+    HELPERS = ("last_prefix_hash", "row_keys", "log_partition_of")
+
+    def __init__(self):
+        import fairseq_sigmoid_qe.search_capture as module
+
+        self.module, self.seconds, self.saved = module, 0.0, {}
+
+    def __enter__(self):
+        for name in self.HELPERS:
+            helper = self.saved[name] = getattr(self.module, name)
+            setattr(self.module, name, self._timed(helper))
+        return self
+
+    def __exit__(self, *exc):
+        for name, helper in self.saved.items():
+            setattr(self.module, name, helper)
+
+    def _timed(self, helper):
+        def timed(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return helper(*args, **kwargs)
+            finally:
+                self.seconds += time.process_time() - start
+        return timed
+
+
+def qe_work(task, generator, model, sample, qe_options, repeats):
+    """CPU seconds of the QE work itself, each part timed alone (fastest of ``repeats``):
+    the capture's per-step work inside the search, and the scoring after it."""
+    from fairseq_sigmoid_qe.generate_hook import QEOptions, QEState
+    from fairseq_sigmoid_qe.search_capture import SearchCapture
+
+    with WorkTimer() as in_search, SearchCapture(model) as capture:
+        hypos = task.inference_step(generator, [model], sample)
+    times = []
+    for _ in range(repeats):
+        state = QEState(QEOptions(qe_options))
+        start = time.process_time()
+        state.score([model], sample, hypos, task.target_dictionary, capture)
+        for sample_id in sample["id"].tolist():
+            state.lines_after_positional_scores(sample_id)
+        times.append(time.process_time() - start)
+    return in_search.seconds + min(times)
+
+
 def compare(task, generator, model, samples, qe_options, repeats):
-    """(seconds without QE, seconds with QE): per batch the fastest of ``repeats`` runs."""
-    plain = with_qe = 0.0
+    """(seconds without QE, seconds with QE, seconds of the QE work alone): per batch the
+    fastest of ``repeats`` runs."""
+    plain = with_qe = work = 0.0
     for sample in samples:
         one_batch(task, generator, model, sample, qe_options)  # warm-up
         times = {False: [], True: []}
@@ -64,7 +118,8 @@ def compare(task, generator, model, samples, qe_options, repeats):
                                            qe_options if qe else None))
         plain += min(times[False])
         with_qe += min(times[True])
-    return plain, with_qe
+        work += qe_work(task, generator, model, sample, qe_options, repeats)
+    return plain, with_qe, work
 
 
 def main():
@@ -100,10 +155,13 @@ def main():
     with torch.no_grad():
         for name, generation in modes.items():
             generator = task.build_generator([model], generation)
-            a, b = compare(task, generator, model, samples, qe_options, options.repeats)
+            a, b, work = compare(task, generator, model, samples, qe_options,
+                                 options.repeats)
             target = "  (target <= 1.03)" if name.startswith("beam") else ""
             print(f"{name:<16} without QE {a:7.3f} s   with QE {b:7.3f} s   "
                   f"ratio {b / a:.3f}{target}")
+            print(f"{'':<16} QE work alone {work:7.3f} s: 1 + work / without QE = "
+                  f"{1 + work / a:.3f}")
 
 
 if __name__ == "__main__":
