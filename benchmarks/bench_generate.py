@@ -13,6 +13,7 @@ Target (beam 5): ratio <= 1.03. The force-decoding path (``--score-reference``) 
 
 Usage: python benchmarks/bench_generate.py DATA_BIN HEAD_CHECKPOINT [--subset test]
        [--repeats 4] [--beam 5] [--max-tokens 4000] [--threads 1] [--max-sentences N]
+       [--dominant-at auto step used_rows]
 """
 import argparse
 import math
@@ -57,9 +58,10 @@ def one_batch(task, generator, model, sample, qe_options=None):
 
 class WorkTimer:
     """CPU seconds spent in the capture's own per-step work (hashing the decoder inputs,
-    the log-partition): the module's helpers wrapped with a timer while it is active."""
+    the log-partition or dominant summary): the module's helpers wrapped with a timer while
+    it is active."""
 
-    HELPERS = ("last_prefix_hash", "row_keys", "log_partition_of")
+    HELPERS = ("last_prefix_hash", "row_keys", "log_partition_of", "dominant_summary")
 
     def __init__(self):
         import fairseq_sigmoid_qe.search_capture as module
@@ -92,7 +94,8 @@ def qe_work(task, generator, model, sample, qe_options, repeats):
     from fairseq_sigmoid_qe.generate_hook import QEOptions, QEState
     from fairseq_sigmoid_qe.search_capture import SearchCapture
 
-    with WorkTimer() as in_search, SearchCapture(model) as capture:
+    with WorkTimer() as in_search, SearchCapture(
+            model, dominant_at=qe_options.qe_dominant_at) as capture:
         hypos = task.inference_step(generator, [model], sample)
     times = []
     for _ in range(repeats):
@@ -133,6 +136,9 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-sentences", type=int, default=None,
                         help="time every k-th batch, about this many sentences in all")
+    parser.add_argument("--dominant-at", nargs="+", default=["auto"],
+                        choices=["auto", "step", "used_rows"],
+                        help="--qe-dominant-at value(s) to time, each beside the same baseline")
     options = parser.parse_args()
 
     import torch
@@ -144,24 +150,24 @@ def main():
     samples = batches(task, model, options.subset, options.max_tokens,
                       options.max_sentences)
     sentences = sum(len(s["id"]) for s in samples)
-    qe_options = Namespace(qe_include_eos=False, qe_sentence_agg="prod", qe_word_agg="min",
-                           qe_output=None, nbest=1, post_process=None, bpe=None)
-    modes = {
-        f"beam {options.beam}": Namespace(beam=options.beam, max_len_b=200),
-        "score-reference": Namespace(score_reference=True),
-    }
+    qe_options = [Namespace(qe_include_eos=False, qe_sentence_agg="prod", qe_word_agg="min",
+                            qe_output=None, nbest=1, post_process=None, bpe=None,
+                            qe_dominant_at=where) for where in options.dominant_at]
+    modes = [(f"beam {options.beam}", Namespace(beam=options.beam, max_len_b=200), qe_options),
+             ("score-reference", Namespace(score_reference=True), qe_options[:1])]
     print(f"{sentences} sentences, {len(samples)} batches, {options.repeats} alternating "
           f"runs per batch and mode, {options.threads} threads, V={len(task.target_dictionary)}")
     with torch.no_grad():
-        for name, generation in modes.items():
+        for name, generation, variants in modes:
             generator = task.build_generator([model], generation)
-            a, b, work = compare(task, generator, model, samples, qe_options,
-                                 options.repeats)
-            target = "  (target <= 1.03)" if name.startswith("beam") else ""
-            print(f"{name:<16} without QE {a:7.3f} s   with QE {b:7.3f} s   "
-                  f"ratio {b / a:.3f}{target}")
-            print(f"{'':<16} QE work alone {work:7.3f} s: 1 + work / without QE = "
-                  f"{1 + work / a:.3f}")
+            for variant in variants:
+                label = name if len(variants) == 1 else f"{name}, {variant.qe_dominant_at}"
+                a, b, work = compare(task, generator, model, samples, variant, options.repeats)
+                target = "  (target <= 1.03)" if name.startswith("beam") else ""
+                print(f"{label:<22} without QE {a:7.3f} s   with QE {b:7.3f} s   "
+                      f"ratio {b / a:.3f}{target}")
+                print(f"{'':<22} QE work alone {work:7.3f} s: 1 + work / without QE = "
+                      f"{1 + work / a:.3f}")
 
 
 if __name__ == "__main__":

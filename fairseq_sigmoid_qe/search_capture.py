@@ -1,11 +1,12 @@
 """Token QE read off fairseq's own decoding, so ``--print-qe`` costs almost nothing.
 
 Beam search (incremental): each decoder step leaves, for every live beam row, the final
-hidden state ``h`` and the log-partition of its softmax logits (read off one entry). A
-finished hypothesis ``y`` took its token ``y_t`` from the row whose decoder input was
-``<eos> y_<t`` in the same sentence; rows are found by a hash of (sentence, decoder input).
-From the ``h`` of the rows a hypothesis used come ``σ(h · W_qe[y])`` and, through the frozen
-output projection, BoostedProb: the dominant rule runs on the used rows only.
+hidden state ``h`` and either the dominant summary of its softmax distribution or the
+log-partition of its logits (see :class:`SearchCapture`). A finished hypothesis ``y`` took its
+token ``y_t`` from the row whose decoder input was ``<eos> y_<t`` in the same sentence; rows
+are found by a hash of (sentence, decoder input). From the ``h`` of the rows a hypothesis used
+come ``σ(h · W_qe[y])`` and BoostedProb (from the step's summary, or from the frozen output
+projection re-applied to the used rows only).
 
 Force-decoding (``--score-reference``): the scorer's one forward pass leaves ``h`` and the
 log-probabilities of every position; the dominant sets are taken from those directly.
@@ -22,6 +23,8 @@ from .scoring import qe_records, records_from_scores, shift_right
 SENTENCE_KEY = "sigmoid_qe_sentence"
 HASH_BASE = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit multiplier, as signed int64
 ELEMENTS_PER_CHUNK = 1 << 24  # logits recomputed at a time for BoostedProb (64 MiB of float)
+STEP_SUMMARY_MIN_DIM = 256  # from this decoder width on, dominant sets are taken at every step
+DOMINANT_AT = ("auto", "step", "used_rows")
 
 
 _POWERS = torch.ones(1, dtype=torch.long)
@@ -64,8 +67,8 @@ def log_partition_of(logits, log_probs):
 
 
 class StepRecord:
-    """What one decoder position leaves for QE, per row: its key, ``h``, and either the
-    log-partition of its logits (search) or its dominant summary (force-decoding)."""
+    """What one decoder position leaves for QE, per row: its key, ``h``, and either its
+    dominant summary (ids, mask, mass) or the log-partition of its logits."""
 
     def __init__(self, keys, features):
         self.keys, self.features = keys, features
@@ -74,12 +77,25 @@ class StepRecord:
 
 class SearchCapture:
     """Context manager around one ``task.inference_step`` of a single sigmoid-head model
-    (``temperature``: the generator's, which divides the logits the search normalises)."""
+    (``temperature``: the generator's, which divides the logits the search normalises).
+
+    BoostedProb needs the dominant set of each row a hypothesis used. ``dominant_at="step"``
+    summarises every beam row at every step (a pass over V per row); ``"used_rows"`` keeps
+    each row's log-partition and later re-applies the output projection to the used rows only
+    (``V·d`` multiply-adds per row, 1/beam of the rows). ``"auto"``: per step from a decoder
+    width of ``STEP_SUMMARY_MIN_DIM`` (measured on CPU at beam 5: the cross-over lies between
+    d = 128 and d = 256)."""
 
     def __init__(self, model, p_jump=0.3, epsilon=0.005, cut="last", temperature=1.0,
-                 rows_per_chunk=None):
+                 rows_per_chunk=None, dominant_at="auto"):
+        if dominant_at not in DOMINANT_AT:
+            raise ValueError(f"dominant_at must be one of {DOMINANT_AT}, got {dominant_at!r}")
         self.model, self.rule, self.temperature = model, (p_jump, epsilon, cut), temperature
         self.rows_per_chunk = rows_per_chunk
+        projection = getattr(model.decoder, "output_projection", None)
+        width = getattr(projection, "in_features", STEP_SUMMARY_MIN_DIM)
+        self.dominant_each_step = dominant_at == "step" or (
+            dominant_at == "auto" and width >= STEP_SUMMARY_MIN_DIM)
         self.encoder_output, self.steps, self.pending = None, {}, None
         self._patched = []
 
@@ -150,7 +166,9 @@ class SearchCapture:
             kind, records = pending
             if tuple(probs.shape[:2]) != (records[0].keys.size(0), len(records)):
                 return probs  # not the call we recorded (e.g. a split softmax batch)
-            if kind == "step":
+            if kind == "step" and self.dominant_each_step:
+                records[0].dominant = dominant_summary(probs[:, -1, :], *self.rule)
+            elif kind == "step":
                 records[0].log_partition = log_partition_of(net_output[0][:, -1, :],
                                                             probs[:, -1, :])
             else:

@@ -94,13 +94,14 @@ def test_softmax_baseline_matches_fairseq_positional_scores(runs):
 def test_results_path_max_tokens_sacrebleu_and_aggregations(real_data_bin, head_checkpoint,
                                                              tmp_path):
     """QE lines go where fairseq writes (--results-path), batches by --max-tokens, and the
-    sacrebleu score line is unchanged; the sentence/word aggregation options are applied."""
+    sacrebleu score line is unchanged; the sentence/word aggregation options are applied
+    (dominant sets taken at every search step here)."""
     options = ["--max-tokens", "300", "--scoring", "sacrebleu", "--post-process",
                "sentencepiece"]
     generate(real_data_bin, head_checkpoint, *options, "--results-path", tmp_path / "plain")
     generate(real_data_bin, head_checkpoint, *options, "--results-path", tmp_path / "qe",
              "--print-qe", "--qe-sentence-agg", "min", "--qe-word-agg", "prod",
-             "--qe-output", tmp_path / "qe.jsonl")
+             "--qe-dominant-at", "step", "--qe-output", tmp_path / "qe.jsonl")
     plain = (tmp_path / "plain" / "generate-test.txt").read_text(encoding="utf-8")
     with_qe = (tmp_path / "qe" / "generate-test.txt").read_text(encoding="utf-8")
     assert fairseq_lines(plain) == fairseq_lines(with_qe)
@@ -294,13 +295,16 @@ def tempered_scores(model, task, sample, pairs, forced, temperature):
     return forced
 
 
-@pytest.mark.parametrize("rows_per_chunk,temperature", [(None, 1.0), (7, 1.0), (None, 1.5)])
+@pytest.mark.parametrize("dominant_at,rows_per_chunk,temperature", [
+    ("used_rows", None, 1.0), ("used_rows", 7, 1.0), ("used_rows", None, 1.5),
+    ("step", None, 1.0), ("step", None, 1.5)])
 def test_scores_read_off_the_search_equal_force_decoding(real_data_bin, head_checkpoint,
-                                                         rows_per_chunk, temperature):
+                                                         dominant_at, rows_per_chunk,
+                                                         temperature):
     """--print-qe takes beam-search QE from the search itself; it must equal re-scoring the
-    finished hypotheses by force-decoding, for every hypothesis of the beam (BoostedProb is
-    recomputed from the used rows, a chunk of rows at a time; with --temperature the search
-    normalises tempered logits and so does QE)."""
+    finished hypotheses by force-decoding, for every hypothesis of the beam (BoostedProb from
+    dominant sets taken at every step, or recomputed from the used rows a chunk at a time;
+    with --temperature the search normalises tempered logits and so does QE)."""
     from argparse import Namespace
 
     from fairseq_sigmoid_qe.inference import load_head_model
@@ -310,13 +314,35 @@ def test_scores_read_off_the_search_equal_force_decoding(real_data_bin, head_che
     generator = task.build_generator([model], Namespace(beam=4, max_len_b=60,
                                                         temperature=temperature))
     sample = first_test_batch(task, 12)
-    capture = SearchCapture(model, rows_per_chunk=rows_per_chunk, temperature=temperature)
+    capture = SearchCapture(model, rows_per_chunk=rows_per_chunk, temperature=temperature,
+                            dominant_at=dominant_at)
     searched, forced, pairs = captured_and_forced(model, task, generator, sample, capture)
+    kept = [record.dominant is not None for record in capture.steps.values()]
+    assert all(kept) if dominant_at == "step" else not any(kept)
     if temperature != 1:
         forced = tempered_scores(model, task, sample, pairs, forced, temperature)
     assert_same_scores(searched, forced)
     assert len(pairs) == 4 * len(sample["id"])
     assert "forward" not in vars(model.encoder)  # the patches are gone
+
+
+@pytest.mark.parametrize("width,each_step", [(128, False), (255, False), (256, True),
+                                             (1024, True)])
+def test_dominant_sets_each_step_from_a_decoder_width(width, each_step):
+    """``dominant_at="auto"``: wide decoders (re-applying the projection costs V·d per row)
+    summarise each step's rows; narrow ones recompute the used rows."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from fairseq_sigmoid_qe.search_capture import SearchCapture
+
+    model = SimpleNamespace(decoder=SimpleNamespace(output_projection=torch.nn.Linear(width, 3)))
+    assert SearchCapture(model).dominant_each_step is each_step
+    assert SearchCapture(model, dominant_at="step").dominant_each_step
+    assert not SearchCapture(model, dominant_at="used_rows").dominant_each_step
+    with pytest.raises(ValueError, match="dominant_at"):
+        SearchCapture(model, dominant_at="sometimes")
 
 
 def test_scores_read_off_the_scorer_equal_force_decoding(real_data_bin, head_checkpoint):
