@@ -1,8 +1,7 @@
 """The RESULTS.md table of an ``examples/l10n_cpu/run.sh`` work directory (Markdown on stdout).
 
 Rows: softmax probability, BoostedProb (both from the frozen base, the same in every head's
-file), then the sigmoid head of each Table-6 sampler setting that has been scored (200
-updates; ``_800``: the paper's best setting trained for 800); columns:
+file), then the sigmoid head of each Table-6 sampler setting that has been scored; columns:
 Pearson, Spearman and PRR against sentence chrF, for Eval Self and Eval Other.
 
 Usage: python examples/l10n_cpu/results_table.py WORKDIR
@@ -15,7 +14,7 @@ from fairseq_sigmoid_qe.evaluate import (
 )
 
 SAMPLERS = ["random", "token_freq", "token_freq+avoid", "softmax", "softmax+avoid",
-            "softmax_T2+avoid", "softmax_T2+token_freq+avoid", "softmax_T2+token_freq+avoid_800"]
+            "softmax_T2+avoid", "softmax_T2+token_freq+avoid"]
 SYSTEMS = ("self", "other")
 
 
