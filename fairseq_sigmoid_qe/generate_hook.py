@@ -40,7 +40,7 @@ def add_qe_args(parser):
     group.add_argument("--qe-dominant-at", choices=DOMINANT_AT, default="auto",
                        help="beam search: BoostedProb's dominant sets from every step's rows "
                        "(step) or from the used rows' recomputed logits (used_rows); the same "
-                       "scores, only speed differs; auto: step from a decoder width of 256")
+                       "scores, only speed differs; auto: step from a decoder width of 512")
     return group
 
 

@@ -23,7 +23,7 @@ from .scoring import qe_records, records_from_scores, shift_right
 SENTENCE_KEY = "sigmoid_qe_sentence"
 HASH_BASE = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit multiplier, as signed int64
 ELEMENTS_PER_CHUNK = 1 << 24  # logits recomputed at a time for BoostedProb (64 MiB of float)
-STEP_SUMMARY_MIN_DIM = 256  # from this decoder width on, dominant sets are taken at every step
+STEP_SUMMARY_MIN_DIM = 512  # from this decoder width on, dominant sets are taken at every step
 DOMINANT_AT = ("auto", "step", "used_rows")
 
 
@@ -83,8 +83,8 @@ class SearchCapture:
     summarises every beam row at every step (a pass over V per row); ``"used_rows"`` keeps
     each row's log-partition and later re-applies the output projection to the used rows only
     (``V·d`` multiply-adds per row, 1/beam of the rows). ``"auto"``: per step from a decoder
-    width of ``STEP_SUMMARY_MIN_DIM`` (measured on CPU at beam 5: the cross-over lies between
-    d = 128 and d = 256)."""
+    width of ``STEP_SUMMARY_MIN_DIM`` (on CPU at beam 5, ``used_rows`` cost less QE work for
+    d = 128 and d = 256; per step cost less for large ``V·d``)."""
 
     def __init__(self, model, p_jump=0.3, epsilon=0.005, cut="last", temperature=1.0,
                  rows_per_chunk=None, dominant_at="auto"):

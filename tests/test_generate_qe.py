@@ -326,7 +326,7 @@ def test_scores_read_off_the_search_equal_force_decoding(real_data_bin, head_che
     assert "forward" not in vars(model.encoder)  # the patches are gone
 
 
-@pytest.mark.parametrize("width,each_step", [(128, False), (255, False), (256, True),
+@pytest.mark.parametrize("width,each_step", [(128, False), (511, False), (512, True),
                                              (1024, True)])
 def test_dominant_sets_each_step_from_a_decoder_width(width, each_step):
     """``dominant_at="auto"``: wide decoders (re-applying the projection costs V·d per row)
