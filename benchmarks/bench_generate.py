@@ -126,6 +126,8 @@ def compare(task, generator, model, samples, qe_options, repeats):
 
 
 def main():
+    from fairseq_sigmoid_qe.search_capture import DOMINANT_AT
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data_bin")
     parser.add_argument("checkpoint")
@@ -137,7 +139,7 @@ def main():
     parser.add_argument("--max-sentences", type=int, default=None,
                         help="time every k-th batch, about this many sentences in all")
     parser.add_argument("--dominant-at", nargs="+", default=["auto"],
-                        choices=["auto", "step", "used_rows"],
+                        choices=DOMINANT_AT,
                         help="--qe-dominant-at value(s) to time, each beside the same baseline")
     options = parser.parse_args()
 
