@@ -3,10 +3,15 @@
     fairseq-sigmoid-qe-evaluate --qe qe.jsonl --references test.de              # chrF gold
     fairseq-sigmoid-qe-evaluate --qe t2.jsonl rand.jsonl --names T2 rand --gold-scores da.txt
     fairseq-sigmoid-qe-evaluate --qe qe.jsonl --gold-labels ok.txt --json --plot plots/
+    fairseq-sigmoid-qe-evaluate --qe qe.jsonl --references-tsv refs.tsv            # several refs
+    fairseq-sigmoid-qe-evaluate --qe allrefs.jsonl --ambiguity                     # valid refs alike?
 
 Records (JSONL from ``--qe-output``, the raw-text API or the quickstart) are matched to gold by
 sample ``id``, the line index of the test set; every key of ``sentence_scores`` is a method.
-Per method: Pearson, Spearman, Kendall, PRR and, for binary gold, BCE and ROC-AUC.
+Per method: Pearson, Spearman, Kendall, PRR and, for binary gold, BCE and ROC-AUC. With
+several references per segment the pseudo-gold is sacrebleu's multi-reference sentence score
+(chrF keeps the best-matching reference). ``--ambiguity`` reads QE of force-decoded *valid*
+translations (several per source) and reports how alike each method scores them.
 """
 import argparse
 import json
@@ -22,6 +27,8 @@ from .errors import QEUserError, install_excepthook
 
 TEXT_FIELDS = ("detokenized", "detok", "text", "translation")
 REFERENCE_METRICS = ("chrf", "bleu", "ter")
+REFERENCE_KINDS = ("references", "references_tsv")
+AMBIGUITY_VALID = 0.5
 GOLD_NAMES = {"scores": "gold score", "labels": "gold label", "chrf": "chrF / 100",
               "bleu": "sentence BLEU / 100", "ter": "1 - TER / 100"}
 EOS = "</s>"
@@ -158,11 +165,14 @@ def load_records(path, all_ranks=False):
 
 def load_gold(path, kind="scores"):
     """Gold lines (line i = sample id i): floats for ``scores``, 0/1 for ``labels``, raw text
-    for ``references``."""
-    what = {"scores": "gold scores", "labels": "gold labels", "references": "references"}[kind]
+    for ``references``, a list of references for ``references_tsv`` (tab-separated)."""
+    what = {"scores": "gold scores", "labels": "gold labels", "references": "references",
+            "references_tsv": "references"}[kind]
     lines = read_lines(path, what)
     if kind == "references":
         return lines
+    if kind == "references_tsv":
+        return [reference_list(line, path, number) for number, line in enumerate(lines, 1)]
     values = []
     for number, line in enumerate(lines, 1):
         try:
@@ -172,6 +182,28 @@ def load_gold(path, kind="scores"):
         if kind == "labels" and values[-1] not in (0.0, 1.0):
             raise QEUserError(f"{path} line {number}: gold label {line!r} is not 0 or 1")
     return values
+
+
+def reference_list(line, path, number):
+    """The non-empty tab-separated references of one TSV line (at least one)."""
+    references = [part for part in line.split("\t") if part.strip()]
+    if not references:
+        raise QEUserError(f"{path} line {number} has no reference")
+    return references
+
+
+def load_references(paths):
+    """References per segment from one file per reference set (aligned lines, an empty line:
+    no reference from that file), as lists."""
+    sets = [load_gold(path, "references") for path in paths]
+    if len({len(lines) for lines in sets}) != 1:
+        counts = ", ".join(f"{p}: {len(lines)}" for p, lines in zip(paths, sets))
+        raise QEUserError(f"--references files differ in length ({counts})")
+    segments = [[ref for ref in refs if ref.strip()] for refs in zip(*sets)]
+    empty = next((i for i, refs in enumerate(segments) if not refs), None)
+    if empty is not None:
+        raise QEUserError(f"line {empty + 1} has no reference in any --references file")
+    return segments
 
 
 def detokenize(pieces):
@@ -196,18 +228,21 @@ def hypothesis_text(record):
     raise QEUserError(f"QE record id {record['id']} has no hypothesis text for --references")
 
 
-def sentence_quality(hypothesis, reference, metric="chrf"):
-    """sacrebleu sentence score scaled to 0..1, higher = better: chrF / 100, BLEU / 100
-    (effective order) or 1 - TER / 100 clipped at 0."""
+def sentence_quality(hypothesis, references, metric="chrf"):
+    """sacrebleu sentence score against one reference (a string) or several (a list), scaled
+    to 0..1, higher = better: chrF / 100 (several: the best-matching reference), BLEU / 100
+    (effective order; several: clipped counts over all) or 1 - TER / 100 clipped at 0 (several:
+    the fewest edits)."""
     import sacrebleu
 
+    references = [references] if isinstance(references, str) else list(references)
     if metric == "chrf":
-        return sacrebleu.sentence_chrf(hypothesis, [reference]).score / 100
+        return sacrebleu.sentence_chrf(hypothesis, references).score / 100
     if metric == "bleu":
-        bleu = sacrebleu.sentence_bleu(hypothesis, [reference], use_effective_order=True)
+        bleu = sacrebleu.sentence_bleu(hypothesis, references, use_effective_order=True)
         return bleu.score / 100
     if metric == "ter":
-        return max(0.0, 1 - sacrebleu.sentence_ter(hypothesis, [reference]).score / 100)
+        return max(0.0, 1 - sacrebleu.sentence_ter(hypothesis, references).score / 100)
     raise ValueError(f"unknown metric {metric!r}: {', '.join(REFERENCE_METRICS)}")
 
 
@@ -228,7 +263,7 @@ def gold_values(records, gold, kind="scores", metric="chrf", source="gold"):
     """One gold quality per record: its sentence's gold line, or for ``references`` the
     sacrebleu ``metric`` of its own hypothesis against its sentence's reference."""
     matched = match_gold(records, gold, source)
-    if kind != "references":
+    if kind not in REFERENCE_KINDS:
         return np.asarray(matched, float)
     return np.array([sentence_quality(hypothesis_text(r), ref, metric)
                      for r, ref in zip(records, matched)])
@@ -277,13 +312,19 @@ def evaluate_methods(records, gold, binary=False, label=None):
 
 
 def format_table(rows):
-    """Rows as a fixed-width table, metrics with 3 decimals."""
-    metrics = [k for k in rows[0] if k not in ("method", "n")]
+    """Rows as a fixed-width table: the method, then every column (integers as they are,
+    other numbers with 3 decimals)."""
+    columns = [k for k in rows[0] if k != "method"]
+    widths = [max(6 if isinstance(rows[0][k], int) else 8, len(k)) for k in columns]
     width = max(len("method"), *(len(r["method"]) for r in rows))
-    lines = [f"{'method':<{width}} {'n':>6}" + "".join(f" {m:>8}" for m in metrics)]
+
+    def cell(value, size):
+        return f" {value:>{size}}" if isinstance(value, int) else f" {value:>{size}.3f}"
+
+    lines = [f"{'method':<{width}}" + "".join(f" {k:>{w}}" for k, w in zip(columns, widths))]
     for row in rows:
-        lines.append(f"{row['method']:<{width}} {row['n']:>6}"
-                     + "".join(f" {row[m]:>8.3f}" for m in metrics))
+        lines.append(f"{row['method']:<{width}}" + "".join(
+            cell(row[k], w) for k, w in zip(columns, widths)))
     return "\n".join(lines)
 
 
@@ -320,6 +361,54 @@ def plot_scatter(panels, directory, gold_name="gold"):
     return [path]
 
 
+def group_records(records, groups=None):
+    """Records grouped by source: by line ``id`` of ``groups`` (one key per sample id) if
+    given, else by each record's ``source`` text; groups of one record are left out."""
+    grouped = {}
+    for record in records:
+        if groups is not None:
+            if not 0 <= record["id"] < len(groups):
+                raise QEUserError(f"QE record id {record['id']} has no line in --groups "
+                                  f"({len(groups)} lines)")
+            key = groups[record["id"]]
+        elif isinstance(record.get("source"), str):
+            key = record["source"]
+        else:
+            raise QEUserError(f"QE record id {record['id']} has no source text: give --groups")
+        grouped.setdefault(key, []).append(record)
+    return [members for members in grouped.values() if len(members) > 1]
+
+
+def ambiguity_row(groups, method, valid_threshold=AMBIGUITY_VALID):
+    """How alike one method scores the valid translations of each source: mean over sources
+    of min/max sentence score (1 = all alike; a source whose scores are all 0 counts as 1),
+    mean score of the translations, and the share scoring at least ``valid_threshold``."""
+    ratios, scores = [], []
+    for members in groups:
+        values = method_scores(members, method)
+        if not np.isfinite(values).all():
+            continue
+        scores.extend(values)
+        top = values.max()
+        ratios.append(values.min() / top if top > 0 else 1.0)
+    scores = np.asarray(scores, float)
+    return {"method": method, "sources": len(ratios), "translations": int(scores.size),
+            "min_max_ratio": float(np.mean(ratios)) if ratios else math.nan,
+            "mean_score": float(scores.mean()) if scores.size else math.nan,
+            f"share_ge_{valid_threshold:g}": float((scores >= valid_threshold).mean())
+            if scores.size else math.nan}
+
+
+def ambiguity_report(records, groups=None, label=None):
+    """:func:`ambiguity_row` per method of QE records of force-decoded valid translations."""
+    grouped = group_records(records, groups)
+    if not grouped:
+        raise QEUserError("--ambiguity needs sources with two or more translations")
+    return [{**ambiguity_row(grouped, method),
+             "method": f"{label}/{method}" if label else method}
+            for method in method_names(records)]
+
+
 def _json_safe(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
@@ -335,8 +424,18 @@ def parse_args(argv=None):
                         "LABEL/method (default: the file names when several)")
     parser.add_argument("--gold-scores", metavar="FILE", help="continuous gold, one per line")
     parser.add_argument("--gold-labels", metavar="FILE", help="binary 0/1 gold, one per line")
-    parser.add_argument("--references", metavar="FILE",
-                        help="reference translations: sentence-level pseudo-gold from --metric")
+    parser.add_argument("--references", nargs="+", metavar="FILE",
+                        help="reference translations, one per line (several files: several "
+                        "references per segment): sentence-level pseudo-gold from --metric")
+    parser.add_argument("--references-tsv", metavar="FILE",
+                        help="several references per segment, tab-separated on its line")
+    parser.add_argument("--ambiguity", action="store_true",
+                        help="--qe holds force-decoded valid translations, several per source: "
+                        "report per method the mean min/max score over each source's "
+                        "translations, their mean score and the share scoring >= 0.5")
+    parser.add_argument("--groups", metavar="FILE",
+                        help="with --ambiguity: one source key per line (line i = sample id i); "
+                        "default: records grouped by their source text")
     parser.add_argument("--metric", choices=REFERENCE_METRICS, default=None,
                         help="pseudo-gold with --references: chrF/100 (default), sentence BLEU/100 "
                         "(effective order) or 1 - TER/100 clipped at 0")
@@ -348,16 +447,18 @@ def parse_args(argv=None):
 
 
 def gold_source(args):
-    """(kind, path) of the one gold flag given."""
+    """(kind, path or paths) of the one gold flag given."""
     given = [(kind, path) for kind, path in (("scores", args.gold_scores),
                                              ("labels", args.gold_labels),
-                                             ("references", args.references)) if path]
+                                             ("references", args.references),
+                                             ("references_tsv", args.references_tsv)) if path]
     if len(given) != 1:
-        raise QEUserError("give exactly one of --gold-scores, --gold-labels, --references")
+        raise QEUserError("give exactly one of --gold-scores, --gold-labels, --references, "
+                          "--references-tsv")
     kind = given[0][0]
-    if args.metric and kind != "references":
+    if args.metric and kind not in REFERENCE_KINDS:
         raise QEUserError("--metric needs --references")
-    if args.all_ranks and kind != "references":
+    if args.all_ranks and kind not in REFERENCE_KINDS:
         raise QEUserError("--all-ranks needs --references (gold scores and labels are per "
                           "sentence, not per hypothesis)")
     return given[0]
@@ -377,11 +478,39 @@ def labelled_files(args):
     return list(zip(args.names, args.qe))
 
 
+def load_gold_source(kind, path):
+    if kind == "references":
+        return load_references(path), ", ".join(path)
+    return load_gold(path, kind), path
+
+
+def run_ambiguity(args):
+    """The ambiguity report of every --qe file."""
+    given = [flag for flag, value in (("--gold-scores", args.gold_scores),
+                                      ("--gold-labels", args.gold_labels),
+                                      ("--references", args.references),
+                                      ("--references-tsv", args.references_tsv),
+                                      ("--metric", args.metric), ("--plot", args.plot),
+                                      ("--all-ranks", args.all_ranks)) if value]
+    if given:
+        raise QEUserError(f"--ambiguity takes no {given[0]}: it compares the scores of several "
+                          "valid translations of one source")
+    groups = read_lines(args.groups, "groups file") if args.groups else None
+    rows = []
+    for label, qe_path in labelled_files(args):
+        rows += ambiguity_report(load_records(qe_path), groups, label)
+    return {"report": "ambiguity", "groups_file": args.groups, "methods": rows}
+
+
 def run(args):
     """Evaluate every --qe file; returns the result object printed by ``--json``."""
+    if args.ambiguity:
+        return run_ambiguity(args)
+    if args.groups:
+        raise QEUserError("--groups needs --ambiguity")
     kind, path = gold_source(args)
-    metric = (args.metric or "chrf") if kind == "references" else None
-    gold = load_gold(path, kind)
+    metric = (args.metric or "chrf") if kind in REFERENCE_KINDS else None
+    gold, path = load_gold_source(kind, path)
     rows, panels = [], []
     for label, qe_path in labelled_files(args):
         records = load_records(qe_path, args.all_ranks)
@@ -403,6 +532,10 @@ def main(argv=None):
     if args.json:
         rows = [{k: _json_safe(v) for k, v in row.items()} for row in result["methods"]]
         print(json.dumps({**result, "methods": rows}, indent=2))
+        return 0
+    if result.get("report") == "ambiguity":
+        print("QE of valid translations, several per source (min/max: 1 = scored alike)")
+        print(format_table(result["methods"]))
         return 0
     print(f"QE vs {GOLD_NAMES[result['metric'] or result['gold']]} ({result['gold_file']})")
     print(format_table(result["methods"]))

@@ -277,3 +277,85 @@ def test_bad_qe_files(tmp_path):
                            (duplicate, "two records for id 0")):
         with pytest.raises(QEUserError, match=fragment):
             evaluate.main(["--qe", str(path), "--gold-scores", gold])
+
+
+def test_multi_reference_gold_keeps_the_best_match(tmp_path):
+    hypotheses = ["Nach unten verschieben", "Gelb", "Datei öffnen"]
+    first = ["Runter", "gelb", "Öffne die Datei"]
+    second = ["Nach unten verschieben", "", "Datei öffnen"]
+    records = [{"id": i, "detokenized": h, "sentence_scores": {"sigmoid": 0.1 * i}}
+               for i, h in enumerate(hypotheses)]
+    loaded = evaluate.load_records(write_jsonl(tmp_path / "qe.jsonl", records))
+    paths = [write_lines(tmp_path / "ref1", first), write_lines(tmp_path / "ref2", second)]
+    files = evaluate.load_references(paths)
+    assert files[1] == ["gelb"]  # the empty line gives no reference
+    tsv = tmp_path / "refs.tsv"
+    tsv.write_text("".join("\t".join(r for r in refs if r) + "\n"
+                           for refs in zip(first, second)), encoding="utf-8")
+    from_tsv = evaluate.load_gold(str(tsv), "references_tsv")
+    assert from_tsv == files
+    multi = evaluate.gold_values(loaded, files, "references", "chrf")
+    single = evaluate.gold_values(loaded, [r[0] for r in files], "references", "chrf")
+    expected = [max(sacrebleu.sentence_chrf(h, [r]).score for r in refs) / 100
+                for h, refs in zip(hypotheses, files)]
+    assert multi == pytest.approx(expected)
+    assert multi[0] == pytest.approx(1.0) and single[0] < 0.5  # a valid synonym is credited
+    result = run_cli("--qe", str(tmp_path / "qe.jsonl"), "--references-tsv", str(tsv), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["methods"][0]["pearson"] == pytest.approx(
+        stats.pearsonr([0.0, 0.1, 0.2], expected)[0])
+
+
+def test_references_files_must_align(tmp_path):
+    a = write_lines(tmp_path / "a", ["x", "y"])
+    b = write_lines(tmp_path / "b", ["x"])
+    with pytest.raises(QEUserError, match="differ in length"):
+        evaluate.load_references([a, b])
+    tsv = tmp_path / "refs.tsv"
+    tsv.write_text("x\ty\n\t\n", encoding="utf-8")
+    with pytest.raises(QEUserError, match="line 2 has no reference"):
+        evaluate.load_gold(str(tsv), "references_tsv")
+
+
+def ambiguity_records():
+    """Two sources with three and two valid translations, one source with one (left out)."""
+    rows = [("a", 0.8, 0.4), ("a", 0.4, 0.1), ("a", 0.6, 0.2),
+            ("b", 0.5, 0.05), ("b", 0.5, 0.5), ("c", 0.9, 0.9)]
+    return [{"id": i, "source": src, "sentence_scores": {"sigmoid": sig, "softmax": soft}}
+            for i, (src, sig, soft) in enumerate(rows)]
+
+
+def test_ambiguity_report_by_hand(tmp_path):
+    rows = {r["method"]: r for r in evaluate.ambiguity_report(ambiguity_records())}
+    assert rows["sigmoid"]["sources"] == 2 and rows["sigmoid"]["translations"] == 5
+    assert rows["sigmoid"]["min_max_ratio"] == pytest.approx((0.4 / 0.8 + 1.0) / 2)
+    assert rows["softmax"]["min_max_ratio"] == pytest.approx((0.1 / 0.4 + 0.05 / 0.5) / 2)
+    assert rows["sigmoid"]["mean_score"] == pytest.approx(np.mean([0.8, 0.4, 0.6, 0.5, 0.5]))
+    assert rows["sigmoid"]["share_ge_0.5"] == pytest.approx(4 / 5)
+    assert rows["softmax"]["share_ge_0.5"] == pytest.approx(1 / 5)
+    groups = write_lines(tmp_path / "groups", ["g1", "g1", "g2", "g2", "g2", "g3"])
+    regrouped = {r["method"]: r for r in evaluate.ambiguity_report(
+        ambiguity_records(), evaluate.read_lines(groups, "groups"))}
+    assert regrouped["sigmoid"]["min_max_ratio"] == pytest.approx((0.4 / 0.8 + 0.5 / 0.6) / 2)
+    path = write_jsonl(tmp_path / "refs.jsonl", ambiguity_records())
+    result = run_cli("--qe", path, "--ambiguity")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].split() == ["method", "sources", "translations", "min_max_ratio",
+                                "mean_score", "share_ge_0.5"]
+    assert lines[2].split()[:3] == ["sigmoid", "2", "5"]
+
+
+@pytest.mark.parametrize("arguments,fragment", [
+    (["--ambiguity", "--references", "R"], "--ambiguity takes no --references"),
+    (["--groups", "R", "--references", "R"], "--groups needs --ambiguity"),
+    (["--ambiguity", "--groups", "SHORT"], "has no line in --groups"),
+])
+def test_ambiguity_user_errors(tmp_path, arguments, fragment):
+    path = write_jsonl(tmp_path / "refs.jsonl", ambiguity_records())
+    files = {"R": write_lines(tmp_path / "r", ["x"] * 6), "SHORT": write_lines(tmp_path / "s", ["a"])}
+    with pytest.raises(QEUserError, match=fragment):
+        evaluate.main(["--qe", path, *[files.get(a, a) for a in arguments]])
+    lonely = write_jsonl(tmp_path / "one.jsonl", ambiguity_records()[-1:])
+    with pytest.raises(QEUserError, match="two or more translations"):
+        evaluate.main(["--qe", lonely, "--ambiguity"])
