@@ -4,6 +4,12 @@
 
 reads ``DIR/{train,valid,test}.{en,de}`` (the l10n-en-de layout; any en-de corpus laid out so),
 trains a joint sentencepiece model on the training pairs and writes encoded and raw splits.
+
+    python -m fairseq_sigmoid_qe.realdata --multiref dev.tsv --spm-model spm.model --out DIR
+
+splits a multi-reference TSV (``en<TAB>de1<TAB>de2...``, as l10n-en-de-multiref) by line parity
+into ``mrdev`` (even lines: for tuning) and ``mrtest`` (odd lines: reported once) and encodes it
+with an existing sentencepiece model (see :func:`prepare_multiref`).
 """
 import argparse
 import os
@@ -68,6 +74,68 @@ def prepare_l10n(corpus_dir, text_dir, train_pairs, test_pairs, vocab_size, vali
     return prefix + ".model"
 
 
+MULTIREF_SPLITS = ("mrdev", "mrtest")
+
+
+def read_multiref(path):
+    """(source, [references]) of each line of a ``en<TAB>de1<TAB>de2...`` file."""
+    if not os.path.isfile(path):
+        raise QEUserError(f"multi-reference file not found: {path}")
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            source, *references = line.rstrip("\n").split("\t")
+            references = [r for r in references if r.strip()]
+            if not source.strip() or not references:
+                raise QEUserError(f"{path} line {number}: need a source and a reference")
+            entries.append((source, references))
+    return entries
+
+
+def _write_lines(path, lines):
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("".join(line + "\n" for line in lines))
+
+
+def prepare_multiref(tsv, out_dir, spm_model, min_source_words=4):
+    """Encode a multi-reference TSV for the QE evaluations of ``examples/l10n_cpu``.
+
+    Lines are split by parity: ``mrdev`` (even: for tuning), ``mrtest`` (odd: reported once).
+    Per split, in ``out_dir``:
+    - ``{split}.{en,de}`` (encoded; ``.de`` is the first reference), ``{split}.raw.en`` and
+      ``{split}.refs.tsv`` (raw references, tab-separated): the sources of at least
+      ``min_source_words`` words, for Pearson against multi-reference chrF;
+    - ``{split}-refs.{en,de}`` (encoded), ``{split}-refs.raw.de`` and ``{split}-refs.group``
+      (the source's index in the split): every source with every one of its references,
+      to force-decode for the ambiguity report.
+    """
+    import sentencepiece as spm
+
+    processor = spm.SentencePieceProcessor(model_file=spm_model)
+    entries = read_multiref(tsv)
+    os.makedirs(out_dir, exist_ok=True)
+
+    def encode(lines):
+        return [" ".join(pieces) for pieces in processor.encode(lines, out_type=str)]
+
+    counts = {}
+    for parity, split in enumerate(MULTIREF_SPLITS):
+        half = entries[parity::2]
+        long = [(src, refs) for src, refs in half if len(src.split()) >= min_source_words]
+        prefix = os.path.join(out_dir, split)
+        _write_lines(prefix + ".en", encode([src for src, _ in long]))
+        _write_lines(prefix + ".de", encode([refs[0] for _, refs in long]))
+        _write_lines(prefix + ".raw.en", [src for src, _ in long])
+        _write_lines(prefix + ".refs.tsv", ["\t".join(refs) for _, refs in long])
+        pairs = [(index, src, ref) for index, (src, refs) in enumerate(half) for ref in refs]
+        _write_lines(prefix + "-refs.en", encode([src for _, src, _ in pairs]))
+        _write_lines(prefix + "-refs.de", encode([ref for _, _, ref in pairs]))
+        _write_lines(prefix + "-refs.raw.de", [ref for _, _, ref in pairs])
+        _write_lines(prefix + "-refs.group", [str(index) for index, _, _ in pairs])
+        counts[split] = (len(long), len(half), len(pairs))
+    return counts
+
+
 def decode_pieces(text):
     """Sentencepiece pieces joined by spaces -> detokenized text."""
     return text.replace(" ", "").replace("\u2581", " ").strip()
@@ -95,7 +163,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m fairseq_sigmoid_qe.realdata",
         description="Sentencepiece-encode DIR/{train,valid,test}.{en,de} for fairseq-preprocess.")
-    parser.add_argument("--corpus", required=True, help="directory of {split}.en / {split}.de")
+    parser.add_argument("--corpus", help="directory of {split}.en / {split}.de")
+    parser.add_argument("--multiref", metavar="TSV",
+                        help="instead of --corpus: a multi-reference file (en<TAB>de1<TAB>de2...) "
+                        "to split and encode with --spm-model")
+    parser.add_argument("--spm-model", help="with --multiref: the sentencepiece model to use")
+    parser.add_argument("--min-source-words", type=int, default=4,
+                        help="with --multiref: shortest source kept for the Pearson sets")
     parser.add_argument("--out", required=True, help="output directory (encoded + raw splits)")
     parser.add_argument("--train-pairs", type=int, default=None, help="default: all")
     parser.add_argument("--valid-pairs", type=int, default=None, help="default: all")
@@ -104,6 +178,16 @@ def main(argv=None):
     parser.add_argument("--spm-sample", type=int, default=0,
                         help="train sentencepiece on this many random sentences (0: all)")
     args = parser.parse_args(argv)
+    if args.multiref:
+        if args.corpus or not args.spm_model:
+            parser.error("--multiref needs --spm-model and takes no --corpus")
+        counts = prepare_multiref(args.multiref, args.out, args.spm_model, args.min_source_words)
+        for split, (long, sources, pairs) in counts.items():
+            print(f"{split}: {sources} sources ({long} of >= {args.min_source_words} words), "
+                  f"{pairs} source-reference pairs")
+        return 0
+    if not args.corpus:
+        parser.error("give --corpus (or --multiref)")
     model = prepare_l10n(args.corpus, args.out, args.train_pairs, args.test_pairs,
                          args.spm_vocab, args.valid_pairs, args.spm_sample)
     print(f"wrote {args.out} (sentencepiece model {model})")
