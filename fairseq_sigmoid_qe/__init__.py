@@ -22,7 +22,7 @@ def _register_fairseq_components():
     # fairseq checkpoints pickle their argparse config; torch >= 2.6 loads with weights_only.
     torch.serialization.add_safe_globals([argparse.Namespace])
     install_excepthook()
-    from . import criterions, models  # noqa: F401
+    from . import criterions, models, optim  # noqa: F401
     from .generate_hook import install
 
     install()

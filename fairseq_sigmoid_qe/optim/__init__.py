@@ -1,0 +1,1 @@
+from . import sparse_adam  # noqa: F401
