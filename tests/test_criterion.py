@@ -127,3 +127,56 @@ def test_bad_options(setup):
         criterion(task, "softmax+bogus")
     with pytest.raises(QEUserError, match="temperature"):
         criterion(task, sampling_temperature=0.0)
+
+
+def test_positive_weight_and_ranking_term_by_hand(setup):
+    dictionary, task, model = setup
+    pairs = [([4, 5, 6], [7, 8])]
+    sample = batch(dictionary, pairs)
+    everything = dict(negatives=len(dictionary) - 2, no_avoid_dominant=True)
+    plain = criterion(task, "random", **everything)(model, sample)[0]
+    weighted = criterion(task, "random", positive_weight=3.0, **everything)(model, sample)[0]
+    features, logits = model.frozen_forward(**sample["net_input"])
+    z = model.qe_head(features[0])
+    references = sample["target"][0]
+    positive = -F.logsigmoid(z[torch.arange(len(references)), references]).sum()
+    torch.testing.assert_close(weighted - plain, 2.0 * positive, rtol=1e-5, atol=1e-5)
+
+    from fairseq_sigmoid_qe.dominant import dominant_sets
+    ids, mask = dominant_sets(torch.log_softmax(logits[0].float(), -1), epsilon=0.001,
+                              p_jump=0.01)
+    ranked = criterion(task, "random", ranking_loss_weight=0.5, ranking_margin=1.0,
+                       dominant_epsilon=0.001, dominant_p_jump=0.01, **everything)
+    rivals = {p: [t for t, m in zip(ids[p].tolist(), mask[p].tolist()) if m and t != int(r)]
+              for p, r in enumerate(references)}
+    assert sum(map(len, rivals.values())) >= 2
+    expected = sum(F.relu(z[p, t] - z[p, references[p]] + 1.0)
+                   for p, ts in rivals.items() for t in ts)
+    assert float(expected) > 0
+    loss, _, log = ranked(model, sample)
+    torch.testing.assert_close(loss - plain, 0.5 * torch.as_tensor(expected, dtype=loss.dtype),
+                               rtol=1e-5, atol=1e-5)
+    assert float(log["ranking"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_bad_weights(setup):
+    _, task, _ = setup
+    with pytest.raises(QEUserError, match="--positive-weight must be positive"):
+        criterion(task, positive_weight=0.0)
+    with pytest.raises(QEUserError, match="--ranking-loss-weight must be >= 0"):
+        criterion(task, ranking_loss_weight=-1.0)
+
+
+def test_training_logits_buffer_holds_the_output_layer_numbers(setup):
+    dictionary, _, model = setup
+    for pairs in ([([4, 5, 6], [7, 8, 9])], [([4], [5]), ([6, 7], [8, 9, 10, 11])]):
+        net_input = batch(dictionary, pairs)["net_input"]
+        features, logits = model.frozen_forward(**net_input)
+        assert torch.equal(logits, model.decoder.output_layer(features))
+    assert model._logits_buffer is not None and logits.data_ptr() == model._logits_buffer.data_ptr()
+    model.eval()
+    try:
+        _, fresh = model.frozen_forward(**net_input)
+        assert fresh.data_ptr() != model._logits_buffer.data_ptr()
+    finally:
+        model.train()

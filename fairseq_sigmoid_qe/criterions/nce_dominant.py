@@ -1,7 +1,10 @@
 """``nce_dominant``: train the sigmoid head with sampled negatives, avoiding dominant tokens.
 
 Per target position with reference ``y`` and negatives ``N``:
-``L = -log σ(z_y) - Σ_{n∈N} log(1 - σ(z_n))``, logits only for ``y`` and ``N``.
+``L = -w_pos log σ(z_y) - Σ_{n∈N} log(1 - σ(z_n))``, logits only for ``y`` and ``N``
+(``w_pos`` = 1, the paper's loss, unless ``--positive-weight``). Optionally, as in the authors'
+code, a ranking term ``λ Σ_{d∈D, d≠y} max(0, z_d - z_y + m)`` over the position's dominant
+tokens ``D``.
 """
 from dataclasses import dataclass, field
 
@@ -55,13 +58,26 @@ class NceDominantConfig(FairseqDataclass):
         default="last",
         metadata={"help": "cut the sorted distribution at the last or the first significant drop"},
     )
+    positive_weight: float = field(
+        default=1.0,
+        metadata={"help": "weight of the reference's term -log σ(z_y); K (= --num-negatives) "
+                  "balances it against the K negatives, as the authors' weight_positive=balance"},
+    )
+    ranking_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "λ of the ranking term Σ_d max(0, z_d - z_y + margin) over the "
+                  "position's dominant tokens d other than the reference (0: off)"},
+    )
+    ranking_margin: float = field(
+        default=0.0, metadata={"help": "margin m of the ranking term"}
+    )
 
 
 @register_criterion("nce_dominant", dataclass=NceDominantConfig)
 class NceDominantCriterion(FairseqCriterion):
     def __init__(self, task, num_negatives, negative_sampler, sampling_temperature,
                  avoid_dominant, no_avoid_dominant, dominant_p_jump, dominant_epsilon,
-                 dominant_cut):
+                 dominant_cut, positive_weight=1.0, ranking_loss_weight=0.0, ranking_margin=0.0):
         super().__init__(task)
         if avoid_dominant and no_avoid_dominant:
             raise QEUserError("--avoid-dominant and --no-avoid-dominant contradict each other")
@@ -73,10 +89,17 @@ class NceDominantCriterion(FairseqCriterion):
             self.samplers = parse_sampler_spec(negative_sampler, num_negatives)
         except ValueError as exc:
             raise QEUserError(f"--negative-sampler: {exc}") from exc
+        if positive_weight <= 0:
+            raise QEUserError("--positive-weight must be positive")
+        if ranking_loss_weight < 0:
+            raise QEUserError("--ranking-loss-weight must be >= 0 (0: no ranking term)")
         self.temperature = sampling_temperature
         self.avoid_dominant = not no_avoid_dominant
+        self.positive_weight = positive_weight
+        self.ranking_weight, self.ranking_margin = ranking_loss_weight, ranking_margin
+        self.needs_dominant = self.avoid_dominant or ranking_loss_weight > 0
         self._buffer = None
-        self.needs_softmax = self.avoid_dominant or any(n == "softmax" for n, _ in self.samplers)
+        self.needs_softmax = self.needs_dominant or any(n == "softmax" for n, _ in self.samplers)
         self.dominant_options = dict(p_jump=dominant_p_jump, epsilon=dominant_epsilon,
                                      cut=str(dominant_cut))
         dictionary = task.target_dictionary
@@ -131,20 +154,33 @@ class NceDominantCriterion(FairseqCriterion):
             if self.needs_softmax:
                 softmax_probs, log_partition = softmax_weights(
                     logits, self.temperature, [self.padding_idx], out=self._workspace(logits))
-            if self.avoid_dominant:
+            if self.needs_dominant:
                 dominant = dominant_sets(logits, **self.dominant_options,
                                          log_partition=log_partition)
             negatives, valid = self._negatives(
-                target, softmax_probs, dominant, self._generator(target.device))
+                target, softmax_probs, dominant if self.avoid_dominant else None,
+                self._generator(target.device))
             reference, negatives, valid = target[keep], negatives[keep], valid[keep]
             dominant_count = dominant[1][keep].sum() if dominant is not None else 0
+            candidates = [reference.unsqueeze(1), negatives]
+            if self.ranking_weight > 0:
+                rivals = dominant[0][keep]
+                rival_mask = dominant[1][keep] & rivals.ne(reference.unsqueeze(1))
+                candidates.append(rivals)
         hidden = features.reshape(target.numel(), -1)[keep]
-        candidates = torch.cat([reference.unsqueeze(1), negatives], dim=1)
-        z = model.qe_logits(hidden, candidates).float()
-        loss = -F.logsigmoid(z[:, 0]).sum() - (F.logsigmoid(-z[:, 1:]) * valid).sum()
+        z = model.qe_logits(hidden, torch.cat(candidates, dim=1)).float()
+        k = negatives.size(1)
+        z_negatives = z[:, 1:1 + k]
+        loss = (-self.positive_weight * F.logsigmoid(z[:, 0]).sum()
+                - (F.logsigmoid(-z_negatives) * valid).sum())
+        ranking = 0
+        if self.ranking_weight > 0:
+            margins = z[:, 1 + k:] - z[:, :1] + self.ranking_margin
+            ranking = (F.relu(margins) * rival_mask).sum()
+            loss = loss + self.ranking_weight * ranking
         sample_size = reference.numel()
         with torch.no_grad():
-            sig = torch.sigmoid(z)
+            sig = torch.sigmoid(z[:, : 1 + k])
             logging_output = {
                 "loss": loss.data,
                 "ntokens": sample["ntokens"],
@@ -154,6 +190,7 @@ class NceDominantCriterion(FairseqCriterion):
                 "negative_sigmoid": (sig[:, 1:] * valid).sum().data,
                 "negatives": valid.sum().data,
                 "dominant_tokens": dominant_count,
+                "ranking": ranking.data if torch.is_tensor(ranking) else ranking,
             }
         return loss, sample_size, logging_output
 
@@ -171,6 +208,8 @@ class NceDominantCriterion(FairseqCriterion):
                            sample_size, round=4)
         metrics.log_scalar("dominant_size", total("dominant_tokens") / positions, sample_size,
                            round=3)
+        if any(log.get("ranking", 0) for log in logging_outputs):
+            metrics.log_scalar("ranking", total("ranking") / positions, sample_size, round=4)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

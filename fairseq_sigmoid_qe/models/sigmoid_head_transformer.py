@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from fairseq.dataclass import FairseqDataclass
 from fairseq.dataclass.utils import gen_parser_from_dataclass
@@ -22,6 +23,7 @@ from fairseq.models import (
 from fairseq.models.transformer import TransformerModel
 
 from ..errors import QEUserError
+from ..optim.sparse_adam import SPARSE_GRAD_ATTRIBUTE
 from . import base_checkpoint as bc
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class SigmoidHeadTransformerModel(TransformerModel):
         self.args = args
         self.supports_align_args = False
         self.qe_head = qe_head
+        self._logits_buffer = None
         for module in (self.encoder, self.decoder):
             for param in module.parameters():
                 param.requires_grad_(False)
@@ -122,22 +125,48 @@ class SigmoidHeadTransformerModel(TransformerModel):
     def frozen_forward(self, src_tokens, src_lengths, prev_output_tokens, encoder_out=None,
                        **unused):
         """Final decoder hidden states ``h`` [B, T, d] and the softmax logits [B, T, V]
-        (``encoder_out``: the encoder's output for ``src_tokens`` if already computed)."""
+        (``encoder_out``: the encoder's output for ``src_tokens`` if already computed).
+
+        In training mode the logits land in a buffer kept across updates (a fresh
+        [positions x V] tensor per update costs its page faults again), so they are only
+        valid until the next call."""
         if encoder_out is None:
             encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
         features, _ = self.decoder.extract_features(prev_output_tokens, encoder_out=encoder_out)
-        return features, self.decoder.output_layer(features)
+        if not self.training:
+            return features, self.decoder.output_layer(features)
+        return features, self._logits_into_buffer(features)
+
+    def _logits_into_buffer(self, features):
+        """``decoder.output_layer(features)`` (the same numbers) written into a reused buffer."""
+        projection = self.decoder.output_projection
+        shape = features.shape[:-1] + (projection.out_features,)
+        needed = features.shape[:-1].numel() * projection.out_features
+        if self._logits_buffer is None or self._logits_buffer.numel() < needed:
+            self._logits_buffer = features.new_empty(needed)
+        out = self._logits_buffer[:needed].view(shape)
+        if projection.bias is None:
+            return torch.matmul(features, projection.weight.t(), out=out)
+        return torch.addmm(projection.bias, features.reshape(-1, features.size(-1)),
+                           projection.weight.t(), out=out.view(-1, shape[-1])).view(shape)
 
     def qe_logits(self, features, tokens):
         """``z = h · W_qe[y] (+ b[y])`` for the given tokens only, never the full vocabulary.
 
         ``features`` [..., d] and ``tokens`` [..., m] -> logits [..., m].
         """
-        rows = self.qe_head.weight[tokens]
+        rows = embedding_rows(self.qe_head.weight, tokens)
         logits = torch.einsum("...d,...md->...m", features.to(rows.dtype), rows)
         if self.qe_head.bias is not None:
-            logits = logits + self.qe_head.bias[tokens]
+            logits = logits + embedding_rows(self.qe_head.bias.unsqueeze(1), tokens).squeeze(-1)
         return logits
+
+
+def embedding_rows(weight, tokens):
+    """``weight[tokens]``; its gradient is sparse (the touched rows only) when the optimizer
+    marked ``weight`` as accepting one (``--optimizer sparse_adam``)."""
+    sparse = torch.is_grad_enabled() and getattr(weight, SPARSE_GRAD_ATTRIBUTE, False)
+    return F.embedding(tokens, weight, sparse=sparse)
 
 
 def _load_base(args, task):
