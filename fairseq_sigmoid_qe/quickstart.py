@@ -99,12 +99,17 @@ def fairseq_command(tool, *arguments):
     return [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, arguments)]
 
 
-def binarize(workdir, src, tgt, text_dir, head_split):
-    """Binarize train/valid/test (and the head's own split as ``valid1``)."""
+# Binarized subsets of the synthetic task's splits: the head trains on ``headtrain`` (valid1),
+# settings are chosen on ``dev`` (valid2), results are reported on ``test``.
+SUBSETS = {"headtrain": "valid1", "dev": "valid2", "test": "test"}
+
+
+def binarize(workdir, src, tgt, text_dir, extra_splits):
+    """Binarize train/valid/test and ``extra_splits`` (as ``valid1``, ``valid2``, ...)."""
     data_bin = os.path.join(workdir, "data-bin")
     if not os.path.exists(os.path.join(data_bin, "test.{}-{}.{}.bin".format(src, tgt, tgt))):
         prefix = os.path.join(text_dir, "{}")
-        valid = prefix.format("valid") + ("," + prefix.format(head_split) if head_split else "")
+        valid = ",".join(prefix.format(split) for split in ("valid", *extra_splits))
         run_step("preprocess", fairseq_command(
             "preprocess", "--source-lang", src, "--target-lang", tgt,
             "--trainpref", prefix.format("train"), "--validpref", valid,
@@ -150,7 +155,8 @@ def prepare_workdir(args):
 
 def prepare_text(args):
     """Write the parallel text (one token sequence per line); returns (src, tgt, dir, gold,
-    head split, token labels or None): the synthetic head trains on a held-out sample
+    extra splits, token labels or None, language or None): the synthetic head trains on a
+    held-out sample
     (``headtrain``), because a tiny base memorises its own training data; the real-data head
     on the base's own data."""
     text_dir = os.path.join(args.workdir, "text")
@@ -166,10 +172,10 @@ def prepare_text(args):
             record["source"].split(), record["hypothesis"].split())
         labels = lambda record: language.token_labels(  # noqa: E731
             record["source"].split(), record["hypothesis"].split())
-        return "src", "tgt", text_dir, gold, "headtrain", labels
+        return "src", "tgt", text_dir, gold, ("headtrain", "dev"), labels, language
     from .realdata import prepare_l10n, chrf_gold
     prepare_l10n(args.l10n_dir, text_dir, args.train_pairs, args.test_pairs, args.spm_vocab)
-    return "en", "de", text_dir, chrf_gold(text_dir), None, None
+    return "en", "de", text_dir, chrf_gold(text_dir), (), None, None
 
 
 def correlation_table(records, gold_of, token_labels_of=None):
@@ -196,22 +202,27 @@ def run(argv=None):
     args = parse_args(argv)
     prepare_workdir(args)
     use_threads(args.threads)
-    src, tgt, text_dir, gold_of, head_split, token_labels_of = prepare_text(args)
-    data_bin = binarize(args.workdir, src, tgt, text_dir, head_split)
+    src, tgt, text_dir, gold_of, extra_splits, token_labels_of, language = prepare_text(args)
+    data_bin = binarize(args.workdir, src, tgt, text_dir, extra_splits)
     base = train_base(args.workdir, data_bin, args)
-    head = train_head(args.workdir, data_bin, base, args, "valid1" if head_split else "train")
+    head = train_head(args.workdir, data_bin, base, args,
+                      SUBSETS["headtrain"] if extra_splits else "train")
 
     from .inference import load_head_model, translate_and_score
     print("[score] beam search on the test set and QE of every hypothesis", flush=True)
     model, task = load_head_model(head, data_bin)
     records = translate_and_score(model, task, "test", beam=args.beam)
     rows, gold = correlation_table(records, gold_of, token_labels_of)
+    groups = None
+    if language is not None:
+        from .token_groups import synthetic_group_tables
+        groups = synthetic_group_tables(model, task, language, records)
     with open(os.path.join(args.workdir, "qe.jsonl"), "w", encoding="utf-8") as out:
         for record, quality in zip(records, gold):
             out.write(json.dumps({**record, "gold": quality}) + "\n")
     with open(os.path.join(args.workdir, "results.json"), "w", encoding="utf-8") as out:
-        json.dump({"data": args.data, "sentences": len(records), "correlations": rows}, out,
-                  indent=2)
+        json.dump({"data": args.data, "sentences": len(records), "correlations": rows,
+                   **({"token_groups": groups} if groups else {})}, out, indent=2)
     print(f"\nQE vs {'true quality' if args.data == 'synthetic' else 'chrF pseudo-gold'} "
           f"on {len(records)} test sentences ({args.data}):")
     auc = "token_auc" in rows[0]
@@ -219,6 +230,9 @@ def run(argv=None):
     for row in rows:
         print(f"{row['method']:<12} {row['pearson']:>8.3f} {row['spearman']:>9.3f}"
               + (f" {row['token_auc']:>10.3f}" if auc else ""))
+    if groups:
+        from .token_groups import print_group_tables
+        print_group_tables(groups)
     print(f"\nresults: {args.workdir}/results.json, per-sentence QE: {args.workdir}/qe.jsonl")
     return rows
 

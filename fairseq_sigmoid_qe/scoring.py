@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .dominant import boosted_prob
+from .dominant import boost, dominant_summary, is_dominant
 from .words import aggregate_words, word_ids
 
 METHODS = ("sigmoid", "softmax", "boostedprob")
@@ -23,12 +23,15 @@ SENTENCE_AGGREGATIONS = ("prod", "mean_log", "min")
 
 @dataclass
 class TokenScores:
-    """Per-token scores [B, T] for each method, and the mask of real (non-pad) tokens."""
+    """Per-token scores [B, T] for each method, the mask of real (non-pad) tokens, and
+    whether each token is the frozen softmax's argmax and in its dominant set."""
 
     sigmoid: torch.Tensor
     softmax: torch.Tensor
     boostedprob: torch.Tensor
     mask: torch.Tensor
+    argmax: torch.Tensor = None
+    dominant: torch.Tensor = None
 
     def method(self, name):
         return getattr(self, name)
@@ -53,13 +56,16 @@ def score_tokens(model, src_tokens, src_lengths, hyp_tokens, pad, eos, p_jump=0.
     mask = hyp_tokens.ne(pad)
     sigmoid = torch.sigmoid(model.qe_logits(features, hyp_tokens.unsqueeze(-1)).squeeze(-1).float())
     softmax = log_probs.gather(-1, hyp_tokens.unsqueeze(-1)).squeeze(-1).exp()
-    boosted = boosted_prob(log_probs, hyp_tokens, p_jump=p_jump, epsilon=epsilon, cut=cut)
+    summary = dominant_summary(log_probs, p_jump=p_jump, epsilon=epsilon, cut=cut)
+    boosted = boost(softmax, hyp_tokens, *summary)
     zero = torch.zeros((), dtype=sigmoid.dtype, device=sigmoid.device)
     return TokenScores(
         sigmoid=torch.where(mask, sigmoid, zero),
         softmax=torch.where(mask, softmax, zero),
         boostedprob=torch.where(mask, boosted.float(), zero),
         mask=mask,
+        argmax=log_probs.argmax(dim=-1).eq(hyp_tokens) & mask,
+        dominant=is_dominant(hyp_tokens, *summary[:2]) & mask,
     )
 
 

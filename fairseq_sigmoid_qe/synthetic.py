@@ -10,7 +10,8 @@ errors; test sentences draw their words uniformly among the words of the trainin
 (``uniform_test_words``), so rare words are common there. The ``headtrain`` split is a second
 sample the base never sees, drawn like the test split (``uniform_head_words``): a tiny base
 memorises its own training data, and the sigmoid head needs contexts where the base can be
-wrong. Translation is monotone and word by word (target length ==
+wrong. The ``dev`` split is drawn like the test split too, for choosing settings without
+looking at the test split. Translation is monotone and word by word (target length ==
 source length), so the quality of any output is exact: a hypothesis word is right iff it is
 a valid translation of the source word at the same position.
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 SOURCE_SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
 TARGET_SYLLABLES = [c + v for c in "bcdghjklmnpqrstwxy" for v in "aeiouy"]
-SPLITS = ("train", "valid", "test", "headtrain")
+SPLITS = ("train", "valid", "test", "headtrain", "dev")
 LEXICON_STREAM = 0
 
 
@@ -43,6 +44,7 @@ class SyntheticConfig:
     valid_size: int = 500
     test_size: int = 500
     head_train_size: int = 10000
+    dev_size: int = 500
     uniform_test_words: bool = True
     uniform_head_words: bool = True
 
@@ -65,7 +67,8 @@ class SyntheticConfig:
             problems.append("zipf_exponent must be >= 0")
         if not 1 <= self.min_length <= self.max_length:
             problems.append("need 1 <= min_length <= max_length")
-        if min(self.train_size, self.valid_size, self.test_size, self.head_train_size) < 0:
+        if min(self.train_size, self.valid_size, self.test_size, self.head_train_size,
+               self.dev_size) < 0:
             problems.append("split sizes must be >= 0")
         if problems:
             raise ValueError("invalid SyntheticConfig: " + "; ".join(problems))
@@ -78,7 +81,7 @@ class SyntheticConfig:
 
     def split_size(self, split):
         return {"train": self.train_size, "valid": self.valid_size, "test": self.test_size,
-                "headtrain": self.head_train_size}[split]
+                "headtrain": self.head_train_size, "dev": self.dev_size}[split]
 
 
 def synonym_probabilities(count, decay):
@@ -207,11 +210,11 @@ def load_language(lexicon_path):
 
 
 def write_corpus(out_dir, config=None):
-    """Write ``{train,valid,test,headtrain}.{src,tgt}`` and ``lexicon.json``; byte-identical
+    """Write ``{train,valid,test,headtrain,dev}.{src,tgt}`` and ``lexicon.json``; byte-identical
     per config.
 
     Each split has its own random stream, so e.g. the test set does not depend on train_size.
-    Returns paths keyed ``"train.src"``, ..., ``"headtrain.tgt"`` and ``"lexicon"``.
+    Returns paths keyed ``"train.src"``, ..., ``"dev.tgt"`` and ``"lexicon"``.
     """
     config = config or SyntheticConfig()
     language = SyntheticLanguage.build(config)
@@ -220,7 +223,7 @@ def write_corpus(out_dir, config=None):
     paths, seen = {}, None
     for stream, split in enumerate(SPLITS, start=LEXICON_STREAM + 1):
         rng = np.random.default_rng([config.seed, stream])
-        uniform = (split == "test" and config.uniform_test_words) or (
+        uniform = (split in ("test", "dev") and config.uniform_test_words) or (
             split == "headtrain" and config.uniform_head_words)
         pairs = language.sample_pairs(rng, config.split_size(split), uniform, seen)
         if split == "train":

@@ -37,6 +37,31 @@ def test_outputs_written(default_run):
     assert all(0.0 <= r["gold"] <= 1.0 for r in records)
 
 
+def test_token_groups_match_the_exact_labels(default_run):
+    from fairseq_sigmoid_qe.synthetic import load_language
+
+    workdir, _ = default_run
+    groups = json.loads((workdir / "results.json").read_text())["token_groups"]
+    records = [json.loads(line) for line in (workdir / "qe.jsonl").read_text().splitlines()]
+    language = load_language(workdir / "text" / "lexicon.json")
+    labels = [label for r in records for word, label in zip(
+        r["hypothesis"].split(),
+        language.token_labels(r["source"].split(), r["hypothesis"].split())) if word != "<unk>"]
+    hypothesis = {row["group"]: row for row in groups["hypothesis"]}
+    assert hypothesis["valid_argmax"]["count"] + hypothesis["valid_other"]["count"] == sum(labels)
+    wrong = hypothesis["wrong_dominant"]["count"] + hypothesis["wrong_other"]["count"]
+    assert wrong == len(labels) - sum(labels) > 0
+    references = {row["group"]: row["count"] for row in groups["reference"]}
+    assert references["wrong_dominant"] == references["wrong_other"] == 0
+    assert references["valid_argmax"] + references["valid_other"] == sum(
+        1 for r in records for word in r["reference"].split() if word != "<unk>")
+    # force-decoded group means agree with the scores read off the beam search
+    for method in ("sigmoid", "softmax", "boostedprob"):
+        scores = [s for r in records for s in r["token_scores"][method]]
+        pooled = sum(row["count"] * row[method] for row in hypothesis.values() if row["count"])
+        assert pooled / len(scores) == pytest.approx(sum(scores) / len(scores), abs=1e-3)
+
+
 def test_existing_workdir_is_never_overwritten(default_run):
     workdir, _ = default_run
     before = (workdir / "results.json").read_text()

@@ -1,0 +1,138 @@
+"""Where the QE methods differ: mean token score per group of tokens whose truth is known.
+
+The paper's argument made measurable. Every scored token is valid or wrong (the synthetic
+task knows exactly), the frozen softmax's argmax or not, inside its dominant set or not:
+
+- ``valid_argmax``: valid tokens the softmax ranks first (every method should score them high);
+- ``valid_other``: valid tokens it does not rank first (valid alternatives: softmax splits its
+  mass here; the sigmoid head should lift them);
+- ``wrong_dominant``: wrong tokens inside the dominant set (BoostedProb lifts them; the head's
+  negatives never include them);
+- ``wrong_other``: wrong tokens outside it.
+
+    python -m fairseq_sigmoid_qe.token_groups --workdir runs/quickstart --split dev
+
+beam-translates a split of a quickstart workdir and prints the table for its translations and
+for its references (force-decoded; all valid).
+"""
+import argparse
+import os
+
+GROUPS = ("valid_argmax", "valid_other", "wrong_dominant", "wrong_other")
+
+
+def group_of(valid, argmax, dominant):
+    """The group of one token (see the module docstring)."""
+    if valid:
+        return "valid_argmax" if argmax else "valid_other"
+    return "wrong_dominant" if dominant else "wrong_other"
+
+
+def group_table(tokens, methods):
+    """Rows ``{"group", "count", <method>: mean score}`` over ``tokens``, an iterable of
+    ``(group, {method: score})``; a group without tokens has count 0 and no means."""
+    sums = {group: [0, {m: 0.0 for m in methods}] for group in GROUPS}
+    for group, scores in tokens:
+        entry = sums[group]
+        entry[0] += 1
+        for method in methods:
+            entry[1][method] += scores[method]
+    return [{"group": group, "count": count,
+             **{m: (total / count if count else None) for m, total in totals.items()}}
+            for group, (count, totals) in sums.items()]
+
+
+def format_group_table(rows, methods, title):
+    lines = [title, f"{'group':<15} {'count':>6}" + "".join(f" {m:>12}" for m in methods)]
+    for row in rows:
+        cells = "".join(f" {row[m]:>12.3f}" if row[m] is not None else f" {'-':>12}"
+                        for m in methods)
+        lines.append(f"{row['group']:<15} {row['count']:>6}" + cells)
+    return "\n".join(lines)
+
+
+def forced_tokens(model, task, pairs, labels_of, batch_size=64):
+    """``(group, {method: score})`` of every token of ``pairs`` of (source words, target words)
+    force-decoded through ``model``; ``labels_of(source, target)`` gives 1 (valid) or 0 per
+    target word. EOS and target words outside the dictionary (``<unk>``) are left out."""
+    import torch
+
+    from .scoring import METHODS, score_tokens
+
+    dictionary = task.target_dictionary
+    pad, eos = dictionary.pad(), dictionary.eos()
+
+    def encode(words, vocabulary):
+        return torch.tensor([vocabulary.index(w) for w in words] + [vocabulary.eos()])
+
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        sources = [encode(src, task.source_dictionary) for src, _ in chunk]
+        targets = [encode(tgt, dictionary) for _, tgt in chunk]
+        src_tokens = torch.nn.utils.rnn.pad_sequence(
+            sources, batch_first=True, padding_value=task.source_dictionary.pad())
+        hyp_tokens = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=pad)
+        lengths = torch.tensor([len(s) for s in sources])
+        scores = score_tokens(model, src_tokens, lengths, hyp_tokens, pad, eos)
+        lists = {m: scores.method(m).tolist() for m in METHODS}
+        argmax, dominant = scores.argmax.tolist(), scores.dominant.tolist()
+        for row, (src, tgt) in enumerate(chunk):
+            for t, valid in enumerate(labels_of(src, tgt)):
+                if targets[row][t] != dictionary.unk():
+                    yield (group_of(valid, argmax[row][t], dominant[row][t]),
+                           {m: lists[m][row][t] for m in METHODS})
+
+
+def synthetic_group_tables(model, task, language, records):
+    """The two tables of a synthetic run: beam translations (``records`` with ``source``,
+    ``hypothesis`` and ``reference`` text) and their references."""
+    from .scoring import METHODS
+
+    tables = {}
+    for kind in ("hypothesis", "reference"):
+        pairs = [(r["source"].split(), r[kind].split()) for r in records]
+        tokens = forced_tokens(model, task, pairs, language.token_labels)
+        tables[kind] = group_table(tokens, METHODS)
+    return tables
+
+
+def print_group_tables(tables):
+    from .scoring import METHODS
+
+    titles = {"hypothesis": "mean token score by group, beam translations",
+              "reference": "mean token score by group, references (force-decoded)"}
+    for kind, rows in tables.items():
+        print("\n" + format_group_table(rows, METHODS, titles[kind]))
+
+
+def main(argv=None):
+    from .errors import QEUserError, install_excepthook
+
+    install_excepthook()
+    parser = argparse.ArgumentParser(
+        prog="python -m fairseq_sigmoid_qe.token_groups",
+        description="Mean token score of each QE method per token group (valid/wrong x argmax/"
+        "dominant) on a split of a synthetic quickstart workdir.")
+    parser.add_argument("--workdir", required=True, help="a synthetic quickstart workdir")
+    parser.add_argument("--checkpoint", default=None,
+                        help="head checkpoint (default: WORKDIR/head/checkpoint_last.pt)")
+    parser.add_argument("--split", default="dev", choices=["dev", "test"],
+                        help="dev (for tuning) or test (report once)")
+    parser.add_argument("--beam", type=int, default=5)
+    args = parser.parse_args(argv)
+    from .inference import load_head_model, translate_and_score
+    from .quickstart import SUBSETS
+    from .synthetic import load_language
+
+    lexicon = os.path.join(args.workdir, "text", "lexicon.json")
+    if not os.path.isfile(lexicon):
+        raise QEUserError(f"{args.workdir} is not a synthetic quickstart workdir (no {lexicon})")
+    checkpoint = args.checkpoint or os.path.join(args.workdir, "head", "checkpoint_last.pt")
+    model, task = load_head_model(checkpoint, os.path.join(args.workdir, "data-bin"))
+    records = translate_and_score(model, task, SUBSETS[args.split], beam=args.beam)
+    print_group_tables(synthetic_group_tables(model, task, load_language(lexicon), records))
+    return 0
+
+
+if __name__ == "__main__":
+    main()
