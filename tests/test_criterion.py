@@ -180,3 +180,24 @@ def test_training_logits_buffer_holds_the_output_layer_numbers(setup):
         assert fresh.data_ptr() != model._logits_buffer.data_ptr()
     finally:
         model.train()
+
+
+def test_token_freq_counts_the_target_side_of_a_joined_dictionary(tmp_path):
+    from fairseq.tasks.translation import TranslationConfig, TranslationTask
+
+    from conftest import fairseq
+
+    (tmp_path / "train.en").write_text("open the file\nthe file\nclose the window\n")
+    (tmp_path / "train.de").write_text("datei öffnen\ndie datei\nfenster schließen\n")
+    data = tmp_path / "bin"
+    fairseq("preprocess", "--source-lang", "en", "--target-lang", "de", "--joined-dictionary",
+            "--trainpref", tmp_path / "train", "--destdir", data, "--workers", "1")
+    task = TranslationTask.setup_task(TranslationConfig(data=str(data), source_lang="en",
+                                                        target_lang="de"))
+    dictionary = task.target_dictionary
+    assert dictionary.count[dictionary.index("the")] == 3  # the joined counts hold English too
+    probs = criterion(task, "token_freq", negatives=2).frequency_probs
+    assert float(probs[dictionary.index("the")]) == 0.0
+    assert float(probs[dictionary.index("datei")]) == pytest.approx(2 / 6)
+    assert float(probs[dictionary.index("schließen")]) == pytest.approx(1 / 6)
+    assert float(probs[dictionary.eos()]) == 0.0

@@ -6,6 +6,8 @@ Per target position with reference ``y`` and negatives ``N``:
 code, a ranking term ``λ Σ_{d∈D, d≠y} max(0, z_d - z_y + m)`` over the position's dominant
 tokens ``D``.
 """
+import logging
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +25,35 @@ from ..sampling import (
     token_frequency_distribution,
     uniform_distribution,
 )
+
+
+logger = logging.getLogger(__name__)
+
+
+def target_side_counts(task, split="train"):
+    """Token counts of the target side of the binarized ``split`` of ``task``'s data, or None
+    where it is not on disk. (A dictionary's own counts cover both sides when it is joined,
+    and a given ``--tgtdict``'s counts come from elsewhere.)"""
+    from fairseq import utils
+    from fairseq.data import data_utils
+
+    cfg = getattr(task, "cfg", None)
+    source, target = getattr(cfg, "source_lang", None), getattr(cfg, "target_lang", None)
+    if not getattr(cfg, "data", None) or not source or not target:
+        return None
+    dictionary = task.target_dictionary
+    for root in utils.split_paths(cfg.data):
+        for pair in (f"{source}-{target}", f"{target}-{source}"):
+            dataset = data_utils.load_indexed_dataset(
+                os.path.join(root, f"{split}.{pair}.{target}"), dictionary)
+            if dataset is None:
+                continue
+            counts = torch.zeros(len(dictionary), dtype=torch.long)
+            for start in range(0, len(dataset), 4096):
+                tokens = torch.cat([dataset[i] for i in range(start, min(start + 4096, len(dataset)))])
+                counts += torch.bincount(tokens.long(), minlength=len(dictionary))[: len(dictionary)]
+            return counts
+    return None
 
 
 @dataclass
@@ -109,9 +140,16 @@ class NceDominantCriterion(FairseqCriterion):
         self.register_buffer(
             "uniform_probs", uniform_distribution(len(dictionary), [dictionary.pad()]),
             persistent=False)
+        counts = dictionary.count
+        if any(name == "token_freq" for name, _ in self.samplers):
+            counts = target_side_counts(task)
+            if counts is None:
+                logger.warning("token_freq: no binarized train split of the target side found; "
+                               "using the target dictionary's counts")
+                counts = dictionary.count
         self.register_buffer(
-            "frequency_probs",
-            token_frequency_distribution(dictionary.count, self.special_ids), persistent=False)
+            "frequency_probs", token_frequency_distribution(counts, self.special_ids),
+            persistent=False)
 
     def _workspace(self, logits):
         """A float [positions x V] buffer kept across updates (grown when a batch needs more)."""
