@@ -1,51 +1,163 @@
-"""The RESULTS.md table of an ``examples/l10n_cpu/run.sh`` work directory (Markdown on stdout).
+"""The RESULTS.md tables of an ``examples/l10n_cpu/run.sh`` work directory (Markdown on stdout).
 
-Rows: softmax probability, BoostedProb (both from the frozen base, the same in every head's
-file), then the sigmoid head of each Table-6 sampler setting that has been scored; columns:
-Pearson, Spearman and PRR against sentence chrF, for Eval Self and Eval Other.
+1. Learning curves (choosing settings; valid and mrdev only): per head and checkpoint, the
+   head's valid-split training statistics, Eval Self Pearson against single-reference chrF
+   (valid) and multi-reference chrF (mrdev), and the ambiguity figures (mrdev).
+2. The chosen head, picked by the rule below on mrdev before test is looked at, against
+   softmax probability and BoostedProb on test (single reference) and mrtest (multi-reference),
+   Eval Self and Eval Other, and the ambiguity report on mrtest.
+Rule: the (head, checkpoint) with the highest Eval Self Pearson against multi-reference chrF
+on mrdev (``init``, the untrained head, a copy of the softmax projection, is a candidate).
 
 Usage: python examples/l10n_cpu/results_table.py WORKDIR
 """
 import os
+import re
 import sys
 
 from fairseq_sigmoid_qe.evaluate import (
-    evaluate_method, gold_values, load_gold, load_records, method_scores,
+    ambiguity_report, evaluate_method, gold_values, load_gold, load_records, method_scores,
+    read_lines,
 )
 
-SAMPLERS = ["random", "token_freq", "token_freq+avoid", "softmax", "softmax+avoid",
-            "softmax_T2+avoid", "softmax_T2+token_freq+avoid"]
-SYSTEMS = ("self", "other")
+BASELINES = (("softmax probability", "softmax"), ("BoostedProb", "boostedprob"))
+QE_FILE = re.compile(r"^qe-(.+)-(\d+)\.jsonl$")
 
 
-def scored(workdir):
-    """(sampler, {system: records}) for every sampler scored on both systems."""
-    for name in SAMPLERS:
-        paths = {s: os.path.join(workdir, s, f"qe-{name}.jsonl") for s in SYSTEMS}
-        if all(os.path.exists(p) for p in paths.values()):
-            yield name, {s: load_records(p) for s, p in paths.items()}
+def heads(workdir):
+    """{(name, updates)} scored on valid by Eval Self."""
+    folder = os.path.join(workdir, "self", "valid")
+    found = [QE_FILE.match(f) for f in sorted(os.listdir(folder))] if os.path.isdir(folder) else []
+    return sorted({(m.group(1), int(m.group(2))) for m in found if m},
+                  key=lambda head: (head[0] != "init", head[0], head[1]))
 
 
-def table(workdir):
-    references = load_gold(os.path.join(workdir, "text", "test.raw.de"), "references")
-    heads = list(scored(workdir))
-    if not heads:
-        raise SystemExit(f"no head has scored both systems in {workdir} yet")
-    gold = {s: gold_values(heads[0][1][s], references, "references", "chrf")
-            for s in SYSTEMS}
-    rows = [("softmax probability", heads[0][1], "softmax"),
-            ("BoostedProb", heads[0][1], "boostedprob")]
-    rows += [(f"sigmoid head: {name}", records, "sigmoid") for name, records in heads]
-    lines = ["| QE | Self Pearson | Self Spearman | Self PRR | Other Pearson | Other Spearman "
-             "| Other PRR |", "|---|---|---|---|---|---|---|"]
-    for label, records, method in rows:
-        cells = []
-        for system in SYSTEMS:
-            metrics = evaluate_method(method_scores(records[system], method), gold[system])
-            cells += [f"{metrics[m]:.3f}" for m in ("pearson", "spearman", "prr")]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+class Evaluation:
+    """Gold of every evaluation split, and QE records loaded once."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        text = os.path.join(workdir, "text")
+        self.references = {split: load_gold(os.path.join(text, f"{split}.raw.de"), "references")
+                           for split in ("valid", "test")}
+        for split in ("mrdev", "mrtest"):
+            path = os.path.join(text, f"{split}.refs.tsv")
+            if os.path.exists(path):
+                self.references[split] = load_gold(path, "references_tsv")
+        self.groups = {split: read_lines(os.path.join(text, f"{split}-refs.group"), "groups")
+                       for split in ("mrdev", "mrtest")
+                       if os.path.exists(os.path.join(text, f"{split}-refs.group"))}
+        self._gold = {}
+
+    def records(self, system, split, head):
+        path = os.path.join(self.workdir, system, split, f"qe-{head[0]}-{head[1]}.jsonl")
+        return load_records(path) if os.path.exists(path) else None
+
+    def metrics(self, system, split, head, method):
+        records = self.records(system, split, head)
+        if records is None or split not in self.references:
+            return None
+        key = (system, split)
+        if key not in self._gold:
+            self._gold[key] = gold_values(records, self.references[split], "references")
+        return evaluate_method(method_scores(records, method), self._gold[key])
+
+    def ambiguity(self, split, head):
+        path = os.path.join(self.workdir, "refs", split, f"qe-{head[0]}-{head[1]}.jsonl")
+        if not os.path.exists(path) or split not in self.groups:
+            return None
+        return {row["method"]: row for row in ambiguity_report(load_records(path),
+                                                               self.groups[split])}
+
+
+def training_statistics(workdir, name):
+    """{updates: (valid loss, sigmoid_pos, sigmoid_neg)} from the head's training log."""
+    path = os.path.join(workdir, f"train-head-{name}.log")
+    stats = {}
+    if not os.path.exists(path):
+        return stats
+    pattern = re.compile(r"valid on 'valid' subset \| loss ([\d.]+) .*?sigmoid_pos ([\d.]+) "
+                         r"\| sigmoid_neg ([\d.]+) .*?num_updates (\d+)")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            match = pattern.search(line)
+            if match:
+                stats[int(match.group(4))] = tuple(float(match.group(i)) for i in (1, 2, 3))
+    return stats
+
+
+def fmt(value, digits=3):
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def learning_curves(evaluation, found):
+    lines = ["| head | updates | valid NCE loss | σ ref (valid) | σ neg (valid) | "
+             "valid Pearson (1 ref) | mrdev Pearson (multi-ref) | mrdev min/max | "
+             "mrdev mean score | mrdev share ≥ 0.5 |", "|---" * 10 + "|"]
+    baseline_done = False
+    for name, updates in found:
+        stats = training_statistics(evaluation.workdir, name).get(updates, (None,) * 3)
+        if not baseline_done:
+            for label, method in BASELINES:
+                single = evaluation.metrics("self", "valid", (name, updates), method)
+                multi = evaluation.metrics("self", "mrdev", (name, updates), method)
+                amb = (evaluation.ambiguity("mrdev", (name, updates)) or {}).get(method, {})
+                lines.append(f"| {label} | – | – | – | – | {fmt(single and single['pearson'])} | "
+                             f"{fmt(multi and multi['pearson'])} | "
+                             f"{fmt(amb.get('min_max_ratio'))} | {fmt(amb.get('mean_score'))} | "
+                             f"{fmt(amb.get('share_ge_0.5'))} |")
+            baseline_done = True
+        single = evaluation.metrics("self", "valid", (name, updates), "sigmoid")
+        multi = evaluation.metrics("self", "mrdev", (name, updates), "sigmoid")
+        amb = (evaluation.ambiguity("mrdev", (name, updates)) or {}).get("sigmoid", {})
+        lines.append(f"| {name} | {updates} | {fmt(stats[0], 4)} | {fmt(stats[1])} | "
+                     f"{fmt(stats[2])} | {fmt(single and single['pearson'])} | "
+                     f"{fmt(multi and multi['pearson'])} | {fmt(amb.get('min_max_ratio'))} | "
+                     f"{fmt(amb.get('mean_score'))} | {fmt(amb.get('share_ge_0.5'))} |")
     return "\n".join(lines)
 
 
+def chosen_head(evaluation, found):
+    """The rule of the module docstring (mrdev only)."""
+    scored = [(evaluation.metrics("self", "mrdev", head, "sigmoid"), head) for head in found]
+    scored = [(m["pearson"], head) for m, head in scored if m is not None]
+    return max(scored)[1] if scored else None
+
+
+def final_table(evaluation, head):
+    rows = [(label, method) for label, method in BASELINES] + [
+        (f"sigmoid head: {head[0]}, {head[1]} updates", "sigmoid")]
+    columns = [("self", "test"), ("other", "test"), ("self", "mrtest"), ("other", "mrtest")]
+    lines = ["| QE | Self Pearson (1 ref) | Other Pearson (1 ref) | Self Pearson (multi-ref) | "
+             "Other Pearson (multi-ref) | Self Spearman (multi-ref) |", "|---" * 6 + "|"]
+    for label, method in rows:
+        cells = [evaluation.metrics(system, split, head, method) for system, split in columns]
+        spearman = cells[2] and cells[2]["spearman"]
+        lines.append(f"| {label} | " + " | ".join(fmt(c and c["pearson"]) for c in cells)
+                     + f" | {fmt(spearman)} |")
+    amb = evaluation.ambiguity("mrtest", head) or {}
+    lines += ["", "| QE (mrtest references, force-decoded) | sources | min/max | mean score | "
+              "share ≥ 0.5 |", "|---" * 5 + "|"]
+    for label, method in rows:
+        row = amb.get(method)
+        if row:
+            lines.append(f"| {label} | {row['sources']} | {fmt(row['min_max_ratio'])} | "
+                         f"{fmt(row['mean_score'])} | {fmt(row['share_ge_0.5'])} |")
+    return "\n".join(lines)
+
+
+def main(workdir):
+    evaluation = Evaluation(workdir)
+    found = heads(workdir)
+    if not found:
+        raise SystemExit(f"no head has scored valid in {workdir} yet")
+    print("## Learning curves (valid, mrdev: for choosing)\n")
+    print(learning_curves(evaluation, found))
+    head = chosen_head(evaluation, found)
+    if head is not None:
+        print(f"\n## Chosen on mrdev: {head[0]} after {head[1]} updates; test and mrtest\n")
+        print(final_table(evaluation, head))
+
+
 if __name__ == "__main__":
-    print(table(sys.argv[1]))
+    main(sys.argv[1])

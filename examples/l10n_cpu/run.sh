@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # The paper's Transformer experiment at CPU scale on ../shared/data/l10n-en-de:
-# base Transformer -> one sigmoid head per Table-6 sampler setting -> Eval Self (own beam
-# translations of the test split) and Eval Other (translations of another system, here the
-# base's early checkpoint) against chrF pseudo-gold. Every step is skipped when its output
-# exists; training resumes from checkpoint_last.pt, so an interrupted run is simply re-run.
+# base Transformer -> sigmoid heads -> QE of the base's own translations (Eval Self) and of
+# another system's (Eval Other: the base's 1000-update checkpoint), force-decoded
+# (--score-reference --print-qe), against
+#   - sentence chrF of the one reference (valid: for choosing settings; test: reported once);
+#   - multi-reference chrF on ../shared/data/l10n-en-de-multiref (mrdev: even lines, for
+#     choosing settings; mrtest: odd lines, reported once; sources of >= 4 words);
+#   - the ambiguity report: every valid reference of every multiref source force-decoded.
+# Every step is skipped when its output exists; training resumes from checkpoint_last.pt, so an
+# interrupted run is simply run again. The work directory lives outside the clone.
 #
-# Usage: bash examples/l10n_cpu/run.sh [WORKDIR]      (default: runs/l10n_cpu)
-# Env:   L10N_EN_DE_DIR (corpus), PYTHON (default: .venv/bin/python), THREADS (default 2)
+# Usage: bash examples/l10n_cpu/run.sh [WORKDIR]   (default ~/.cache/fairseq-sigmoid-qe/runs/l10n_cpu)
+# Env:   L10N_EN_DE_DIR, L10N_MULTIREF_DIR (corpora), PYTHON (default: .venv/bin/python),
+#        THREADS (default 2), TABLE6=1 (also the seven 200-update heads of the paper's Table 6),
+#        HEADS_ONLY="name ..." (train and score only these heads, "init" for the 0-update point:
+#        run two at once on two cores)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-work=${1:-runs/l10n_cpu}
+work=${1:-$HOME/.cache/fairseq-sigmoid-qe/runs/l10n_cpu}
 corpus=${L10N_EN_DE_DIR:-$repo/../shared/data/l10n-en-de}
+multiref=${L10N_MULTIREF_DIR:-$repo/../shared/data/l10n-en-de-multiref}
 py=${PYTHON:-$repo/.venv/bin/python}
 export OMP_NUM_THREADS=${THREADS:-2}
 user_dir=$repo/fairseq_sigmoid_qe
@@ -18,18 +27,29 @@ mkdir -p "$work"
 fairseq() { "$py" -m "fairseq_cli.$1" "${@:2}"; }
 step() { echo "[$(date +%H:%M:%S)] $*"; }
 
-# Table 6: name, head updates and nce_dominant flags, one head each.
-SAMPLERS=(
-  "random|200|--negative-sampler random --no-avoid-dominant"
-  "token_freq|200|--negative-sampler token_freq --no-avoid-dominant"
-  "token_freq+avoid|200|--negative-sampler token_freq --avoid-dominant"
-  "softmax|200|--negative-sampler softmax --sampling-temperature 1 --no-avoid-dominant"
-  "softmax+avoid|200|--negative-sampler softmax --sampling-temperature 1 --avoid-dominant"
-  "softmax_T2+avoid|200|--negative-sampler softmax --sampling-temperature 2 --avoid-dominant"
-  "softmax_T2+token_freq+avoid|200|--negative-sampler token_freq+softmax --sampling-temperature 2 --avoid-dominant"
+# Heads: name | checkpoints to evaluate (updates) | nce_dominant and optimisation flags.
+# The paper's best sampler (softmax T2 + token-freq + avoid-dominant) trained two ways: dense
+# Adam at 1e-3 (this project's earlier recipe) and the authors' regime (row-sparse Adam at
+# 1e-4, cosine decay); evaluated along the way (a learning curve).
+BEST="--negative-sampler token_freq+softmax --sampling-temperature 2 --avoid-dominant"
+HEADS=(
+  "dense_adam|200 800 1600|$BEST --optimizer adam --lr 0.001"
+  "sparse_adam|200 800 1600|$BEST --optimizer sparse_adam --lr 0.0001 --lr-scheduler cosine"
 )
+# Table 6 of the paper, 200 updates each (TABLE6=1).
+TABLE6_HEADS=(
+  "random|200|--negative-sampler random --no-avoid-dominant --optimizer adam --lr 0.001"
+  "token_freq|200|--negative-sampler token_freq --no-avoid-dominant --optimizer adam --lr 0.001"
+  "token_freq+avoid|200|--negative-sampler token_freq --avoid-dominant --optimizer adam --lr 0.001"
+  "softmax|200|--negative-sampler softmax --sampling-temperature 1 --no-avoid-dominant --optimizer adam --lr 0.001"
+  "softmax+avoid|200|--negative-sampler softmax --sampling-temperature 1 --avoid-dominant --optimizer adam --lr 0.001"
+  "softmax_T2+avoid|200|--negative-sampler softmax --sampling-temperature 2 --avoid-dominant --optimizer adam --lr 0.001"
+  "softmax_T2+token_freq+avoid|200|$BEST --optimizer adam --lr 0.001"
+)
+[ "${TABLE6:-0}" = 1 ] && HEADS+=("${TABLE6_HEADS[@]}")
 
-# 1. Sentencepiece (joint, 8k) on all 260k training pairs; all valid/test pairs.
+# 1. Sentencepiece (joint, 8k) on all 260k training pairs; all valid/test pairs; the
+#    multi-reference sources and references encoded with the same model.
 if [ ! -f "$work/text/test.de" ]; then
   step "prepare text"
   "$py" -m fairseq_sigmoid_qe.realdata --corpus "$corpus" --out "$work/text" \
@@ -41,10 +61,30 @@ if [ ! -f "$work/data-bin/dict.de.txt" ]; then
     --trainpref "$work/text/train" --validpref "$work/text/valid" --testpref "$work/text/test" \
     --destdir "$work/data-bin" --workers 2
 fi
+# Evaluation splits: name -> binarized directory and subset.
+declare -A BIN=([valid]="$work/data-bin" [test]="$work/data-bin")
+declare -A SUBSET=([valid]=valid [test]=test)
+MULTIREF=0
+if [ -f "$multiref/dev.tsv" ]; then
+  MULTIREF=1
+  if [ ! -f "$work/text/mrtest-refs.group" ]; then
+    step "prepare multi-reference text"
+    "$py" -m fairseq_sigmoid_qe.realdata --multiref "$multiref/dev.tsv" \
+      --spm-model "$work/text/spm.model" --out "$work/text"
+  fi
+  for split in mrdev mrtest mrdev-refs mrtest-refs; do
+    BIN[$split]=$work/eval-bin/$split; SUBSET[$split]=test
+    [ -f "${BIN[$split]}/test.en-de.de.bin" ] && continue
+    fairseq preprocess --source-lang en --target-lang de --srcdict "$work/data-bin/dict.en.txt" \
+      --tgtdict "$work/data-bin/dict.de.txt" --testpref "$work/text/$split" \
+      --destdir "${BIN[$split]}" --workers 2
+  done
+else
+  step "no $multiref/dev.tsv: multi-reference evaluations skipped"
+fi
 
 # 2. Base Transformer (3+3 layers, d=256, pre-norm so that a high learning rate is stable);
-#    checkpoints every 500 updates are kept: the one after 1000 updates is the "other" system
-#    of Eval Other.
+#    checkpoints every 500 updates are kept: the one after 1000 updates is the "other" system.
 if [ ! -f "$work/base/done" ]; then
   step "train base (resumes from $work/base/checkpoint_last.pt)"
   fairseq train "$work/data-bin" --user-dir "$user_dir" --arch transformer --share-all-embeddings \
@@ -63,31 +103,32 @@ fi
 base=$work/base/checkpoint_last.pt
 other=$(ls "$work"/base/checkpoint_*_1000.pt | head -1)
 
-# 3. Translations: the base's (Eval Self) and the 1000-update checkpoint's (Eval Other), beam 5.
-#    QE never changes a translation, so one beam search per system serves every head.
-translate() {  # translate SYSTEM CHECKPOINT
-  [ -f "$work/$1/generate.txt" ] && return
-  step "beam search: $1"
-  mkdir -p "$work/$1"
-  fairseq generate "$work/data-bin" --user-dir "$user_dir" --path "$2" --gen-subset test --beam 5 \
-    --max-len-a 2 --max-len-b 10 \
-    --max-tokens 8000 --required-batch-size-multiple 1 --cpu > "$work/$1/generate.part"
-  mv "$work/$1/generate.part" "$work/$1/generate.txt"
+# 3. Translations (beam 5) of each evaluation split by each system; QE never changes a
+#    translation, so one beam search per system and split serves every head. The H- lines
+#    (the search's own pieces) become a parallel split to force-decode with each head.
+#    Eval Self on valid/mrdev (choosing settings) and test/mrtest (reported); Eval Other on
+#    test/mrtest.
+EVALS=("self valid" "self test" "other test")
+[ $MULTIREF = 1 ] && EVALS+=("self mrdev" "self mrtest" "other mrtest")
+translate() {  # translate SYSTEM CHECKPOINT SPLIT
+  local dir=$work/$1/$3
+  [ -f "$dir/generate.txt" ] && return
+  step "beam search: $1 on $3"
+  mkdir -p "$dir"
+  fairseq generate "${BIN[$3]}" --user-dir "$user_dir" --path "$2" --gen-subset "${SUBSET[$3]}" \
+    --beam 5 --max-len-a 2 --max-len-b 10 \
+    --max-tokens 8000 --required-batch-size-multiple 1 --cpu > "$dir/generate.part"
+  mv "$dir/generate.part" "$dir/generate.txt"
 }
-translate self "$base"
-translate other "$other"
-
-# 4. The hypotheses (the H- lines: the search's own sentencepiece pieces) as a parallel test
-#    split, to be force-decoded by each head (--score-reference --print-qe); sacreBLEU and chrF
-#    of the detokenized hypotheses against the raw references.
-for system in self other; do
-  dir=$work/$system
-  if [ ! -f "$dir/data-bin/test.en-de.de.bin" ]; then
-    "$py" - "$dir/generate.txt" "$work/text/test.en" "$work/text/test.raw.de" "$dir" <<'PY'
+for entry in "${EVALS[@]}"; do
+  read -r system split <<< "$entry"
+  checkpoint=$base; [ "$system" = other ] && checkpoint=$other
+  translate "$system" "$checkpoint" "$split"
+  dir=$work/$system/$split
+  [ -f "$dir/data-bin/test.en-de.de.bin" ] && continue
+  "$py" - "$dir/generate.txt" "$work/text/$split.en" "$dir" <<'PY'
 import sys
-import sacrebleu
-from fairseq_sigmoid_qe.realdata import decode_pieces
-generate, sources, references, out = sys.argv[1:]
+generate, sources, out = sys.argv[1:]
 hyps = {}
 for line in open(generate, encoding="utf-8"):
     if line.startswith("H-"):
@@ -99,58 +140,68 @@ with open(f"{out}/hyp.en", "w", encoding="utf-8") as f:
     f.write("".join(line + "\n" for line in src))
 with open(f"{out}/hyp.de", "w", encoding="utf-8") as f:
     f.write("".join(hyps[i] + "\n" for i in range(len(src))))
-detok = [decode_pieces(hyps[i]) for i in range(len(src))]
-refs = open(references, encoding="utf-8").read().splitlines()[: len(src)]
-with open(f"{out}/bleu.txt", "w", encoding="utf-8") as f:
-    f.write(f"{sacrebleu.corpus_bleu(detok, [refs])}\n{sacrebleu.corpus_chrf(detok, [refs])}\n")
 PY
-    fairseq preprocess --source-lang en --target-lang de --srcdict "$work/data-bin/dict.en.txt" \
-      --tgtdict "$work/data-bin/dict.de.txt" --testpref "$dir/hyp" --destdir "$dir/data-bin" \
-      --workers 2
-  fi
+  fairseq preprocess --source-lang en --target-lang de --srcdict "$work/data-bin/dict.en.txt" \
+    --tgtdict "$work/data-bin/dict.de.txt" --testpref "$dir/hyp" --destdir "$dir/data-bin" \
+    --workers 2
+done
+for system in self other; do  # corpus sacreBLEU and chrF of each system on test
+  dir=$work/$system/test
+  [ -f "$dir/bleu.txt" ] || "$py" "$repo/examples/l10n_cpu/corpus_scores.py" \
+    "$dir/generate.txt" "$work/text/test.raw.de" > "$dir/bleu.txt"
 done
 
-# 5. One head per sampler setting (the paper's best first), each scoring both systems.
-for entry in "${SAMPLERS[@]:6:1}" "${SAMPLERS[@]:0:6}"; do
+# 4. Heads, each evaluated at its checkpoints: QE of every evaluation split, and of the
+#    multi-reference references (ambiguity).
+qe() {  # qe OUT.jsonl CHECKPOINT DATA_BIN
+  [ -f "$1" ] && return
+  rm -f "$1.part"
+  fairseq generate "$3" --user-dir "$user_dir" --path "$2" --gen-subset test --score-reference \
+    --print-qe --qe-output "$1.part" --post-process sentencepiece \
+    --max-tokens 8000 --required-batch-size-multiple 1 --cpu > /dev/null
+  mv "$1.part" "$1"
+}
+score_head() {  # score_head NAME UPDATES CHECKPOINT
+  for eval in "${EVALS[@]}"; do
+    read -r system split <<< "$eval"
+    qe "$work/$system/$split/qe-$1-$2.jsonl" "$3" "$work/$system/$split/data-bin"
+  done
+  if [ $MULTIREF = 1 ]; then
+    for split in mrdev mrtest; do
+      mkdir -p "$work/refs/$split"
+      qe "$work/refs/$split/qe-$1-$2.jsonl" "$3" "${BIN[$split-refs]}"
+    done
+  fi
+}
+for entry in "${HEADS[@]}"; do
   IFS='|' read -r name updates flags <<< "$entry"
-  if [ ! -f "$work/heads/$name/done" ]; then
-    step "train head $name"
+  [ -n "${HEADS_ONLY:-}" ] && [[ " $HEADS_ONLY " != *" $name "* ]] && continue
+  save=$work/heads/$name
+  last=${updates##* }
+  if [ ! -f "$save/done" ]; then
+    step "train head $name ($last updates)"
     # shellcheck disable=SC2086
     fairseq train "$work/data-bin" --user-dir "$user_dir" --arch sigmoid_head_transformer \
       --base-checkpoint "$base" --criterion nce_dominant --num-negatives 10 $flags \
-      --optimizer adam --lr 0.001 --max-tokens 8192 --max-update "$updates" --seed 1 \
-      --save-dir "$work/heads/$name" --no-epoch-checkpoints --cpu --num-workers 0 \
-      --log-format simple --log-interval 50 2>&1 | tee -a "$work/train-head-$name.log"
-    touch "$work/heads/$name/done"
+      --max-tokens 8192 --max-update "$last" --seed 1 --save-dir "$save" \
+      --save-interval-updates "${updates%% *}" --keep-interval-updates -1 \
+      --no-epoch-checkpoints --cpu --num-workers 0 --log-format simple --log-interval 50 \
+      2>&1 | tee -a "$work/train-head-$name.log"
+    touch "$save/done"
   fi
-  for system in self other; do
-    dir=$work/$system
-    [ -f "$dir/qe-$name.jsonl" ] && continue
-    step "QE of $system translations: $name"
-    rm -f "$dir/qe-$name.part"  # an interrupted earlier try
-    fairseq generate "$dir/data-bin" --user-dir "$user_dir" --path "$work/heads/$name/checkpoint_last.pt" \
-      --score-reference --print-qe --qe-output "$dir/qe-$name.part" --post-process sentencepiece \
-      --max-tokens 8000 --required-batch-size-multiple 1 --cpu > /dev/null
-    mv "$dir/qe-$name.part" "$dir/qe-$name.jsonl"
+  for n in $updates; do
+    score_head "$name" "$n" "$(ls "$save"/checkpoint_*_"$n".pt | head -1)"
   done
 done
+# The 0-update point of every curve: W_qe = the softmax projection (from any head checkpoint).
+if [ -z "${HEADS_ONLY:-}" ] || [[ " $HEADS_ONLY " == *" init "* ]]; then
+  if [ ! -f "$work/heads/init.pt" ]; then
+    any=$(ls "$work"/heads/*/checkpoint_last.pt | head -1)
+    "$py" "$repo/examples/l10n_cpu/init_head.py" "$any" "$work/heads/init.pt"
+  fi
+  score_head init 0 "$work/heads/init.pt"
+fi
 
-# 6. Evaluation: Pearson (and Spearman, Kendall, PRR) against chrF of the raw reference.
-for system in self other; do
-  dir=$work/$system
-  files=(); names=()
-  for entry in "${SAMPLERS[@]}"; do
-    name=${entry%%|*}; files+=("$dir/qe-$name.jsonl"); names+=("$name")
-  done
-  step "evaluate $system"
-  "$py" -m fairseq_sigmoid_qe.evaluate --qe "${files[@]}" --names "${names[@]}" \
-    --references "$work/text/test.raw.de" --json > "$dir/eval.json"
-  "$py" -m fairseq_sigmoid_qe.evaluate --qe "${files[@]}" --names "${names[@]}" \
-    --references "$work/text/test.raw.de" | tee "$dir/eval.txt"
-  # Figure 2: softmax, BoostedProb and the paper's best head against chrF.
-  rm -rf "$dir/plots"
-  "$py" -m fairseq_sigmoid_qe.evaluate --qe "$dir/qe-softmax_T2+token_freq+avoid.jsonl" \
-    --references "$work/text/test.raw.de" --plot "$dir/plots" > /dev/null
-done
-echo "self:  $(cat "$work/self/bleu.txt")"
-echo "other: $(cat "$work/other/bleu.txt")"
+# 5. Tables (RESULTS.md): learning curves on valid/mrdev, final results on test/mrtest.
+step "tables"
+"$py" examples/l10n_cpu/results_table.py "$work" | tee "$work/results.md"
