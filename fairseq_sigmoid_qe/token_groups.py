@@ -16,9 +16,12 @@ beam-translates a split of a quickstart workdir and prints the table for its tra
 for its references (force-decoded; all valid).
 """
 import argparse
+import math
 import os
 
 GROUPS = ("valid_argmax", "valid_other", "wrong_dominant", "wrong_other")
+NEGLOG = "_neglog"
+LOG_FLOOR = 1e-12
 
 
 def group_of(valid, argmax, dominant):
@@ -28,25 +31,37 @@ def group_of(valid, argmax, dominant):
     return "wrong_dominant" if dominant else "wrong_other"
 
 
+def neg_log(score):
+    """A token's share of its sentence's log score (the sentence score is a product)."""
+    return -math.log(max(score, LOG_FLOOR))
+
+
 def group_table(tokens, methods):
-    """Rows ``{"group", "count", <method>: mean score}`` over ``tokens``, an iterable of
-    ``(group, {method: score})``; a group without tokens has count 0 and no means."""
-    sums = {group: [0, {m: 0.0 for m in methods}] for group in GROUPS}
+    """Rows ``{"group", "count", <method>: mean score, <method>_neglog: mean -log score}``
+    over ``tokens``, an iterable of ``(group, {method: score})``; a group without tokens has
+    count 0 and no means. Near 1, where a sigmoid head puts most tokens, the mean -log score
+    shows what the mean score rounds away."""
+    columns = [c for m in methods for c in (m, m + NEGLOG)]
+    sums = {group: [0, {c: 0.0 for c in columns}] for group in GROUPS}
     for group, scores in tokens:
         entry = sums[group]
         entry[0] += 1
         for method in methods:
             entry[1][method] += scores[method]
+            entry[1][method + NEGLOG] += neg_log(scores[method])
     return [{"group": group, "count": count,
-             **{m: (total / count if count else None) for m, total in totals.items()}}
+             **{c: (total / count if count else None) for c, total in totals.items()}}
             for group, (count, totals) in sums.items()]
 
 
 def format_group_table(rows, methods, title):
-    lines = [title, f"{'group':<15} {'count':>6}" + "".join(f" {m:>12}" for m in methods)]
+    """Per method: the mean score, then the mean -log score."""
+    header = "".join(f" {m:>12} {'-log':>7}" for m in methods)
+    lines = [title, f"{'group':<15} {'count':>6}" + header]
     for row in rows:
-        cells = "".join(f" {row[m]:>12.3f}" if row[m] is not None else f" {'-':>12}"
-                        for m in methods)
+        cells = "".join(
+            f" {row[m]:>12.3f} {row[m + NEGLOG]:>7.3f}" if row["count"] else f" {'-':>12} {'-':>7}"
+            for m in methods)
         lines.append(f"{row['group']:<15} {row['count']:>6}" + cells)
     return "\n".join(lines)
 

@@ -1,4 +1,6 @@
 """Token groups: the truth table and the per-group means."""
+import math
+
 import pytest
 
 from fairseq_sigmoid_qe.token_groups import GROUPS, format_group_table, group_of, group_table
@@ -22,6 +24,9 @@ def test_group_table_counts_and_means():
     assert rows["valid_other"]["count"] == 2
     assert rows["valid_other"]["a"] == pytest.approx(0.3) and rows["valid_other"]["b"] == 0.5
     assert rows["wrong_dominant"]["a"] == pytest.approx(0.9)
+    assert rows["valid_other"]["a_neglog"] == pytest.approx(-(math.log(0.2) + math.log(0.4)) / 2)
+    assert rows["valid_other"]["b_neglog"] == pytest.approx(-math.log(1e-12) / 2)
     assert rows["valid_argmax"]["count"] == 0 and rows["valid_argmax"]["a"] is None
     text = format_group_table(list(rows.values()), ["a", "b"], "title")
     assert text.splitlines()[0] == "title" and "valid_other" in text and " - " in text
+    assert text.splitlines()[1].split() == ["group", "count", "a", "-log", "b", "-log"]
