@@ -9,7 +9,8 @@
 Rule: the (head, checkpoint) with the highest Eval Self Pearson against multi-reference chrF
 on mrdev (``init``, the untrained head, a copy of the softmax projection, is a candidate).
 
-Usage: python examples/l10n_cpu/results_table.py WORKDIR
+Usage: python examples/l10n_cpu/results_table.py WORKDIR [--choose]
+(``--choose``: print only the chosen head's name and updates.)
 """
 import os
 import re
@@ -146,11 +147,17 @@ def final_table(evaluation, head):
     return "\n".join(lines)
 
 
-def main(workdir):
+def main(workdir, choose=False):
     evaluation = Evaluation(workdir)
     found = heads(workdir)
     if not found:
         raise SystemExit(f"no head has scored valid in {workdir} yet")
+    if choose:
+        head = chosen_head(evaluation, found)
+        if head is None:
+            raise SystemExit(f"no head has scored mrdev in {workdir} yet")
+        print(head[0], head[1])
+        return
     print("## Learning curves (valid, mrdev: for choosing)\n")
     print(learning_curves(evaluation, found))
     head = chosen_head(evaluation, found)
@@ -160,4 +167,4 @@ def main(workdir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], choose="--choose" in sys.argv[2:])

@@ -106,10 +106,15 @@ other=$(ls "$work"/base/checkpoint_*_1000.pt | head -1)
 # 3. Translations (beam 5) of each evaluation split by each system; QE never changes a
 #    translation, so one beam search per system and split serves every head. The H- lines
 #    (the search's own pieces) become a parallel split to force-decode with each head.
-#    Eval Self on valid/mrdev (choosing settings) and test/mrtest (reported); Eval Other on
-#    test/mrtest.
-EVALS=("self valid" "self test" "other test")
-[ $MULTIREF = 1 ] && EVALS+=("self mrdev" "self mrtest" "other mrtest")
+#    Choosing (every head and checkpoint): Eval Self on valid and mrdev, ambiguity on mrdev.
+#    Reported once, for the chosen head only: Eval Self and Other on test and mrtest,
+#    ambiguity on mrtest.
+TUNE_EVALS=("self valid")
+FINAL_EVALS=("self test" "other test")
+if [ $MULTIREF = 1 ]; then
+  TUNE_EVALS+=("self mrdev")
+  FINAL_EVALS+=("self mrtest" "other mrtest")
+fi
 translate() {  # translate SYSTEM CHECKPOINT SPLIT
   local dir=$work/$1/$3
   [ -f "$dir/generate.txt" ] && return
@@ -120,7 +125,7 @@ translate() {  # translate SYSTEM CHECKPOINT SPLIT
     --max-tokens 8000 --required-batch-size-multiple 1 --cpu > "$dir/generate.part"
   mv "$dir/generate.part" "$dir/generate.txt"
 }
-for entry in "${EVALS[@]}"; do
+for entry in "${TUNE_EVALS[@]}" "${FINAL_EVALS[@]}"; do
   read -r system split <<< "$entry"
   checkpoint=$base; [ "$system" = other ] && checkpoint=$other
   translate "$system" "$checkpoint" "$split"
@@ -161,16 +166,15 @@ qe() {  # qe OUT.jsonl CHECKPOINT DATA_BIN
     --max-tokens 8000 --required-batch-size-multiple 1 --cpu > /dev/null
   mv "$1.part" "$1"
 }
-score_head() {  # score_head NAME UPDATES CHECKPOINT
-  for eval in "${EVALS[@]}"; do
+score_head() {  # score_head NAME UPDATES CHECKPOINT EVALS_ARRAY REFS_SPLIT
+  local -n evals=$4
+  for eval in "${evals[@]}"; do
     read -r system split <<< "$eval"
     qe "$work/$system/$split/qe-$1-$2.jsonl" "$3" "$work/$system/$split/data-bin"
   done
   if [ $MULTIREF = 1 ]; then
-    for split in mrdev mrtest; do
-      mkdir -p "$work/refs/$split"
-      qe "$work/refs/$split/qe-$1-$2.jsonl" "$3" "${BIN[$split-refs]}"
-    done
+    mkdir -p "$work/refs/$5"
+    qe "$work/refs/$5/qe-$1-$2.jsonl" "$3" "${BIN[$5-refs]}"
   fi
 }
 for entry in "${HEADS[@]}"; do
@@ -190,7 +194,8 @@ for entry in "${HEADS[@]}"; do
     touch "$save/done"
   fi
   for n in $updates; do
-    score_head "$name" "$n" "$(ls "$save"/checkpoint_*_"$n".pt | head -1)"
+    step "QE for choosing: $name after $n updates"
+    score_head "$name" "$n" "$(ls "$save"/checkpoint_*_"$n".pt | head -1)" TUNE_EVALS mrdev
   done
 done
 # The 0-update point of every curve: W_qe = the softmax projection (from any head checkpoint).
@@ -199,9 +204,20 @@ if [ -z "${HEADS_ONLY:-}" ] || [[ " $HEADS_ONLY " == *" init "* ]]; then
     any=$(ls "$work"/heads/*/checkpoint_last.pt | head -1)
     "$py" "$repo/examples/l10n_cpu/init_head.py" "$any" "$work/heads/init.pt"
   fi
-  score_head init 0 "$work/heads/init.pt"
+  score_head init 0 "$work/heads/init.pt" TUNE_EVALS mrdev
+fi
+if [ -n "${HEADS_ONLY:-}" ]; then
+  step "HEADS_ONLY run done; run without HEADS_ONLY for the chosen head's test scores and tables"
+  exit 0
 fi
 
-# 5. Tables (RESULTS.md): learning curves on valid/mrdev, final results on test/mrtest.
+# 5. The head chosen on mrdev (results_table.py --choose), scored once on test and mrtest.
+read -r chosen n <<< "$("$py" "$repo/examples/l10n_cpu/results_table.py" "$work" --choose)"
+checkpoint=$work/heads/init.pt
+[ "$chosen" != init ] && checkpoint=$(ls "$work/heads/$chosen"/checkpoint_*_"$n".pt | head -1)
+step "QE of the chosen head ($chosen after $n updates) on test and mrtest"
+score_head "$chosen" "$n" "$checkpoint" FINAL_EVALS mrtest
+
+# 6. Tables (RESULTS.md): learning curves on valid/mrdev, final results on test/mrtest.
 step "tables"
 "$py" examples/l10n_cpu/results_table.py "$work" | tee "$work/results.md"

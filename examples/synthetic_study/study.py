@@ -149,9 +149,10 @@ def main(argv=None):
                 checkpoint = checkpoint_path(train(workdir, name, flags, args.updates,
                                                    args.threads), updates)
             result = evaluate(workdir, checkpoint, language, initial=flags is None)
-            with open(out, "w", encoding="utf-8") as f:
+            with open(out + ".part", "w", encoding="utf-8") as f:
                 json.dump({"setting": name, "updates": updates, "flags": flags, **result}, f,
                           indent=1)
+            os.replace(out + ".part", out)
         with open(out, encoding="utf-8") as f:
             lines.append(summary_line(name, updates, json.load(f)))
     print(HEADER)
