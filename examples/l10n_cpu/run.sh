@@ -33,8 +33,8 @@ step() { echo "[$(date +%H:%M:%S)] $*"; }
 # 1e-4, cosine decay); evaluated along the way (a learning curve).
 BEST="--negative-sampler token_freq+softmax --sampling-temperature 2 --avoid-dominant"
 HEADS=(
-  "dense_adam|200 800 1600|$BEST --optimizer adam --lr 0.001"
-  "sparse_adam|200 800 1600|$BEST --optimizer sparse_adam --lr 0.0001 --lr-scheduler cosine"
+  "dense_adam|200 400 800|$BEST --optimizer adam --lr 0.001"
+  "sparse_adam|200 400 800|$BEST --optimizer sparse_adam --lr 0.0001 --lr-scheduler cosine"
 )
 # Table 6 of the paper, 200 updates each (TABLE6=1).
 TABLE6_HEADS=(
@@ -220,4 +220,4 @@ score_head "$chosen" "$n" "$checkpoint" FINAL_EVALS mrtest
 
 # 6. Tables (RESULTS.md): learning curves on valid/mrdev, final results on test/mrtest.
 step "tables"
-"$py" examples/l10n_cpu/results_table.py "$work" | tee "$work/results.md"
+"$py" "$repo/examples/l10n_cpu/results_table.py" "$work" | tee "$work/results.md"
