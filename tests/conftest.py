@@ -22,6 +22,15 @@ def fairseq(tool, *arguments, check=True, cwd=None):
     return result
 
 
+def one_error_line(result):
+    """The one ``fairseq-sigmoid-qe: error:`` line of a failed command (no traceback)."""
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "fairseq-sigmoid-qe: error:" in line]
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
 TINY_BASE = [
     "--arch", "transformer", "--encoder-layers", "1", "--decoder-layers", "1",
     "--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fairseq_sigmoid_qe  # noqa: F401  (safe globals for torch.load)
-from conftest import fairseq, head_args
+from conftest import fairseq, head_args, one_error_line
 
 
 def load_state(path):
@@ -74,14 +74,6 @@ def test_resume_continues_the_same_run(tmp_path, real_data_bin, base_checkpoint)
     assert a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"] == 16
     torch.testing.assert_close(b["model"]["qe_head.weight"], a["model"]["qe_head.weight"],
                                rtol=0, atol=1e-6)
-
-
-def one_error_line(result):
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if "fairseq-sigmoid-qe: error:" in line]
-    assert len(lines) == 1, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def test_missing_base_checkpoint(tmp_path, real_data_bin):
