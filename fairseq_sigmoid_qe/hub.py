@@ -54,6 +54,9 @@ class QEModel:
                 raise QEUserError(f"{kind} line {number} is empty")
             encoded.append(dictionary.encode_line(self._pieces(line.strip()), add_if_not_exist=False,
                                                   append_eos=True).long())
+            if encoded[-1].numel() > self.max_tokens:
+                raise QEUserError(f"{kind} line {number} has {encoded[-1].numel()} tokens, more "
+                                  f"than --max-tokens {self.max_tokens} lets into a batch")
         return encoded
 
     def _batches(self, sources, targets=None):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ERROR = "fairseq-sigmoid-qe: error:"
+from conftest import one_error_line
 
 
 @pytest.fixture(scope="module")
@@ -15,20 +15,15 @@ def head_checkpoint(trained_head):
     return str(trained_head[0] / "checkpoint_last.pt")
 
 
-def command(real_data_bin, head_checkpoint, *arguments, stdin=None):
+def command(real_data_bin, head_checkpoint, *arguments, stdin=b""):
+    """The command in a subprocess, stdin given as bytes; its output decoded."""
     spm_model = Path(real_data_bin).parent / "text" / "spm.model"
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "fairseq_sigmoid_qe.hub", *arguments, "--checkpoint",
          head_checkpoint, "--data-dir", real_data_bin, "--spm-model", str(spm_model)],
         input=stdin, capture_output=True)
-
-
-def one_error_line(result):
-    stderr = result.stderr.decode("utf-8")
-    assert result.returncode != 0 and "Traceback" not in stderr, stderr[-3000:]
-    errors = [line for line in stderr.splitlines() if line.startswith(ERROR)]
-    assert len(errors) == 1, stderr[-3000:]
-    return errors[0]
+    result.stdout, result.stderr = result.stdout.decode(), result.stderr.decode()
+    return result
 
 
 def test_non_utf8_input_is_one_error_line(real_data_bin, head_checkpoint, tmp_path):
@@ -43,6 +38,16 @@ def test_non_utf8_input_is_one_error_line(real_data_bin, head_checkpoint, tmp_pa
                     stdin=b"Open the file.\nSave \xff all.\n")
     assert one_error_line(piped).endswith(
         "--sources stdin is not UTF-8 text: line 2 has the byte 0xff")
+
+
+def test_sentence_longer_than_max_tokens(real_data_bin, head_checkpoint, tmp_path):
+    sources = tmp_path / "src.txt"
+    sources.write_text("Open the file.\nSave all of the files in the folder now.\n",
+                       encoding="utf-8")
+    result = command(real_data_bin, head_checkpoint, "translate", "--sources", sources,
+                     "--max-tokens", "8")
+    assert " ".join(one_error_line(result).split()[2:6]) == "source line 2 has"
+    assert one_error_line(result).endswith("tokens, more than --max-tokens 8 lets into a batch")
 
 
 def test_output_folder_is_checked_before_any_work(real_data_bin, tmp_path):
@@ -70,7 +75,7 @@ def test_long_translations_keep_a_ranking(real_data_bin, head_checkpoint, tmp_pa
     output = tmp_path / "qe.jsonl"
     result = command(real_data_bin, head_checkpoint, "score", "--sources", sources,
                      "--translations", translations, "--output", output)
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert all(len(r["tokens"]) >= 1000 for r in records)
     underflowed = 0
