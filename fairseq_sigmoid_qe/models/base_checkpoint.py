@@ -23,7 +23,8 @@ def read_base_checkpoint(path):
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as exc:  # torch raises many types for a corrupt/foreign file
-        raise QEUserError(f"cannot read base checkpoint {path}: {exc}") from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # one line
+        raise QEUserError(f"cannot read base checkpoint {path}: {reason}") from exc
     if "model" not in state:
         raise QEUserError(f"{path} is not a fairseq checkpoint (no 'model' state)")
     return state
