@@ -17,10 +17,14 @@ __version__ = "0.1.0"
 
 def register_fairseq_components():
     """Register the plugin's architectures, criterion and generate hook with fairseq (once)."""
+    import numpy
     import torch
 
-    # fairseq checkpoints pickle their argparse config; torch >= 2.6 loads with weights_only.
-    torch.serialization.add_safe_globals([argparse.Namespace])
+    # fairseq checkpoints pickle their argparse config, and with --eval-bleu the BLEU
+    # statistics as numpy arrays; torch >= 2.6 loads with weights_only.
+    torch.serialization.add_safe_globals([
+        argparse.Namespace, numpy._core.multiarray._reconstruct, numpy.ndarray, numpy.dtype,
+        numpy.dtypes.Int64DType, numpy.dtypes.Float64DType])
     install_excepthook()
     from . import criterions, models  # noqa: F401
     from .generate_hook import install
