@@ -155,8 +155,10 @@ def write_new_file(path, text):
     try:
         with out:
             out.write(text)
-    except BaseException:
+    except BaseException as exc:
         os.remove(path)
+        if isinstance(exc, OSError):  # e.g. a full disk
+            raise QEUserError(f"cannot write --output {path}: {exc.strerror}") from exc
         raise
 
 
