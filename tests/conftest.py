@@ -7,6 +7,7 @@ import pytest
 from fairseq_sigmoid_qe import register_fairseq_components
 
 register_fairseq_components()  # as --user-dir does: tests load checkpoints in-process too
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE_DIR = os.path.join(REPO, "fairseq_sigmoid_qe")
 L10N_DIR = os.environ.get(
