@@ -284,7 +284,7 @@ def test_smoke_recipe_end_to_end(tmp_path):
     env = {**os.environ, "WORK": str(work), "PYTHON": sys.executable}
     script = os.path.join(REPO, "examples", "deltalm_paracrawl", "run.sh")
     result = subprocess.run(["bash", script, "--smoke"], capture_output=True, text=True,
-                            env=env, timeout=300)
+                            env=env, timeout=900)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     assert "loaded DeltaLM weights" in log
