@@ -1,7 +1,8 @@
 """Our dominant sets vs `boostedprob.find_dominant`, same inputs, side by side in one run.
 
 Target: ours >= 5x faster with identical sets. Also times the negative samplers (k=10,
-dominant tokens excluded), for information.
+dominant tokens excluded), for information, and beside them a small vocabulary's samplers at
+k = 10 and at k = V - 2 (every allowed token: rows finished by one dense draw).
 Usage: python benchmarks/bench_dominant.py [--quick] [--repeats 5] [--threads N]
 """
 import argparse
@@ -74,6 +75,21 @@ def time_samplers(log_probs, repeats, generator, negatives=10):
               f"{seconds * 1000:8.1f} ms")
 
 
+def time_near_capacity(positions, repeats, generator, vocab=208):
+    """k = V - 2 (every token but padding and the reference, dominant ones excluded) against
+    k = 10, on a vocabulary of ``vocab`` (the size where a silently clamped k was 300x slower)."""
+    log_probs = torch.log_softmax(torch.randn(positions, vocab, generator=generator) * 3, -1)
+    reference = torch.randint(4, vocab, (positions,), generator=generator)
+    dominant = dominant_sets(log_probs)
+    weights, _ = softmax_weights(log_probs, 2.0, [1])
+    times = {k: median_seconds(
+        lambda k=k: sample_negatives(k, reference, weights, dominant, generator), repeats)
+        for k in (10, vocab - 2)}
+    print(f"[V={vocab}, {positions} positions, softmax T=2, dominant excluded] sample_negatives "
+          f"k=10: {times[10] * 1000:.1f} ms, k={vocab - 2}: {times[vocab - 2] * 1000:.1f} ms "
+          f"({times[vocab - 2] / times[10]:.1f}x for {(vocab - 2) / 10:.1f}x the negatives)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -94,6 +110,7 @@ def main():
     mixed = torch.log_softmax(gaussian * scales, -1)
     compare_dominant("log_softmax(gaussian * U[1, 7] per row)", mixed, options.repeats)
     time_samplers(mixed, options.repeats, generator)
+    time_near_capacity(positions, options.repeats, generator)
 
 
 if __name__ == "__main__":

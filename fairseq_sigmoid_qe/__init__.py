@@ -1,26 +1,30 @@
 """fairseq-sigmoid-qe: sigmoid-head quality estimation for Fairseq (Dinh & Niehues, 2026).
 
-Used as ``--user-dir fairseq_sigmoid_qe``: importing the package registers the
-``sigmoid_head_transformer`` architecture, the ``nce_dominant`` criterion and the
-``score_qe`` hook behind ``fairseq-generate --print-qe``. The pure
-math modules (``dominant``, ``sampling``) import without fairseq.
+Used as ``--user-dir fairseq_sigmoid_qe``: fairseq imports the package after itself, which
+then registers the ``sigmoid_head_transformer`` architecture, the ``nce_dominant`` criterion
+and the ``score_qe`` hook behind ``fairseq-generate --print-qe``. Imported without fairseq
+(the evaluator, the pure math modules ``dominant`` and ``sampling``), it leaves fairseq
+unimported; the modules that load checkpoints (``inference``, ``hub``) register on import,
+and other Python code calls :func:`register_fairseq_components` (or imports fairseq first).
 """
 import argparse
+import sys
 
 from .errors import QEUserError, install_excepthook
 
 __version__ = "0.1.0"
 
 
-def _register_fairseq_components():
-    try:
-        import fairseq  # noqa: F401
-    except ImportError:
-        return
+def register_fairseq_components():
+    """Register the plugin's architectures, criterion and generate hook with fairseq (once)."""
+    import numpy
     import torch
 
-    # fairseq checkpoints pickle their argparse config; torch >= 2.6 loads with weights_only.
-    torch.serialization.add_safe_globals([argparse.Namespace])
+    # fairseq checkpoints pickle their argparse config, and with --eval-bleu the BLEU
+    # statistics as numpy arrays; torch >= 2.6 loads with weights_only.
+    torch.serialization.add_safe_globals([
+        argparse.Namespace, numpy._core.multiarray._reconstruct, numpy.ndarray, numpy.dtype,
+        numpy.dtypes.Int64DType, numpy.dtypes.Float64DType])
     install_excepthook()
     from . import criterions, models, optim  # noqa: F401
     from .generate_hook import install
@@ -28,4 +32,5 @@ def _register_fairseq_components():
     install()
 
 
-_register_fairseq_components()
+if "fairseq" in sys.modules:
+    register_fairseq_components()

@@ -1,4 +1,5 @@
 """One clear line and a non-zero exit for user mistakes (bad checkpoint, wrong data, ...)."""
+import math
 import sys
 
 
@@ -17,3 +18,19 @@ def install_excepthook():
     """Make an uncaught QEUserError print one line (the interpreter still exits with 1)."""
     if sys.excepthook is not _excepthook:
         sys.excepthook = _excepthook
+
+
+def check_range(option, value, low=-math.inf, high=math.inf, low_open=False, high_open=False,
+                meaning=""):
+    """Refuse ``value`` of ``option`` (e.g. ``--dominant-epsilon``) outside its interval
+    (NaN never fits); ``meaning`` says in a few words what the bound protects."""
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if above and below:
+        return
+    if high == math.inf:
+        interval = f"{'greater than' if low_open else 'at least'} {low:g}"
+    else:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    why = f" ({meaning})" if meaning else ""
+    raise QEUserError(f"{option} {value!r} is out of range: it must be {interval}{why}")

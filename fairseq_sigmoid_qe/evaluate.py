@@ -286,12 +286,18 @@ def method_scores(records, method):
 
 
 def method_pairs(records, gold, label=None):
-    """(method label, predicted, gold) per method, pairs with a non-finite value dropped."""
+    """(method label, predicted, gold, dropped) per method: the pairs whose score and gold
+    are both finite, and how many are not (NaN: e.g. an empty hypothesis); a method without
+    one finite pair is an error."""
     gold = np.asarray(gold, float)
     for method in method_names(records):
+        name = f"{label}/{method}" if label else method
         predicted = method_scores(records, method)
         finite = np.isfinite(predicted) & np.isfinite(gold)
-        yield (f"{label}/{method}" if label else method), predicted[finite], gold[finite]
+        if not finite.any():
+            raise QEUserError(f"method {name}: none of its {len(gold)} sentences has a finite "
+                              "score and gold value (all NaN or infinite)")
+        yield name, predicted[finite], gold[finite], int((~finite).sum())
 
 
 def evaluate_method(predicted, gold, binary=False):
@@ -307,14 +313,14 @@ def evaluate_method(predicted, gold, binary=False):
 
 def evaluate_methods(records, gold, binary=False, label=None):
     """One row per method of ``records`` against ``gold`` (one value per record)."""
-    return [{"method": name, **evaluate_method(predicted, quality, binary)}
-            for name, predicted, quality in method_pairs(records, gold, label)]
+    return [{"method": name, **evaluate_method(predicted, quality, binary), "dropped": dropped}
+            for name, predicted, quality, dropped in method_pairs(records, gold, label)]
 
 
 def format_table(rows):
     """Rows as a fixed-width table: the method, then every column (integers as they are,
-    other numbers with 3 decimals)."""
-    columns = [k for k in rows[0] if k != "method"]
+    other numbers with 3 decimals); the JSON-only count of dropped sentences left out."""
+    columns = [k for k in rows[0] if k not in ("method", "dropped")]
     widths = [max(6 if isinstance(rows[0][k], int) else 8, len(k)) for k in columns]
     width = max(len("method"), *(len(r["method"]) for r in rows))
 
@@ -516,7 +522,7 @@ def run(args):
         records = load_records(qe_path, args.all_ranks)
         quality = gold_values(records, gold, kind, metric, source=path)
         rows += evaluate_methods(records, quality, binary=kind == "labels", label=label)
-        panels += list(method_pairs(records, quality, label))
+        panels += [pair[:3] for pair in method_pairs(records, quality, label)]
     if not rows:
         raise QEUserError("the QE records have no sentence_scores methods")
     result = {"gold": kind, "gold_file": path, "metric": metric, "methods": rows}
@@ -525,10 +531,20 @@ def run(args):
     return result
 
 
+def warn_dropped(rows, stream=sys.stderr):
+    """One warning line per method that lost sentences to a non-finite score or gold."""
+    for row in rows:
+        if row.get("dropped"):
+            stream.write(f"fairseq-sigmoid-qe-evaluate: warning: {row['method']}: "
+                         f"{row['dropped']} of {row['n'] + row['dropped']} sentences left out "
+                         "(NaN or infinite score or gold)\n")
+
+
 def main(argv=None):
     install_excepthook()
     args = parse_args(argv)
     result = run(args)
+    warn_dropped(result["methods"])
     if args.json:
         rows = [{k: _json_safe(v) for k, v in row.items()} for row in result["methods"]]
         print(json.dumps({**result, "methods": rows}, indent=2))

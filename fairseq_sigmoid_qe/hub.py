@@ -5,13 +5,15 @@
     qe.score(["Open the file."], ["Öffne die Datei."])   # QE of given translations
 """
 import argparse
+import io
 import json
+import os
 import sys
 from argparse import Namespace
 
 from fairseq.data import LanguagePairDataset
 
-from .errors import QEUserError, install_excepthook
+from .errors import QEUserError, check_range, install_excepthook
 from .inference import load_head_model
 from .search_capture import SearchCapture, hypothesis_records
 
@@ -52,6 +54,9 @@ class QEModel:
                 raise QEUserError(f"{kind} line {number} is empty")
             encoded.append(dictionary.encode_line(self._pieces(line.strip()), add_if_not_exist=False,
                                                   append_eos=True).long())
+            if encoded[-1].numel() > self.max_tokens:
+                raise QEUserError(f"{kind} line {number} has {encoded[-1].numel()} tokens, more "
+                                  f"than --max-tokens {self.max_tokens} lets into a batch")
         return encoded
 
     def _batches(self, sources, targets=None):
@@ -107,14 +112,54 @@ class QEModel:
         return self._collect(self._batches(sources, translations), given, len(sources))
 
 
-def read_lines(path):
-    if path == "-":
-        return [line.rstrip("\n") for line in sys.stdin]
+def read_lines(path, option):
+    """Lines of a UTF-8 file (``-``: stdin); other bytes are an error naming the line."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f]
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
     except OSError as exc:
-        raise QEUserError(f"cannot read {path}: {exc.strerror}") from exc
+        raise QEUserError(f"cannot read {option} {path}: {exc.strerror}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise QEUserError(f"{option} {'stdin' if path == '-' else path} is not UTF-8 text: "
+                          f"line {line} has the byte 0x{data[exc.start]:02x}") from None
+    return [line.rstrip("\n") for line in io.StringIO(text, newline=None)]  # as open() splits
+
+
+def check_output(path):
+    """Before any work: ``--output`` must be new, in a folder that exists and is writable."""
+    if path == "-":
+        return
+    if os.path.lexists(path):
+        raise QEUserError(f"--output {path} exists; nothing is overwritten")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise QEUserError(f"--output {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise QEUserError(f"--output {path}: folder {folder} is not writable")
+
+
+def write_new_file(path, text):
+    """``text`` into a new file, removed again if writing fails (never left half-written)."""
+    try:
+        out = open(path, "x", encoding="utf-8")
+    except FileExistsError:
+        raise QEUserError(f"--output {path} exists; nothing is overwritten") from None
+    except OSError as exc:
+        raise QEUserError(f"cannot write --output {path}: {exc.strerror}") from exc
+    try:
+        with out:
+            out.write(text)
+    except BaseException as exc:
+        os.remove(path)
+        if isinstance(exc, OSError):  # e.g. a full disk
+            raise QEUserError(f"cannot write --output {path}: {exc.strerror}") from exc
+        raise
 
 
 def main(argv=None):
@@ -126,32 +171,37 @@ def main(argv=None):
     parser.add_argument("--checkpoint", required=True, help="sigmoid-head checkpoint")
     parser.add_argument("--data-dir", required=True, help="binarized data dir (dict.*.txt)")
     parser.add_argument("--spm-model", default=None, help="sentencepiece model of the data")
-    parser.add_argument("--sources", default="-", help="source sentences, one per line")
-    parser.add_argument("--translations", help="translations to score (score command)")
-    parser.add_argument("--output", default="-", help="JSONL output (default stdout)")
-    parser.add_argument("--beam", type=int, default=5)
-    parser.add_argument("--max-tokens", type=int, default=4000)
+    parser.add_argument("--sources", default="-", help="source sentences, one per line (UTF-8)")
+    parser.add_argument("--translations", help="translations to score (score command; UTF-8)")
+    parser.add_argument("--output", default="-",
+                        help="JSONL output (default stdout; a new file, never overwritten)")
+    parser.add_argument("--beam", type=int, default=5, help="beam size (>= 1)")
+    parser.add_argument("--max-tokens", type=int, default=4000,
+                        help="tokens per batch (>= 1, and at least the longest sentence)")
     parser.add_argument("--include-eos", action="store_true")
     args = parser.parse_args(argv)
+    check_range("--beam", args.beam, low=1)
+    check_range("--max-tokens", args.max_tokens, low=1)
     if args.command == "score" and not args.translations:
         raise QEUserError("score needs --translations")
+    if args.sources == "-" and args.translations == "-":
+        raise QEUserError("--sources and --translations cannot both be stdin")
+    check_output(args.output)
+    sources = read_lines(args.sources, "--sources")
+    translations = read_lines(args.translations, "--translations") if args.translations else None
     qe = QEModel.from_checkpoint(args.checkpoint, args.data_dir, args.spm_model, beam=args.beam,
                                  max_tokens=args.max_tokens, include_eos=args.include_eos)
-    sources = read_lines(args.sources)
     if args.command == "translate":
         results = qe.translate(sources)
     else:
-        results = qe.score(sources, read_lines(args.translations))
+        results = qe.score(sources, translations)
     text = "".join(json.dumps({"source": source, **record}, ensure_ascii=False) + "\n"
                    for source, record in zip(sources, results))
     if args.output == "-":
         sys.stdout.write(text)
-        return
-    try:
-        with open(args.output, "x", encoding="utf-8") as out:
-            out.write(text)
-    except FileExistsError:
-        raise QEUserError(f"--output {args.output} exists; nothing is overwritten") from None
+    else:
+        write_new_file(args.output, text)
+
 
 if __name__ == "__main__":
     main()

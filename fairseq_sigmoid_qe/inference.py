@@ -4,8 +4,11 @@ from argparse import Namespace
 
 from fairseq import checkpoint_utils, utils
 
+from . import register_fairseq_components
 from .errors import QEUserError
 from .search_capture import SearchCapture, hypothesis_records
+
+register_fairseq_components()  # loading a head checkpoint needs the registered architecture
 
 
 def load_head_model(path, data_dir=None):

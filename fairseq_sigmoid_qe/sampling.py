@@ -121,8 +121,18 @@ def _allowed(draws, reference, probs, dominant, rows):
     return allowed
 
 
+def _gumbel_top(weights, count, generator):
+    """``count`` draws without replacement from each row of [R, V] weights, in successive
+    sampling order (Gumbel top-k, exact); a draw past a row's non-zero weights is invalid."""
+    uniform = torch.rand(weights.shape, generator=generator, device=weights.device)
+    gumbel = -(-uniform.clamp_(min=torch.finfo(uniform.dtype).tiny).log()).log()
+    keys, tokens = (weights.log() + gumbel).topk(count, dim=1)
+    return tokens, keys > float("-inf")
+
+
 def _fill_exactly(probs, reference, dominant, rows, chosen, chosen_valid, num_samples, generator):
-    """Dense successive sampling for the few rows the cheap draws could not fill."""
+    """Dense successive sampling for the rows the cheap draws could not fill (all at once):
+    their free slots (after the valid prefix) get draws from the tokens left."""
     dense = (probs.expand(reference.numel(), -1) if probs.dim() == 1 else probs)[rows].clone()
     dense.scatter_(1, reference[rows].unsqueeze(1), 0.0)
     excluded = [(chosen, chosen_valid)] + ([] if dominant is None else
@@ -130,15 +140,28 @@ def _fill_exactly(probs, reference, dominant, rows, chosen, chosen_valid, num_sa
     for ids, mask in excluded:  # only masked slots: padding ids may repeat an excluded id
         which, slot = mask.nonzero(as_tuple=True)
         dense[which, ids[which, slot]] = 0.0
-    have = chosen_valid.sum(1)
-    for i in range(rows.numel()):
-        need = min(num_samples - int(have[i]), int(dense[i].gt(0).sum()))
-        if need > 0:
-            extra = torch.multinomial(dense[i], need, replacement=False, generator=generator)
-            slots = (~chosen_valid[i]).nonzero().squeeze(1)[:need]
-            chosen[i, slots] = extra
-            chosen_valid[i, slots] = True
-    return chosen, chosen_valid
+    free = ~chosen_valid
+    count = min(int(free.sum(1).max()), dense.size(1))
+    if count == 0:
+        return chosen, chosen_valid
+    extra, extra_valid = _gumbel_top(dense, count, generator)
+    order = (free.cumsum(1) - 1).clamp_(min=0, max=count - 1)  # j-th free slot <- j-th draw
+    chosen = torch.where(free, extra.gather(1, order), chosen)
+    return chosen, chosen_valid | (free & extra_valid.gather(1, order))
+
+
+def negatives_capacity(probs):
+    """Most negatives a position can get from a fixed distribution [V]: its non-zero tokens
+    less the reference."""
+    return int((probs > 0).sum()) - 1
+
+
+def largest_split(capacities):
+    """Largest k whose split over samplers (even, the remainder to the earlier ones, as
+    :func:`parse_sampler_spec`) fits each sampler's capacity."""
+    share = min(capacities)
+    extra = next(i for i, capacity in enumerate(capacities) if capacity <= share)
+    return len(capacities) * share + extra
 
 
 def sample_negatives(num_samples, reference, probs, dominant=None, generator=None,
@@ -160,6 +183,8 @@ def sample_negatives(num_samples, reference, probs, dominant=None, generator=Non
         rows = rows[live]
     history = reference.new_zeros(rows.numel(), 0)
     count = num_samples * oversample
+    if count >= probs.size(-1):  # k near the vocabulary: cheap draws would mostly repeat
+        rounds = 0
     for _ in range(rounds):
         if rows.numel() == 0:
             break
@@ -176,10 +201,10 @@ def sample_negatives(num_samples, reference, probs, dominant=None, generator=Non
         partial_valid = torch.zeros_like(partial, dtype=torch.bool)
         allowed = _allowed(history, reference, probs, dominant, rows)
         take = allowed & (allowed.cumsum(dim=1) <= num_samples)
-        for i in range(rows.numel()):
-            found = history[i][take[i]]
-            partial[i, : found.numel()] = found
-            partial_valid[i, : found.numel()] = True
+        which, column = take.nonzero(as_tuple=True)  # the found draws, moved to the front
+        slot = take.cumsum(dim=1)[which, column] - 1
+        partial[which, slot] = history[which, column]
+        partial_valid[which, slot] = True
         partial, partial_valid = _fill_exactly(probs, reference, dominant, rows, partial,
                                                partial_valid, num_samples, generator)
         tokens[rows] = torch.where(partial_valid, partial, reference[rows].unsqueeze(1))

@@ -69,15 +69,23 @@ def score_tokens(model, src_tokens, src_lengths, hyp_tokens, pad, eos, p_jump=0.
     )
 
 
+def log_product(token_scores):
+    """``log Π s_t = Σ log s_t`` of a hypothesis' token scores (-inf if one is 0, nan if
+    there is none): the paper's sentence score on a scale that never underflows."""
+    if not token_scores:
+        return float("nan")
+    return math.fsum(math.log(s) if s > 0 else -math.inf for s in token_scores)
+
+
 def sentence_score(token_scores, aggregation="prod"):
-    """Sentence QE from a hypothesis' token scores (floats): product (the paper), mean log,
-    or min."""
+    """Sentence QE from a hypothesis' token scores (floats): product (the paper; from
+    :func:`log_product`, 0.0 only below e^-745), mean log, or min."""
     if aggregation not in SENTENCE_AGGREGATIONS:
         raise ValueError(f"unknown sentence aggregation {aggregation!r}: prod, mean_log or min")
     if not token_scores:
         return float("nan")
     if aggregation == "prod":
-        return math.prod(token_scores)
+        return math.exp(log_product(token_scores))
     if aggregation == "mean_log":
         return sum(math.log(max(s, 1e-300)) for s in token_scores) / len(token_scores)
     return min(token_scores)
@@ -87,7 +95,8 @@ def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_
                   word_agg="min", word_level=True):
     """One hypothesis' QE from its token scores by method (lists of floats aligned with
     ``tokens``, a list of ids): subword pieces, per-token, per-word (or None) and sentence
-    scores. The final EOS is left out unless ``include_eos``."""
+    scores, and the log of the token scores' product (whatever ``sentence_agg``). The final
+    EOS is left out unless ``include_eos``."""
     length = len(tokens)
     if not include_eos and tokens and tokens[-1] == dictionary.eos():
         length -= 1
@@ -99,7 +108,8 @@ def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_
         per_word = {m: aggregate_words(v, ids, word_agg) for m, v in per_token.items()}
     return {"tokens": pieces, "token_scores": per_token, "word_scores": per_word,
             "sentence_scores": {m: sentence_score(v, sentence_agg)
-                                for m, v in per_token.items()}}
+                                for m, v in per_token.items()},
+            "sentence_log_scores": {m: log_product(v) for m, v in per_token.items()}}
 
 
 def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, encoder_out=None,

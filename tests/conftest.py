@@ -4,6 +4,10 @@ import sys
 
 import pytest
 
+from fairseq_sigmoid_qe import register_fairseq_components
+
+register_fairseq_components()  # as --user-dir does: tests load checkpoints in-process too
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE_DIR = os.path.join(REPO, "fairseq_sigmoid_qe")
 L10N_DIR = os.environ.get(
@@ -17,6 +21,15 @@ def fairseq(tool, *arguments, check=True, cwd=None):
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
+
+
+def one_error_line(result):
+    """The one ``fairseq-sigmoid-qe: error:`` line of a failed command (no traceback)."""
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "fairseq-sigmoid-qe: error:" in line]
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    return lines[0]
 
 
 TINY_BASE = [

@@ -161,9 +161,9 @@ def test_positive_weight_and_ranking_term_by_hand(setup):
 
 def test_bad_weights(setup):
     _, task, _ = setup
-    with pytest.raises(QEUserError, match="--positive-weight must be positive"):
+    with pytest.raises(QEUserError, match="--positive-weight 0.0 is out of range"):
         criterion(task, positive_weight=0.0)
-    with pytest.raises(QEUserError, match="--ranking-loss-weight must be >= 0"):
+    with pytest.raises(QEUserError, match="--ranking-loss-weight -1.0 is out of range"):
         criterion(task, ranking_loss_weight=-1.0)
 
 
@@ -201,3 +201,45 @@ def test_token_freq_counts_the_target_side_of_a_joined_dictionary(tmp_path):
     assert float(probs[dictionary.index("datei")]) == pytest.approx(2 / 6)
     assert float(probs[dictionary.index("schließen")]) == pytest.approx(1 / 6)
     assert float(probs[dictionary.eos()]) == 0.0
+
+
+@pytest.mark.parametrize("option, value, fragment", [
+    ("num_negatives", 0, "--num-negatives 0 is out of range: it must be at least 1"),
+    ("sampling_temperature", 0.0, "--sampling-temperature 0.0 is out of range"),
+    ("sampling_temperature", float("nan"), "--sampling-temperature nan is out of range"),
+    ("sampling_temperature", float("inf"), "--sampling-temperature inf is out of range"),
+    ("dominant_epsilon", 2.0, "--dominant-epsilon 2.0 is out of range: it must be (0, 1)"),
+    ("dominant_epsilon", 0.0, "--dominant-epsilon 0.0 is out of range"),
+    ("dominant_p_jump", -1.0, "--dominant-p-jump -1.0 is out of range: it must be (0, 1)"),
+    ("dominant_p_jump", 1.0, "--dominant-p-jump 1.0 is out of range"),
+])
+def test_numeric_options_out_of_range(setup, option, value, fragment):
+    _, task, _ = setup
+    options = {"negatives": value} if option == "num_negatives" else {option: value}
+    with pytest.raises(QEUserError) as error:
+        criterion(task, **options)
+    assert str(error.value).startswith(fragment) and "\n" not in str(error.value)
+
+
+def test_numeric_options_at_their_bounds_are_accepted(setup):
+    _, task, _ = setup
+    criterion(task, negatives=1, sampling_temperature=1e-3, dominant_epsilon=0.999,
+              dominant_p_jump=1e-6)
+
+
+def test_num_negatives_that_cannot_be_drawn(setup):
+    dictionary, task, _ = setup
+    # 12 symbols: random draws from the 11 that are not padding, token_freq from the 8 words;
+    # the reference is never a negative.
+    criterion(task, "random", negatives=10)
+    criterion(task, "token_freq", negatives=7)
+    criterion(task, "token_freq+random", negatives=14)  # 7 + 7
+    with pytest.raises(QEUserError, match=r"--num-negatives 11 does not fit: the random "
+                       r"sampler's share is 11 negatives per position but it can draw only "
+                       r"10 .* use --num-negatives 10 or less"):
+        criterion(task, "random", negatives=11)
+    with pytest.raises(QEUserError, match=r"token_freq sampler's share is 8 .* only 7 .* "
+                       r"--num-negatives 14 or less"):
+        criterion(task, "token_freq+random", negatives=16)  # 15 would give token_freq 8
+    with pytest.raises(QEUserError, match=r"--num-negatives 15 or less"):
+        criterion(task, "random+token_freq", negatives=16)  # 15 = random 8 + token_freq 7

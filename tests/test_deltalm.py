@@ -9,10 +9,10 @@ from argparse import Namespace
 import pytest
 import torch
 
-import fairseq_sigmoid_qe  # noqa: F401  (registers the models)
+from fairseq_sigmoid_qe.deltalm_fixtures import TINY_OPTIONS, randomize_
 from fairseq_sigmoid_qe.errors import QEUserError
 from fairseq_sigmoid_qe.models import deltalm
-from fairseq_sigmoid_qe.models.deltalm import TINY_OPTIONS
+from fairseq_sigmoid_qe.models.deltalm_checkpoint import official_state_dict
 
 from conftest import REPO
 
@@ -21,13 +21,19 @@ DIM, FFN, LAYERS = TINY_OPTIONS["encoder_embed_dim"], TINY_OPTIONS["encoder_ffn_
 POSITIONS = 512 + 2  # fairseq's learned positions: max positions + padding_idx + 1, as released
 
 
-def official_layout(rows, enc_layers=LAYERS, dec_layers=LAYERS, dim=DIM, ffn=FFN):
-    """Names and shapes of the released deltalm-*.pt ``weights``, written out independently."""
+def official_layout(rows, enc_layers=LAYERS, dec_layers=LAYERS, dim=DIM, ffn=FFN,
+                    embedding_norm=True):
+    """Names and shapes of the released deltalm-*.pt ``weights``, written out independently
+    from the official code's modules (microsoft/unilm deltalm/models/deltalm.py: fairseq's
+    encoder, the interleaved decoder layer, the names its loader maps); the large architecture
+    turns the embedding layer norm off, so deltalm-large.pt has no ``emb_layer_norm``."""
     layout = {}
     for side in ("src_embedding", "tgt_embedding"):
         layout[f"{side}.embed_tokens.weight"] = (rows, dim)
         layout[f"{side}.embed_positions.weight"] = (POSITIONS, dim)
-        layout[f"{side}.emb_layer_norm.weight"] = layout[f"{side}.emb_layer_norm.bias"] = (dim,)
+        if embedding_norm:
+            layout[f"{side}.emb_layer_norm.weight"] = (dim,)
+            layout[f"{side}.emb_layer_norm.bias"] = (dim,)
 
     def linear(prefix, n_in, n_out):
         layout[f"{prefix}.weight"], layout[f"{prefix}.bias"] = (n_out, n_in), (n_out,)
@@ -55,11 +61,11 @@ def official_layout(rows, enc_layers=LAYERS, dec_layers=LAYERS, dim=DIM, ffn=FFN
 
 
 def dictionary(size=VOCAB):
-    return deltalm._dictionary_of_size(size)
+    return deltalm.placeholder_dictionary(size)
 
 
-def tiny_model(vocab=VOCAB, **options):
-    model = deltalm.build_deltalm(dictionary(vocab), **{**TINY_OPTIONS, **options})
+def tiny_model(vocab=VOCAB, arch="deltalm_base", **options):
+    model = deltalm.build_deltalm(dictionary(vocab), arch, **{**TINY_OPTIONS, **options})
     return model.eval()
 
 
@@ -82,8 +88,8 @@ def logits(model, vocab=VOCAB):
 @pytest.fixture
 def reference(tmp_path):
     """A random tiny DeltaLM, and its weights saved like the release (103 extra rows)."""
-    model = deltalm.randomize_(tiny_model(), seed=3)
-    weights = deltalm.official_state_dict(model)
+    model = randomize_(tiny_model(), seed=3)
+    weights = official_state_dict(model)
     for key in ("src_embedding.embed_tokens.weight", "tgt_embedding.embed_tokens.weight"):
         weights[key] = torch.cat([weights[key], torch.randn(103, DIM)])
     path = tmp_path / "deltalm-tiny.pt"
@@ -91,8 +97,8 @@ def reference(tmp_path):
     return model, weights, path
 
 
-def load_pretrained(path, vocab=VOCAB):
-    args = Namespace(pretrained_deltalm_checkpoint=str(path), **TINY_OPTIONS)
+def load_pretrained(path, vocab=VOCAB, arch="deltalm_base"):
+    args = Namespace(pretrained_deltalm_checkpoint=str(path), arch=arch, **TINY_OPTIONS)
     task = Namespace(source_dictionary=dictionary(vocab), target_dictionary=dictionary(vocab))
     model = deltalm.DeltaLMModel.build_model(args, task)
     return model.eval(), args
@@ -116,6 +122,53 @@ def test_official_layout_loads_to_the_same_model(reference):
     decoder = loaded.decoder
     assert decoder.output_projection.weight is decoder.embed_tokens.weight
     assert loaded.encoder.embed_tokens.weight is decoder.embed_tokens.weight
+
+
+@pytest.mark.parametrize("arch, sizes, embedding_norm", [
+    ("deltalm_base", (768, 3072, 12, 12, 6), True),
+    ("deltalm_large", (1024, 4096, 24, 16, 12), False),
+])
+def test_official_settings_per_size(arch, sizes, embedding_norm):
+    """As the official architecture functions set them (microsoft/unilm, deltalm.py)."""
+    args = Namespace()
+    deltalm.ARCHITECTURES[arch](args)
+    dim, ffn, encoder_layers, heads, decoder_layers = sizes
+    assert (args.encoder_embed_dim, args.encoder_ffn_embed_dim, args.encoder_layers,
+            args.encoder_attention_heads) == (dim, ffn, encoder_layers, heads)
+    assert (args.decoder_embed_dim, args.decoder_ffn_embed_dim, args.decoder_layers,
+            args.decoder_attention_heads) == (dim, ffn, decoder_layers, heads)
+    assert args.layernorm_embedding is embedding_norm
+    assert not args.encoder_normalize_before and not args.decoder_normalize_before
+    assert args.encoder_learned_pos and args.decoder_learned_pos and args.no_scale_embedding
+    assert args.activation_fn == "gelu"
+    assert args.max_source_positions == args.max_target_positions == 512
+
+
+def test_official_large_layout_loads_to_the_same_model(tmp_path):
+    """A large-architecture file built from the official key list (no emb_layer_norm)."""
+    model = randomize_(tiny_model(arch="deltalm_large", decoder_layers=2), seed=7).eval()
+    weights = official_state_dict(model)
+    assert {k: tuple(v.shape) for k, v in weights.items()} == official_layout(
+        VOCAB, dec_layers=2, embedding_norm=False)
+    path = tmp_path / "deltalm-large-tiny.pt"
+    torch.save({"weights": weights}, path)
+    args = Namespace(pretrained_deltalm_checkpoint=str(path), arch="deltalm_large",
+                     **{**TINY_OPTIONS, "decoder_layers": 2})
+    task = Namespace(source_dictionary=dictionary(), target_dictionary=dictionary())
+    loaded = deltalm.DeltaLMModel.build_model(args, task).eval()
+    assert loaded.encoder.layernorm_embedding is None
+    torch.testing.assert_close(logits(loaded), logits(model), rtol=0, atol=0)
+
+
+def test_base_and_large_files_do_not_cross(reference, tmp_path):
+    _, weights, path = reference
+    with pytest.raises(QEUserError, match=r"unexpected weights src_embedding\.emb_layer_norm"):
+        load_pretrained(path, arch="deltalm_large")
+    no_norm = rewrite(tmp_path / "large.pt", weights, **{
+        f"{side}.emb_layer_norm.{param}": None
+        for side in ("src_embedding", "tgt_embedding") for param in ("weight", "bias")})
+    with pytest.raises(QEUserError, match=r"missing weights src_embedding\.emb_layer_norm"):
+        load_pretrained(no_norm)
 
 
 def test_fresh_model_differs_from_pretrained(reference):
@@ -183,7 +236,7 @@ def test_decoder_layer_is_interleaved():
 
 def test_incremental_decoding_and_reordering_match_full_forward():
     """Beam-search style: two hypotheses per source, reordered (within a source) mid-way."""
-    model = deltalm.randomize_(tiny_model(decoder_layers=2), seed=5, scale=0.1).eval()
+    model = randomize_(tiny_model(decoder_layers=2), seed=5, scale=0.1).eval()
     src, lengths, _ = batch()
     beams = torch.tensor([0, 0, 1, 1, 2, 2])
     src, lengths = src[beams], lengths[beams]
@@ -217,6 +270,11 @@ def test_parameter_counts_match_the_formula():
     expected = 12 * encoder_layer + 6 * decoder_layer + embeddings
     assert deltalm.parameter_counts("deltalm_base") == (expected, vocab * d)
     assert expected == 362_902_272
+    d, f = 1024, 4096  # large: 24 / 12 layers, no embedding layer norm
+    attention, ffn, norm = 4 * (d * d + d), 2 * d * f + f + d, 2 * d
+    large = (24 * (attention + ffn + 2 * norm) + 12 * (2 * attention + 2 * ffn + 4 * norm)
+             + vocab * d + 2 * 514 * d)
+    assert deltalm.parameter_counts("deltalm_large") == (large, vocab * d)
 
 
 def test_smoke_recipe_end_to_end(tmp_path):
@@ -226,7 +284,7 @@ def test_smoke_recipe_end_to_end(tmp_path):
     env = {**os.environ, "WORK": str(work), "PYTHON": sys.executable}
     script = os.path.join(REPO, "examples", "deltalm_paracrawl", "run.sh")
     result = subprocess.run(["bash", script, "--smoke"], capture_output=True, text=True,
-                            env=env, timeout=300)
+                            env=env, timeout=900)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     assert "loaded DeltaLM weights" in log
@@ -234,6 +292,8 @@ def test_smoke_recipe_end_to_end(tmp_path):
     saved = torch.load(work / "deltalm_ft" / "checkpoint_best.pt", weights_only=False)
     assert saved["cfg"]["model"].arch == "deltalm_base"
     assert saved["cfg"]["model"].pretrained_deltalm_checkpoint is None
+    assert saved["cfg"]["checkpoint"]["best_checkpoint_metric"] == "bleu"  # as DeltaLM's recipe
+    assert re.search(r"valid on 'valid' subset .*\| bleu [0-9.]+", log)
     assert "decoder.layers.0.fc4.weight" in saved["model"]
     lines = (work / "generate.out").read_text(encoding="utf-8").splitlines()
     hypotheses = [line for line in lines if line.startswith("H-")]

@@ -359,3 +359,40 @@ def test_ambiguity_user_errors(tmp_path, arguments, fragment):
     lonely = write_jsonl(tmp_path / "one.jsonl", ambiguity_records()[-1:])
     with pytest.raises(QEUserError, match="two or more translations"):
         evaluate.main(["--qe", lonely, "--ambiguity"])
+
+
+def test_nan_scores_are_left_out_and_counted(cli_files):
+    scores = dict(cli_files["scores"])
+    scores["sigmoid"] = scores["sigmoid"].copy()
+    scores["sigmoid"][[3, 11]] = math.nan  # e.g. empty hypotheses
+    qe = write_jsonl(cli_files["dir"] / "nan.jsonl", make_records(scores))
+    table = run_cli("--qe", qe, "--gold-scores", cli_files["gold"])
+    assert table.returncode == 0, table.stderr
+    warnings = [line for line in table.stderr.splitlines() if "warning" in line]
+    assert warnings == ["fairseq-sigmoid-qe-evaluate: warning: sigmoid: 2 of 25 sentences left "
+                        "out (NaN or infinite score or gold)"]
+    rows = {line.split()[0]: line.split() for line in table.stdout.splitlines()[2:]}
+    assert rows["sigmoid"][1] == "23" and rows["softmax"][1] == "25"
+    keep = np.isfinite(scores["sigmoid"])
+    expected = stats.pearsonr(scores["sigmoid"][keep], cli_files["values"][keep])[0]
+    assert float(rows["sigmoid"][2]) == pytest.approx(expected, abs=5e-4)
+    output = json.loads(run_cli("--qe", qe, "--gold-scores", cli_files["gold"], "--json").stdout)
+    assert [(row["method"], row["n"], row["dropped"]) for row in output["methods"]] == [
+        ("sigmoid", 23, 2), ("softmax", 25, 0)]
+
+
+def test_all_nan_method_is_an_error(cli_files):
+    scores = {**cli_files["scores"], "boostedprob": np.full(25, math.nan)}
+    qe = write_jsonl(cli_files["dir"] / "allnan.jsonl", make_records(scores))
+    assert_one_error_line(run_cli("--qe", qe, "--gold-scores", cli_files["gold"]),
+                          "method boostedprob: none of its 25 sentences has a finite score")
+
+
+def test_evaluator_never_imports_fairseq(cli_files):
+    program = ("import sys; from fairseq_sigmoid_qe.evaluate import main; "
+               f"main(['--qe', {cli_files['qe']!r}, '--gold-scores', {cli_files['gold']!r}]); "
+               "print('fairseq imported:', any(m.split('.')[0] == 'fairseq' for m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "fairseq imported: False"

@@ -50,11 +50,15 @@ def test_single_draw_frequencies_match_distribution(shared):
     assert chisquare(counts[support], expected[support]).pvalue > 1e-3
 
 
-def test_without_replacement_matches_exact_inclusion_probabilities():
+@pytest.mark.parametrize("oversample, rounds", [(4, 3), (1, 1)])
+def test_without_replacement_matches_exact_inclusion_probabilities(oversample, rounds):
+    """k * oversample >= V: dense draws only; (1, 1): cheap draws, rows left short finished
+    by dense draws."""
     weights = torch.tensor([0.0, 6.0, 3.0, 1.0, 0.5, 2.5])
     k = 3
     reference = torch.full((40000,), 1)
-    tokens, valid = sample_negatives(k, reference, weights, generator=generator(2))
+    tokens, valid = sample_negatives(k, reference, weights, generator=generator(2),
+                                     oversample=oversample, rounds=rounds)
     assert valid.all()
     allowed = weights.clone()
     allowed[1] = 0
@@ -101,6 +105,25 @@ def test_never_reference_dominant_padding_or_duplicates():
         assert all(len(set(row.tolist())) == k for row in tokens)
     freq_tokens, _ = sample_negatives(k, reference, distributions[1], dominant, generator(7))
     assert not (freq_tokens < 4).any()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_k_near_the_vocabulary_takes_every_allowed_token(shared):
+    vocab, n = 60, 300
+    log_probs = torch.log_softmax(torch.randn(n, vocab, generator=generator(10)) * 4, -1)
+    dominant = dominant_sets(log_probs)
+    reference = torch.randint(4, vocab, (n,), generator=generator(11))
+    probs = (uniform_distribution(vocab, [1]) if shared
+             else softmax_weights(log_probs, 2.0, [1])[0])
+    allowed = (probs.expand(n, -1) > 0).clone()
+    allowed[torch.arange(n), reference] = False
+    allowed &= ~is_dominant(torch.arange(vocab).expand(n, -1), *dominant)
+    for k in (50, vocab - 2):
+        tokens, valid = sample_negatives(k, reference, probs, dominant, generator(12))
+        assert torch.equal(valid.sum(1), allowed.sum(1).clamp(max=k))
+        for row in range(n):
+            drawn = tokens[row][valid[row]].tolist()
+            assert len(set(drawn)) == len(drawn) and allowed[row, drawn].all()
 
 
 def test_small_support_gives_validity_mask():

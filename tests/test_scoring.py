@@ -52,3 +52,17 @@ def test_hypothesis_qe_without_word_level_or_final_eos():
     assert record["word_scores"] is None
     assert record["tokens"] == ["\u2581Öff", "ne"]
     assert record["sentence_scores"]["sigmoid"] == 0.5
+
+
+def test_long_hypotheses_keep_their_log_score():
+    """1,000 tokens at 0.3: the product is below the smallest float, its log is not."""
+    scores = {"sigmoid": [0.3] * 1000, "softmax": [0.31] * 1000}
+    record = hypothesis_qe(scores, [4] * 1000, Dictionary())
+    logs = record["sentence_log_scores"]
+    assert math.prod(scores["sigmoid"]) == 0.0 and record["sentence_scores"]["sigmoid"] == 0.0
+    assert logs["sigmoid"] == pytest.approx(1000 * math.log(0.3))
+    assert logs["softmax"] > logs["sigmoid"]  # the ranking the underflowed products lose
+    short = hypothesis_qe({"sigmoid": [0.5, 0.8]}, [4, 5], Dictionary(), sentence_agg="min")
+    assert short["sentence_log_scores"]["sigmoid"] == pytest.approx(math.log(0.4))
+    assert hypothesis_qe({"sigmoid": [0.0, 0.5]}, [4, 5], Dictionary())[
+        "sentence_log_scores"]["sigmoid"] == -math.inf

@@ -70,7 +70,7 @@ def smoke_inputs(out_dir):
     """``raw/{split}.{en,de}`` and ``deltalm/{spm.model,dict.txt,deltalm-base.pt}`` (tiny,
     random weights in the official layout) in the places run.sh expects the real ones."""
     from fairseq.data import Dictionary
-    from fairseq_sigmoid_qe.models.deltalm import TINY_OPTIONS, write_random_official_checkpoint
+    from fairseq_sigmoid_qe.deltalm_fixtures import TINY_OPTIONS, write_random_official_checkpoint
     from fairseq_sigmoid_qe.realdata import train_sentencepiece
 
     raw, model_dir = os.path.join(out_dir, "raw"), os.path.join(out_dir, "deltalm")

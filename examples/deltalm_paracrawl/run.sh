@@ -21,7 +21,7 @@ if [[ $SMOKE == 1 ]]; then
   "$PYTHON" "$HERE/recipe_tools.py" smoke-inputs "$WORK/inputs"
   RAW_DIR="$WORK/inputs/raw"
   DELTALM_DIR="$WORK/inputs/deltalm"
-  # Tiny dimensions: must match recipe_tools.py (deltalm.TINY_OPTIONS).
+  # Tiny dimensions: must match recipe_tools.py (deltalm_fixtures.TINY_OPTIONS).
   MODEL=(--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32
          --encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64
          --encoder-attention-heads 2 --decoder-attention-heads 2)
@@ -35,8 +35,8 @@ else
   MODEL=()
   DEVICE=(--fp16 --num-workers 4)
   # DeltaLM's fine-tuning recipe: ~4096 x 128 tokens per update (here 8 GPUs x 4096 x 16).
-  FINETUNE=(--max-tokens 4096 --update-freq 16 --max-update 100000 --warmup-updates 4000
-            --lr 1e-4)
+  FINETUNE=(--max-tokens 4096 --update-freq 16 --max-update 400000 --max-epoch 100
+            --warmup-updates 4000 --lr 1e-4)
   HEAD=(--max-tokens 4096 --max-update 20000 --lr 1e-3)
   GENERATE=(--batch-size 64 --beam 5 --required-batch-size-multiple 1)
 fi
@@ -59,7 +59,10 @@ echo "== 3. fine-tune deltalm_base from the pretrained weights"
   --max-source-positions 512 --max-target-positions 512 \
   --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
   --optimizer adam --adam-betas '(0.9, 0.98)' --lr-scheduler inverse_sqrt \
-  --warmup-init-lr 1e-07 --dropout 0.1 --weight-decay 0.0 --clip-norm 1.0 \
+  --warmup-init-lr 1e-07 --stop-min-lr 1e-09 --dropout 0.1 --weight-decay 0.0 \
+  --eval-bleu --eval-bleu-args '{"beam": 5, "max_len_a": 1.2, "max_len_b": 10}' \
+  --eval-bleu-detok space --eval-bleu-remove-bpe sentencepiece \
+  --best-checkpoint-metric bleu --maximize-best-checkpoint-metric \
   "${FINETUNE[@]}" "${DEVICE[@]}" --seed 1 --save-dir "$FT" --no-epoch-checkpoints \
   --skip-invalid-size-inputs-valid-test --log-format simple --log-interval 100
 

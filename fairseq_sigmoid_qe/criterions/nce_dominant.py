@@ -17,8 +17,10 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from ..dominant import dominant_sets
-from ..errors import QEUserError
+from ..errors import QEUserError, check_range
 from ..sampling import (
+    largest_split,
+    negatives_capacity,
     parse_sampler_spec,
     sample_negatives,
     softmax_weights,
@@ -59,7 +61,9 @@ def target_side_counts(task, split="train"):
 @dataclass
 class NceDominantConfig(FairseqDataclass):
     num_negatives: int = field(
-        default=10, metadata={"help": "negatives sampled per target position (k)"}
+        default=10,
+        metadata={"help": "negatives sampled per target position (k >= 1, and no more than "
+                  "the samplers can draw: see README)"},
     )
     negative_sampler: str = field(
         default="token_freq+softmax",
@@ -69,7 +73,7 @@ class NceDominantConfig(FairseqDataclass):
         },
     )
     sampling_temperature: float = field(
-        default=2.0, metadata={"help": "temperature T of the softmax sampler"}
+        default=2.0, metadata={"help": "temperature T of the softmax sampler (T > 0)"}
     )
     avoid_dominant: bool = field(
         default=False,
@@ -80,10 +84,12 @@ class NceDominantConfig(FairseqDataclass):
         metadata={"help": "allow dominant tokens of the frozen softmax as negatives"},
     )
     dominant_p_jump: float = field(
-        default=0.3, metadata={"help": "a drop d_i = p_i - p_(i+1) is significant if d_i > p_jump * p_i"}
+        default=0.3,
+        metadata={"help": "a drop d_i = p_i - p_(i+1) is significant if d_i > p_jump * p_i "
+                  "(0 < p_jump < 1)"},
     )
     dominant_epsilon: float = field(
-        default=0.005, metadata={"help": "... and d_i > epsilon"}
+        default=0.005, metadata={"help": "... and d_i > epsilon (0 < epsilon < 1)"}
     )
     dominant_cut: ChoiceEnum(["last", "first"]) = field(
         default="last",
@@ -112,18 +118,21 @@ class NceDominantCriterion(FairseqCriterion):
         super().__init__(task)
         if avoid_dominant and no_avoid_dominant:
             raise QEUserError("--avoid-dominant and --no-avoid-dominant contradict each other")
-        if num_negatives < 1:
-            raise QEUserError("--num-negatives must be at least 1")
-        if sampling_temperature <= 0:
-            raise QEUserError("--sampling-temperature must be positive")
+        check_range("--num-negatives", num_negatives, low=1)
+        check_range("--sampling-temperature", sampling_temperature, low=0, low_open=True,
+                    high_open=True)
+        check_range("--dominant-p-jump", dominant_p_jump, 0, 1, low_open=True, high_open=True,
+                    meaning="outside it no drop, or every drop, is significant")
+        check_range("--dominant-epsilon", dominant_epsilon, 0, 1, low_open=True, high_open=True,
+                    meaning="from 1 on no drop is significant")
         try:
             self.samplers = parse_sampler_spec(negative_sampler, num_negatives)
         except ValueError as exc:
             raise QEUserError(f"--negative-sampler: {exc}") from exc
-        if positive_weight <= 0:
-            raise QEUserError("--positive-weight must be positive")
-        if ranking_loss_weight < 0:
-            raise QEUserError("--ranking-loss-weight must be >= 0 (0: no ranking term)")
+        check_range("--positive-weight", positive_weight, low=0, low_open=True)
+        check_range("--ranking-loss-weight", ranking_loss_weight, low=0,
+                    meaning="0: no ranking term")
+        check_range("--ranking-margin", ranking_margin, low=0)
         self.temperature = sampling_temperature
         self.avoid_dominant = not no_avoid_dominant
         self.positive_weight = positive_weight
@@ -150,6 +159,23 @@ class NceDominantCriterion(FairseqCriterion):
         self.register_buffer(
             "frequency_probs", token_frequency_distribution(counts, self.special_ids),
             persistent=False)
+        self._check_negatives_fit(num_negatives)
+
+    def _check_negatives_fit(self, num_negatives):
+        """Refuse a k that some sampler cannot draw at any position (it would otherwise fill
+        its share with every token it has, after a slow search)."""
+        capacity = {"random": negatives_capacity(self.uniform_probs),
+                    "softmax": negatives_capacity(self.uniform_probs),  # every token but padding
+                    "token_freq": negatives_capacity(self.frequency_probs)}
+        shares = [(name, count, capacity[name]) for name, count in self.samplers]
+        for name, count, most in shares:
+            if count > most:
+                largest = largest_split([most for _, _, most in shares])
+                raise QEUserError(
+                    f"--num-negatives {num_negatives} does not fit: the {name} sampler's share "
+                    f"is {count} negatives per position but it can draw only {most} (tokens "
+                    f"it gives a non-zero probability, less the reference); use "
+                    f"--num-negatives {largest} or less")
 
     def _workspace(self, logits):
         """A float [positions x V] buffer kept across updates (grown when a batch needs more)."""

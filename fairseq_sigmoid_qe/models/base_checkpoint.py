@@ -1,12 +1,15 @@
 """Reading the frozen base model: its architecture config, its dictionaries, its weights."""
 import hashlib
 import json
+import logging
 import os
 from argparse import Namespace
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..errors import QEUserError
+
+logger = logging.getLogger(__name__)
 
 
 def read_base_checkpoint(path):
@@ -20,7 +23,8 @@ def read_base_checkpoint(path):
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as exc:  # torch raises many types for a corrupt/foreign file
-        raise QEUserError(f"cannot read base checkpoint {path}: {exc}") from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # one line
+        raise QEUserError(f"cannot read base checkpoint {path}: {reason}") from exc
     if "model" not in state:
         raise QEUserError(f"{path} is not a fairseq checkpoint (no 'model' state)")
     return state
@@ -74,6 +78,61 @@ def check_dictionary_sizes(state, task, path):
                 f"{weights[key].shape[0]} symbols, but the data's {side} dictionary has "
                 f"{len(dictionary)}; binarize the data with the dictionaries the base was trained on"
             )
+
+
+def _training_task_config(state):
+    cfg = state.get("cfg")
+    task_cfg = cfg.get("task") if cfg is not None else None
+    return task_cfg if task_cfg is not None else state.get("args")
+
+
+def recorded_dictionary_files(state, path):
+    """{side: dict file} the base was trained with, found through the data folder its config
+    records (a checkpoint stores no dictionary), or a reason why they cannot be found."""
+    from fairseq.data.data_utils import infer_language_pair
+
+    task_cfg = _training_task_config(state)
+    data = getattr(task_cfg, "data", None) if task_cfg is not None else None
+    if not data:
+        return f"base checkpoint {path} records no training data folder"
+    folder = data.split(os.pathsep)[0]
+    if not os.path.isdir(folder):
+        return f"the training data folder {folder} recorded in base checkpoint {path} is gone"
+    source, target = getattr(task_cfg, "source_lang", None), getattr(task_cfg, "target_lang", None)
+    if source is None or target is None:
+        source, target = infer_language_pair(folder)
+    if source is None or target is None:
+        return f"the language pair of {folder}, recorded in base checkpoint {path}, is unknown"
+    files = {"source": os.path.join(folder, f"dict.{source}.txt"),
+             "target": os.path.join(folder, f"dict.{target}.txt")}
+    missing = [f for f in files.values() if not os.path.isfile(f)]
+    if missing:
+        return f"{missing[0]}, recorded in base checkpoint {path}, is gone"
+    return files
+
+
+def check_dictionary_content(state, task, path):
+    """The data's dictionaries must hold the base's symbols in the base's order. Compared with
+    the dictionary files in the data folder the base's config records; when they are gone (or
+    no longer match the base's vocabulary sizes) only the sizes are checked, with a warning."""
+    found = recorded_dictionary_files(state, path)
+    if isinstance(found, str):
+        logger.warning("dictionary content not verified (only sizes): %s", found)
+        return
+    for side, ours in (("source", task.source_dictionary), ("target", task.target_dictionary)):
+        recorded = task.load_dictionary(found[side])
+        if len(recorded) != len(ours):
+            logger.warning("dictionary content not verified (only sizes): %s no longer has the "
+                           "base's %s vocabulary size", found[side], side)
+            continue
+        if recorded.symbols != ours.symbols:
+            index = next(i for i, (a, b) in enumerate(zip(recorded.symbols, ours.symbols))
+                         if a != b)
+            raise QEUserError(
+                f"dictionary mismatch: the data's {side} dictionary differs from the base's "
+                f"({found[side]}) at symbol {index}: {ours.symbols[index]!r} where the base "
+                f"has {recorded.symbols[index]!r}; binarize the data with the base's "
+                "dictionaries (fairseq-preprocess --srcdict/--tgtdict)")
 
 
 def dictionary_fingerprint(task):

@@ -25,6 +25,7 @@ from fairseq.models.transformer import TransformerModel
 from ..errors import QEUserError
 from ..optim.sparse_adam import SPARSE_GRAD_ATTRIBUTE
 from . import base_checkpoint as bc
+from . import head_checkpoints, training_preflight
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,11 @@ class SigmoidHeadConfig(FairseqDataclass):
     qe_dictionary_fingerprint: Optional[str] = field(
         default=None,
         metadata={"help": "set automatically: hash of the dictionaries the head was trained with"},
+    )
+    base_fingerprint: Optional[str] = field(
+        default=None,
+        metadata={"help": "set automatically: hash of the base's weights, so that head "
+                  "training resumes only from heads of the same base"},
     )
 
 
@@ -170,11 +176,13 @@ def embedding_rows(weight, tokens):
 
 
 def _load_base(args, task):
+    training_preflight.check_training_setup(args, task)
     path = args.base_checkpoint
     state = bc.read_base_checkpoint(path)
     base_cfg = bc.base_model_config(state, path)
     _check_base_arch(base_cfg, path)
     bc.check_dictionary_sizes(state, task, path)
+    bc.check_dictionary_content(state, task, path)
     base = build_fairseq_model(base_cfg, task)
     if not _is_encoder_decoder_transformer(base):
         raise QEUserError(
@@ -187,6 +195,8 @@ def _load_base(args, task):
         raise QEUserError(f"base checkpoint {path} does not match its own config: {exc}") from exc
     args.base_model_config = bc.serialize_model_config(base_cfg)
     args.qe_dictionary_fingerprint = bc.dictionary_fingerprint(task)
+    args.base_fingerprint = head_checkpoints.weights_fingerprint(state["model"])
+    head_checkpoints.check_training_files(args, ARCH_NAME)
     return base
 
 

@@ -1,0 +1,88 @@
+"""Head training resumes from and writes over its own checkpoints only.
+
+fairseq-train resumes from ``--restore-file`` (by default ``SAVE_DIR/checkpoint_last.pt``),
+``--finetune-from-model`` or ``--continue-once``, and writes ``checkpoint*.pt`` files into
+``--save-dir``. Before the trainer touches any of them, each existing one must be a
+sigmoid-head checkpoint of the same base weights and dictionaries: a base checkpoint, another
+head or any other file there is refused in one line, whatever its name.
+"""
+import hashlib
+import os
+
+import torch
+
+from ..errors import QEUserError
+from . import base_checkpoint as bc
+
+DEFAULT_RESTORE_FILE = "checkpoint_last.pt"
+RESUME_OPTIONS = ("restore_file", "finetune_from_model", "continue_once")
+
+
+def weights_fingerprint(state_dict):
+    """sha1 of a state dict's names, dtypes, shapes and bytes: which base a head wraps."""
+    digest = hashlib.sha1()
+    for name in sorted(state_dict):
+        value = state_dict[name]
+        if not torch.is_tensor(value):
+            digest.update(f"{name} {value!r}\n".encode("utf-8"))
+            continue
+        digest.update(f"{name} {value.dtype} {tuple(value.shape)}\n".encode("utf-8"))
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def files_to_check(args):
+    """(path, option) of every existing file head training may resume from or write over:
+    the non-default resume options' files and every ``*.pt`` file in ``--save-dir``."""
+    found = []
+    for option in RESUME_OPTIONS:
+        path = getattr(args, option, None)
+        if path and not (option == "restore_file" and path == DEFAULT_RESTORE_FILE):
+            found.append((path, "--" + option.replace("_", "-")))
+    save_dir = getattr(args, "save_dir", None)
+    if save_dir and os.path.isdir(save_dir):
+        found += [(os.path.join(save_dir, name), "--save-dir")
+                  for name in sorted(os.listdir(save_dir)) if name.endswith(".pt")]
+    return [(path, option) for path, option in found if os.path.isfile(path)]
+
+
+def _model_config(path):
+    """A checkpoint's model config, reading no weights (memory-mapped); None if unreadable."""
+    try:
+        state = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+        return bc.base_model_config(state, path)
+    except Exception:  # torch and pickle raise many types for a foreign file
+        return None
+
+
+def not_own_reason(path, args, head_arch):
+    """Why the checkpoint ``path`` is not one of this head training's own, or None."""
+    model_cfg = _model_config(path)
+    if model_cfg is None:
+        return "not a fairseq checkpoint"
+    arch = bc.model_config_name(model_cfg)
+    if arch != head_arch:
+        return f"a '{arch}' checkpoint, not a sigmoid head"
+    stored = dict(vars(model_cfg)) if hasattr(model_cfg, "__dict__") else dict(model_cfg)
+    if stored.get("qe_dictionary_fingerprint") != args.qe_dictionary_fingerprint:
+        return "a sigmoid head trained with other dictionaries"
+    if stored.get("base_fingerprint") is None:  # heads saved before the fingerprint existed
+        same_base = stored.get("base_model_config") == args.base_model_config
+    else:
+        same_base = stored["base_fingerprint"] == args.base_fingerprint
+    return None if same_base else "a sigmoid head of another base"
+
+
+def check_training_files(args, head_arch):
+    """Refuse, before any training, a resume or save file that is not this head's own."""
+    for path, option in files_to_check(args):
+        reason = not_own_reason(path, args, head_arch)
+        if reason is None:
+            continue
+        if option == "--save-dir":
+            raise QEUserError(
+                f"--save-dir {args.save_dir} holds {os.path.basename(path)}, {reason}: head "
+                "training would resume from it or write over it; give the head a --save-dir "
+                "of its own")
+        raise QEUserError(f"{option} {path} is {reason}: head training resumes only from its "
+                          "own checkpoints (the base goes to --base-checkpoint)")

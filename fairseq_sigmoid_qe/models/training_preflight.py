@@ -1,0 +1,75 @@
+"""What head training can see coming before fairseq's trainer starts, said in one line.
+
+fairseq itself fails later with tracebacks: ``--fp16`` without a CUDA GPU (its fp16
+optimizer asks CUDA for a device), ``--bf16`` without torch_xla (``--bf16`` implies
+``--tpu``), a valid sentence longer than ``--max-tokens-valid`` (``--max-tokens``), which no
+batch can hold whatever ``--skip-invalid-size-inputs-valid-test`` says, and a ``--max-tokens``
+below every training sentence (all skipped, then an IndexError).
+"""
+import importlib.util
+
+import numpy as np
+import torch
+
+from ..errors import QEUserError
+
+
+def check_precision(args):
+    """``--fp16`` needs a CUDA GPU; ``--bf16`` (fairseq makes it imply ``--tpu``) a TPU."""
+    if getattr(args, "tpu", False) or getattr(args, "bf16", False):
+        if importlib.util.find_spec("torch_xla") is None:
+            flag = "--bf16" if getattr(args, "bf16", False) else "--tpu"
+            raise QEUserError(f"{flag} needs a TPU (in fairseq --bf16 implies --tpu) and "
+                              "torch_xla is not installed; train without it (or with --fp16 "
+                              "on a CUDA GPU)")
+    if getattr(args, "fp16", False) and (getattr(args, "cpu", False)
+                                         or not torch.cuda.is_available()):
+        raise QEUserError("--fp16 needs a CUDA GPU; on CPU train without it (fp32)")
+
+
+def split_sizes(task, split, combine):
+    """Tokens per sample of a data split as fairseq batches them (the larger of source and
+    target), or None if the split does not exist. Only the split's index is read, and the
+    task is left as found: fairseq loads the split itself afterwards."""
+    datasets = task.datasets
+    previous = datasets.get(split)
+    try:
+        task.load_dataset(split, combine=combine, epoch=1)
+    except FileNotFoundError:
+        return None
+    dataset = datasets.pop(split)
+    if previous is not None:
+        datasets[split] = previous
+    return dataset.num_tokens_vec(np.arange(len(dataset)))
+
+
+def check_batch_limits(args, task):
+    """Every valid sentence must fit in ``--max-tokens-valid`` (fairseq cannot batch it), and
+    some training sentence in ``--max-tokens`` (fairseq skips the longer ones)."""
+    def limit(option):  # argparse leaves --max-tokens-valid a string (an interpolated default)
+        value = getattr(args, option, None)
+        return int(value) if value not in (None, "") else None
+
+    max_tokens = limit("max_tokens")
+    valid_limit = limit("max_tokens_valid") or max_tokens
+    valid_option = "--max-tokens-valid" if valid_limit != max_tokens else "--max-tokens"
+    if valid_limit and not getattr(args, "disable_validation", False):
+        for split in str(getattr(args, "valid_subset", "valid")).split(","):
+            sizes = split_sizes(task, split, combine=False)
+            if sizes is not None and len(sizes) and sizes.max() > valid_limit:
+                raise QEUserError(
+                    f"{valid_option} {valid_limit} is below the longest sentence of the {split} "
+                    f"set ({sizes.max()} tokens), which fairseq cannot batch; raise "
+                    f"{valid_option} to at least {sizes.max()}")
+    if max_tokens:
+        sizes = split_sizes(task, getattr(args, "train_subset", "train"), combine=True)
+        if sizes is not None and len(sizes) and sizes.min() > max_tokens:
+            raise QEUserError(
+                f"--max-tokens {max_tokens} is below the shortest training sentence "
+                f"({sizes.min()} tokens): fairseq would skip every one; raise --max-tokens")
+
+
+def check_training_setup(args, task):
+    """Refuse, in one line, what would make fairseq's trainer fail with a traceback."""
+    check_precision(args)
+    check_batch_limits(args, task)

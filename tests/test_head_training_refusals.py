@@ -1,0 +1,130 @@
+"""Head training (real fairseq-train) refuses, in one line and before any work, what would
+lose a checkpoint, learn garbage or crash in fairseq later."""
+import hashlib
+import importlib.util
+import os
+import shutil
+
+import pytest
+import torch
+
+from conftest import fairseq, head_args, one_error_line
+
+
+def digest(path):
+    return hashlib.sha1(open(path, "rb").read()).hexdigest()
+
+
+def train_head(data_bin, base, save_dir, *extra):
+    return fairseq("train", *head_args(data_bin, base, save_dir, "--max-update", "1", *extra),
+                   check=False)
+
+
+def assert_nothing_trained(result):
+    assert "begin training" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["checkpoint_best.pt", "checkpoint_last.pt", "base.pt"])
+def test_save_dir_holding_the_base_is_refused(tmp_path, real_data_bin, base_checkpoint, name):
+    folder = tmp_path / "base"
+    folder.mkdir()
+    base = folder / name
+    shutil.copy(base_checkpoint, base)
+    before = digest(base)
+    result = train_head(real_data_bin, base, folder)
+    assert one_error_line(result).endswith(
+        f"--save-dir {folder} holds {name}, a 'transformer' checkpoint, not a sigmoid head: "
+        "head training would resume from it or write over it; give the head a --save-dir of "
+        "its own")
+    assert_nothing_trained(result)
+    assert os.listdir(folder) == [name] and digest(base) == before
+
+
+def test_restore_file_that_is_not_a_head_is_refused(tmp_path, real_data_bin, base_checkpoint):
+    save_dir = tmp_path / "head"
+    result = train_head(real_data_bin, base_checkpoint, save_dir,
+                        "--restore-file", base_checkpoint)
+    assert one_error_line(result).endswith(
+        f"--restore-file {base_checkpoint} is a 'transformer' checkpoint, not a sigmoid head: "
+        "head training resumes only from its own checkpoints (the base goes to "
+        "--base-checkpoint)")
+    assert_nothing_trained(result)
+    assert not list(save_dir.glob("*.pt"))
+
+
+def test_head_of_another_base_is_refused(tmp_path, real_data_bin, base_checkpoint,
+                                         trained_head):
+    """Another base (one weight changed) whose recorded data folder is gone: its dictionaries
+    can only be compared by size (a warning); a head of it is not resumed with the first."""
+    state = torch.load(base_checkpoint, map_location="cpu", weights_only=False)
+    state["model"]["decoder.layers.0.fc1.bias"] += 0.01
+    state["cfg"]["task"]["data"] = str(tmp_path / "moved-data-bin")
+    other_base = tmp_path / "other_base.pt"
+    torch.save(state, other_base)
+    save_dir = tmp_path / "head"
+    first = train_head(real_data_bin, other_base, save_dir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    log = first.stdout + first.stderr  # fairseq logs to stdout
+    warnings = [line for line in log.splitlines() if "not verified" in line]
+    assert len(warnings) == 1 and warnings[0].endswith(
+        f"dictionary content not verified (only sizes): the training data folder "
+        f"{tmp_path / 'moved-data-bin'} recorded in base checkpoint {other_base} is gone")
+    saved = {name: digest(save_dir / name) for name in os.listdir(save_dir)}
+    result = train_head(real_data_bin, base_checkpoint, save_dir)
+    assert "holds checkpoint_best.pt, a sigmoid head of another base" in one_error_line(result)
+    assert {name: digest(save_dir / name) for name in os.listdir(save_dir)} == saved
+
+
+def test_data_with_the_base_symbols_in_another_order_is_refused(tmp_path, real_data_bin,
+                                                                base_checkpoint):
+    """Same sizes, two symbols swapped: only a content check sees it."""
+    text, permuted = tmp_path / "text", tmp_path / "dicts"
+    text.mkdir()
+    permuted.mkdir()
+    source_text = os.path.join(os.path.dirname(real_data_bin), "text")
+    swapped = {}
+    for lang in ("en", "de"):
+        lines = open(os.path.join(real_data_bin, f"dict.{lang}.txt"), encoding="utf-8").readlines()
+        swapped[lang] = [line.split()[0] for line in lines[:2]]
+        lines[0], lines[1] = lines[1], lines[0]
+        (permuted / f"dict.{lang}.txt").write_text("".join(lines), encoding="utf-8")
+        sample = open(os.path.join(source_text, f"valid.{lang}"), encoding="utf-8").readlines()
+        for split in ("train", "valid"):
+            (text / f"{split}.{lang}").write_text("".join(sample[:20]), encoding="utf-8")
+    other_bin = tmp_path / "data-bin"
+    fairseq("preprocess", "--source-lang", "en", "--target-lang", "de", "--trainpref",
+            text / "train", "--validpref", text / "valid", "--srcdict", permuted / "dict.en.txt",
+            "--tgtdict", permuted / "dict.de.txt", "--destdir", other_bin, "--workers", "1")
+    result = train_head(other_bin, base_checkpoint, tmp_path / "head")
+    line = one_error_line(result)
+    base_symbol, data_symbol = swapped["en"]  # dictionary index 4 (after the 4 specials)
+    assert (f"dictionary mismatch: the data's source dictionary differs from the base's "
+            f"({real_data_bin}/dict.en.txt) at symbol 4: {data_symbol!r} where the base has "
+            f"{base_symbol!r}") in line
+    assert line.endswith("binarize the data with the base's dictionaries (fairseq-preprocess "
+                         "--srcdict/--tgtdict)")
+    assert_nothing_trained(result)
+
+
+CUDA, XLA = torch.cuda.is_available(), importlib.util.find_spec("torch_xla") is not None
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--fp16"], "--fp16 needs a CUDA GPU; on CPU train without it (fp32)"),
+    (["--bf16"], "--bf16 needs a TPU (in fairseq --bf16 implies --tpu) and torch_xla is not "
+                 "installed"),
+    (["--max-tokens", "60"], "--max-tokens 60 is below the longest sentence of the valid set"),
+    (["--max-tokens", "2", "--max-tokens-valid", "4000"],
+     "--max-tokens 2 is below the shortest training sentence"),
+    (["--dominant-epsilon", "2"], "--dominant-epsilon 2.0 is out of range: it must be (0, 1)"),
+    (["--num-negatives", "5000"], "--num-negatives 5000 does not fit"),
+])
+def test_settings_fairseq_or_the_head_cannot_use(tmp_path, real_data_bin, base_checkpoint,
+                                                 options, message):
+    if (options[0] == "--fp16" and CUDA) or (options[0] == "--bf16" and XLA):
+        pytest.skip("the precision flag works on this machine")
+    save_dir = tmp_path / "head"
+    result = train_head(real_data_bin, base_checkpoint, save_dir, *options)
+    assert message in one_error_line(result)
+    assert_nothing_trained(result)
+    assert not list(save_dir.glob("*.pt"))
