@@ -19,13 +19,12 @@ import numpy as np
 from scipy import stats
 
 from .errors import QEUserError, install_excepthook
+from .words import detokenize
 
 TEXT_FIELDS = ("detokenized", "detok", "text", "translation")
 REFERENCE_METRICS = ("chrf", "bleu", "ter")
 GOLD_NAMES = {"scores": "gold score", "labels": "gold label", "chrf": "chrF / 100",
               "bleu": "sentence BLEU / 100", "ter": "1 - TER / 100"}
-EOS = "</s>"
-SPACE = "\u2581"
 BCE_EPSILON = 1e-7
 
 
@@ -172,15 +171,6 @@ def load_gold(path, kind="scores"):
         if kind == "labels" and values[-1] not in (0.0, 1.0):
             raise QEUserError(f"{path} line {number}: gold label {line!r} is not 0 or 1")
     return values
-
-
-def detokenize(pieces):
-    """Text of subword pieces (sentencepiece ``▁`` or subword-nmt ``@@``), EOS dropped."""
-    pieces = [p for p in pieces if p != EOS]
-    if any(SPACE in p for p in pieces):
-        return " ".join("".join(pieces).replace(SPACE, " ").split())
-    text = " ".join(pieces).replace("@@ ", "")
-    return text[:-2] if text.endswith("@@") else text
 
 
 def hypothesis_text(record):

@@ -9,6 +9,7 @@ import argparse
 import os
 
 from .errors import QEUserError
+from .words import detokenize
 
 SPLITS = ("train", "valid", "test")
 
@@ -68,11 +69,6 @@ def prepare_l10n(corpus_dir, text_dir, train_pairs, test_pairs, vocab_size, vali
     return prefix + ".model"
 
 
-def decode_pieces(text):
-    """Sentencepiece pieces joined by spaces -> detokenized text."""
-    return text.replace(" ", "").replace("\u2581", " ").strip()
-
-
 def chrf_gold(text_dir):
     """Sentence chrF (0..1) of the detokenized hypothesis against the raw reference."""
     from sacrebleu.metrics import CHRF
@@ -82,7 +78,7 @@ def chrf_gold(text_dir):
     chrf = CHRF()
 
     def gold(record):
-        hypothesis = decode_pieces(record["hypothesis"])
+        hypothesis = detokenize(record["hypothesis"].split())
         return chrf.sentence_score(hypothesis, [references[record["id"]]]).score / 100.0
 
     return gold

@@ -86,7 +86,7 @@ for system in self other; do
     "$py" - "$dir/generate.txt" "$work/text/test.en" "$work/text/test.raw.de" "$dir" <<'PY'
 import sys
 import sacrebleu
-from fairseq_sigmoid_qe.realdata import decode_pieces
+from fairseq_sigmoid_qe.words import detokenize
 generate, sources, references, out = sys.argv[1:]
 hyps = {}
 for line in open(generate, encoding="utf-8"):
@@ -99,7 +99,7 @@ with open(f"{out}/hyp.en", "w", encoding="utf-8") as f:
     f.write("".join(line + "\n" for line in src))
 with open(f"{out}/hyp.de", "w", encoding="utf-8") as f:
     f.write("".join(hyps[i] + "\n" for i in range(len(src))))
-detok = [decode_pieces(hyps[i]) for i in range(len(src))]
+detok = [detokenize(hyps[i].split()) for i in range(len(src))]
 refs = open(references, encoding="utf-8").read().splitlines()[: len(src)]
 with open(f"{out}/bleu.txt", "w", encoding="utf-8") as f:
     f.write(f"{sacrebleu.corpus_bleu(detok, [refs])}\n{sacrebleu.corpus_chrf(detok, [refs])}\n")
