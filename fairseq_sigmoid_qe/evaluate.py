@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 from .errors import QEUserError, install_excepthook
+from .textfiles import read_lines
 from .words import detokenize
 
 TEXT_FIELDS = ("detokenized", "detok", "text", "translation")
@@ -106,19 +107,6 @@ def binary_cross_entropy(probs, labels):
     if len(y) == 0:
         return math.nan
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-def read_lines(path, what):
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.rstrip("\n") for line in f]
-    except OSError as exc:
-        raise QEUserError(f"cannot read {what} {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError:
-        raise QEUserError(f"{what} {path} is not UTF-8 text") from None
-    if not lines:
-        raise QEUserError(f"{what} {path} is empty")
-    return lines
 
 
 def _parse_record(line, path, number):

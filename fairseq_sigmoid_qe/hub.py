@@ -14,6 +14,7 @@ from fairseq.data import LanguagePairDataset
 from .errors import QEUserError, install_excepthook
 from .inference import load_head_model
 from .search_capture import SearchCapture, hypothesis_records
+from .textfiles import read_lines
 
 
 class QEModel:
@@ -107,16 +108,6 @@ class QEModel:
         return self._collect(self._batches(sources, translations), given, len(sources))
 
 
-def read_lines(path):
-    if path == "-":
-        return [line.rstrip("\n") for line in sys.stdin]
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f]
-    except OSError as exc:
-        raise QEUserError(f"cannot read {path}: {exc.strerror}") from exc
-
-
 def main(argv=None):
     install_excepthook()
     parser = argparse.ArgumentParser(
@@ -137,11 +128,11 @@ def main(argv=None):
         raise QEUserError("score needs --translations")
     qe = QEModel.from_checkpoint(args.checkpoint, args.data_dir, args.spm_model, beam=args.beam,
                                  max_tokens=args.max_tokens, include_eos=args.include_eos)
-    sources = read_lines(args.sources)
+    sources = read_lines(args.sources, "sources")
     if args.command == "translate":
         results = qe.translate(sources)
     else:
-        results = qe.score(sources, read_lines(args.translations))
+        results = qe.score(sources, read_lines(args.translations, "translations"))
     text = "".join(json.dumps({"source": source, **record}, ensure_ascii=False) + "\n"
                    for source, record in zip(sources, results))
     if args.output == "-":

@@ -9,6 +9,7 @@ import argparse
 import os
 
 from .errors import QEUserError
+from .textfiles import iter_lines, read_lines
 from .words import detokenize
 
 SPLITS = ("train", "valid", "test")
@@ -21,13 +22,12 @@ def read_pairs(corpus_dir, split, src="en", tgt="de", limit=None):
         if not os.path.isfile(path):
             raise QEUserError(f"corpus file not found: {path} (see --l10n-dir)")
     pairs = []
-    with open(paths[0], encoding="utf-8") as fs, open(paths[1], encoding="utf-8") as ft:
-        for source, target in zip(fs, ft):
-            source, target = source.strip(), target.strip()
-            if source and target:
-                pairs.append((source, target))
-                if limit is not None and len(pairs) >= limit:
-                    break
+    for source, target in zip(*(iter_lines(path, "corpus file") for path in paths)):
+        source, target = source.strip(), target.strip()
+        if source and target:
+            pairs.append((source, target))
+            if limit is not None and len(pairs) >= limit:
+                break
     return pairs
 
 
@@ -73,8 +73,7 @@ def chrf_gold(text_dir):
     """Sentence chrF (0..1) of the detokenized hypothesis against the raw reference."""
     from sacrebleu.metrics import CHRF
 
-    with open(os.path.join(text_dir, "test.raw.de"), encoding="utf-8") as f:
-        references = f.read().split("\n")
+    references = read_lines(os.path.join(text_dir, "test.raw.de"), "references")
     chrf = CHRF()
 
     def gold(record):
