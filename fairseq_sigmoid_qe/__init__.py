@@ -2,8 +2,8 @@
 
 Used as ``--user-dir fairseq_sigmoid_qe``: importing the package registers the
 ``sigmoid_head_transformer`` architecture, the ``nce_dominant`` criterion and the
-``score_qe`` hook behind ``fairseq-generate --print-qe``. The pure
-math modules (``dominant``, ``sampling``) import without fairseq.
+``translation_qe`` task (whose ``score_qe`` hook is behind ``fairseq-generate --print-qe``).
+The pure math modules (``dominant``, ``sampling``, ``words``) import without fairseq.
 """
 import argparse
 
@@ -22,7 +22,7 @@ def _register_fairseq_components():
     # fairseq checkpoints pickle their argparse config; torch >= 2.6 loads with weights_only.
     torch.serialization.add_safe_globals([argparse.Namespace])
     install_excepthook()
-    from . import criterions, models  # noqa: F401
+    from . import criterions, models, tasks  # noqa: F401
     from .generate_hook import install
 
     install()

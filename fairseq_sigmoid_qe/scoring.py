@@ -23,15 +23,14 @@ SENTENCE_AGGREGATIONS = ("prod", "mean_log", "min")
 
 @dataclass
 class TokenScores:
-    """Per-token scores [B, T] for each method, and the mask of real (non-pad) tokens."""
+    """Per-token scores [B, T] by method (the keys of ``METHODS``) and the mask of real
+    (non-pad) tokens."""
 
-    sigmoid: torch.Tensor
-    softmax: torch.Tensor
-    boostedprob: torch.Tensor
+    scores: dict
     mask: torch.Tensor
 
     def method(self, name):
-        return getattr(self, name)
+        return self.scores[name]
 
 
 def shift_right(tokens, eos, pad):
@@ -55,12 +54,8 @@ def score_tokens(model, src_tokens, src_lengths, hyp_tokens, pad, eos, p_jump=0.
     softmax = log_probs.gather(-1, hyp_tokens.unsqueeze(-1)).squeeze(-1).exp()
     boosted = boosted_prob(log_probs, hyp_tokens, p_jump=p_jump, epsilon=epsilon, cut=cut)
     zero = torch.zeros((), dtype=sigmoid.dtype, device=sigmoid.device)
-    return TokenScores(
-        sigmoid=torch.where(mask, sigmoid, zero),
-        softmax=torch.where(mask, softmax, zero),
-        boostedprob=torch.where(mask, boosted.float(), zero),
-        mask=mask,
-    )
+    found = {"sigmoid": sigmoid, "softmax": softmax, "boostedprob": boosted.float()}
+    return TokenScores({m: torch.where(mask, found[m], zero) for m in METHODS}, mask)
 
 
 def sentence_score(token_scores, aggregation="prod"):
@@ -105,8 +100,7 @@ def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, encoder_o
                                              padding_value=dictionary.pad())
     scores = score_tokens(model, src_tokens, src_lengths, padded, dictionary.pad(),
                           dictionary.eos(), encoder_out=encoder_out)
-    return records_from_scores({m: scores.method(m) for m in METHODS}, hypotheses, dictionary,
-                               **options)
+    return records_from_scores(scores.scores, hypotheses, dictionary, **options)
 
 
 def records_from_scores(scores, hypotheses, dictionary, **options):
