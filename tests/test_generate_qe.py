@@ -430,3 +430,38 @@ def test_record_declines_what_it_did_not_record(head_model):
     assert record.token_scores(rows, altered, positional, pad, eos) is None
     assert record.token_scores(rows, longer, [torch.cat([p, p]) for p in positional],
                                pad, eos) is None
+
+
+def test_a_declining_record_is_said_once_and_force_decoded(head_model, capsys, monkeypatch):
+    """Hypotheses the search record does not cover are force-decoded, with one warning line
+    per process (never silently)."""
+    import torch
+
+    from fairseq_sigmoid_qe import errors
+    from fairseq_sigmoid_qe.scoring import qe_records
+    from fairseq_sigmoid_qe.search_capture import RecordingSequenceScorer, hypothesis_records
+
+    monkeypatch.setattr(errors, "_WARNED", set())
+    model, task = head_model
+    dictionary = task.target_dictionary
+    scorer = RecordingSequenceScorer(dictionary)
+    sample = first_test_batch(task, 4)
+    with torch.no_grad():
+        hypos = scorer.generate([model], sample)
+    tokens = [h[0]["tokens"].clone() for h in hypos]
+    tokens[0][0] = (tokens[0][0] + 1) % len(dictionary)  # a prefix the scorer never saw
+    positional = [h[0]["positional_scores"] for h in hypos]
+    rows = list(range(len(tokens)))
+    for _ in range(2):
+        records = hypothesis_records(model, sample, rows, tokens, dictionary,
+                                     scorer.search_record, positional)
+    net_input = sample["net_input"]
+    forced = qe_records(model, net_input["src_tokens"], net_input["src_lengths"], tokens,
+                        dictionary)
+    assert [r["tokens"] for r in records] == [r["tokens"] for r in forced]
+    for record, expected in zip(records, forced):
+        for method in METHODS:
+            assert record["token_scores"][method] == pytest.approx(
+                expected["token_scores"][method], rel=1e-4, abs=1e-6)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and "force-decoded" in warnings[0]
