@@ -11,8 +11,8 @@ only then), :func:`install` does these, the only changes it makes outside the pl
    fairseq-generate's default task is ``translation``, and the user's command names no task.
 2. ``fairseq_cli.generate._main`` is wrapped for the run so that its output stream is a
    :class:`~.qe_output.QEPrinter`: fairseq-generate prints each hypothesis itself and has
-   no per-hypothesis output hook, and QE lines follow their hypothesis' ``P-`` line. The
-   original ``_main`` is put back when the run ends.
+   no per-hypothesis output hook, and QE lines follow their hypothesis' ``P-`` line.
+The original ``sys.argv`` and ``_main`` are put back when the run ends.
 """
 import argparse
 import os
@@ -46,9 +46,9 @@ def _generate_modules():
     return found
 
 
-def _wrap_main_for_one_run(modules):
-    """Change 2 above: each module's ``_main`` writes through a QEPrinter; the originals are
-    put back when the run ends."""
+def _wrap_main_for_one_run(modules, argv):
+    """Change 2 above: each module's ``_main`` writes through a QEPrinter; the originals
+    (and the command line ``argv``) are put back when the run ends."""
     originals = [(module, module._main) for module in modules]
 
     def wrapped(original):
@@ -63,6 +63,7 @@ def _wrap_main_for_one_run(modules):
             finally:
                 for module, main in originals:
                     module._main = main
+                sys.argv[:] = argv
         return _main
 
     for module, original in originals:
@@ -88,10 +89,10 @@ def install():
         if others:
             raise QEUserError(f"{others[0]} needs --print-qe")
         return
-    if task is None:
-        sys.argv[1:1] = ["--task", TASK_NAME]
-    elif task != TASK_NAME:
+    if task is not None and task != TASK_NAME:
         raise QEUserError(f"--print-qe runs the {TASK_NAME} task (fairseq's translation with "
                           f"QE): leave out --task {task}")
-    _wrap_main_for_one_run(_generate_modules())
+    _wrap_main_for_one_run(_generate_modules(), list(sys.argv))
+    if task is None:
+        sys.argv[1:1] = ["--task", TASK_NAME]
     install.done = True

@@ -465,3 +465,49 @@ def test_a_declining_record_is_said_once_and_force_decoded(head_model, capsys, m
                 expected["token_scores"][method], rel=1e-4, abs=1e-6)
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
     assert len(warnings) == 1 and "force-decoded" in warnings[0]
+
+
+def test_generate_hook_is_scoped_to_one_print_qe_run(monkeypatch, tmp_path):
+    """In a fairseq-generate run with --print-qe (only there) the hook adds --task
+    translation_qe and makes _main write through a QEPrinter; when the run ends the original
+    _main and command line are back."""
+    import io
+    import sys
+    from types import SimpleNamespace
+
+    from fairseq_sigmoid_qe import generate_hook
+    from fairseq_sigmoid_qe.errors import QEUserError
+    from fairseq_sigmoid_qe.qe_output import QEPrinter, active_printer
+
+    seen = {}
+
+    def original_main(cfg, output_file):
+        seen.update(stream=output_file, printer=active_printer(), argv=list(sys.argv))
+        output_file.write("P-0\t-0.5\n")
+        return "scorer"
+
+    module = SimpleNamespace(_main=original_main)
+    monkeypatch.setattr(generate_hook, "_generate_modules", lambda: [module])
+    monkeypatch.setattr(generate_hook, "_running_generate", lambda: True)
+    monkeypatch.setattr(generate_hook.install, "done", False, raising=False)
+    command = ["fairseq-generate", "data-bin", "--path", "head.pt", "--print-qe"]
+    monkeypatch.setattr(sys, "argv", list(command))
+    generate_hook.install()
+    assert sys.argv == [command[0], "--task", "translation_qe", *command[1:]]
+    assert module._main is not original_main
+    cfg = SimpleNamespace(
+        common_eval=SimpleNamespace(quiet=False, post_process=None),
+        generation=SimpleNamespace(nbest=1), bpe=None, tokenizer=None,
+        task=SimpleNamespace(qe_output=None))
+    stream = io.StringIO()
+    assert module._main(cfg, stream) == "scorer"
+    assert isinstance(seen["stream"], QEPrinter) and seen["printer"] is seen["stream"]
+    assert stream.getvalue() == "P-0\t-0.5\n"
+    assert module._main is original_main and sys.argv == command and active_printer() is None
+    for argv, message in (([*command, "--task", "translation"], "leave out --task"),
+                          ([*command[:-1], "--qe-output", "x.jsonl"], "needs --print-qe")):
+        monkeypatch.setattr(generate_hook.install, "done", False, raising=False)
+        monkeypatch.setattr(sys, "argv", list(argv))
+        with pytest.raises(QEUserError, match=message):
+            generate_hook.install()
+        assert module._main is original_main
