@@ -1,23 +1,45 @@
 #!/usr/bin/env bash
-# Create a Python 3.11 virtual environment with torch 2.13 (CPU), fairseq and this plugin.
-# Usage: bash setup.sh [VENV_DIR]   (default: .venv). Re-running reuses what is installed.
+# Create (or complete) a Python 3.11 virtual environment with torch 2.13 (CPU), fairseq and
+# this plugin, from the dependency lists of pyproject.toml (its dependencies and its fairseq,
+# test and plot extras).
+# Usage: bash setup.sh [VENV_DIR]   (default: .venv). Re-running reuses what is installed;
+# a directory this script did not create is never deleted.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 venv=${1:-${VENV:-$here/.venv}}
 py=${PYTHON:-python3.11}
 command -v "$py" >/dev/null || py=python3
-stamp="$venv/.fairseq-sigmoid-qe-deps-v1"
-if [ ! -f "$stamp" ]; then
-  rm -rf "$venv"
+if [ ! -e "$venv" ] || { [ -d "$venv" ] && [ -z "$(ls -A "$venv")" ]; }; then
   "$py" -m venv "$venv"
-  pip="$venv/bin/python -m pip install --quiet"
+elif [ ! -x "$venv/bin/python" ]; then
+  echo "setup.sh: error: $venv exists and is not a virtual environment; give another directory" >&2
+  exit 1
+fi
+python=$venv/bin/python
+stamp="$venv/.fairseq-sigmoid-qe-deps-$(cat "$here/setup.sh" "$here/pyproject.toml" | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  # requirements GROUP...: pyproject.toml's lists ("dependencies" or an extra's name), one a line
+  requirements() {
+    "$python" - "$here/pyproject.toml" "$@" <<'PY'
+import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+for group in sys.argv[2:]:
+    names = project["dependencies"] if group == "dependencies" else project["optional-dependencies"][group]
+    print("\n".join(names))
+PY
+  }
+  pip="$python -m pip install --quiet"
   $pip --upgrade pip
-  $pip torch==2.13.0
-  $pip numpy==2.4.6 cython==3.3.1 wheel setuptools
-  $pip --no-cache-dir --no-build-isolation --no-deps fairseq-fixed==0.12.3.1
-  $pip hydra-core==1.3.2 omegaconf==2.3.0 cffi regex sacrebleu==2.5.1 tqdm bitarray packaging \
-       scikit-learn sentencepiece scipy pytest boostedprob==0.1.3 matplotlib==3.11.2
+  torch=$(requirements dependencies | grep '^torch==')  # always pinned, installed first
+  $pip "$torch"
+  mapfile -t fairseq < <(requirements fairseq)
+  fairseq_fixed=$(printf '%s\n' "${fairseq[@]}" | grep '^fairseq-fixed==')
+  mapfile -t others < <(requirements dependencies fairseq test plot | grep -v '^fairseq-fixed==')
+  # fairseq-fixed's build needs torch, numpy and cython (from the fairseq extra) in the venv;
+  # its declared dependencies are wrong for 3.11 (see pyproject.toml).
+  $pip "${others[@]}"
+  $pip --no-cache-dir --no-build-isolation --no-deps "$fairseq_fixed"
   touch "$stamp"
 fi
-"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$here"
+"$python" -m pip install --quiet --no-deps --no-build-isolation -e "$here"
 echo "environment ready: $venv"

@@ -1,14 +1,14 @@
 """Generation with and without ``--print-qe``: same model, data and batches, timed side by side.
 
 Times only the generation work (not process start-up or model loading): for every batch the
-task's ``inference_step`` (what fairseq-generate runs) without QE, and with the same QE step
-the ``--print-qe`` hook adds (capture, scoring, the formatted ``Q-``/``QT-`` lines). Each
-batch runs ``--repeats`` times in each mode, the modes alternating (ABBA) so that drift hits
-both alike; the fastest run of each mode counts, in CPU seconds of this process (a shared
-machine's other load does not count). Ratio = sum over batches, with QE / without. The QE
-work is also timed alone (the capture's per-step helpers inside the search, and the scoring
-after it, repeated on one captured search): on a noisy machine, 1 + work / without-QE time is
-a steadier figure than the end-to-end ratio.
+task's ``inference_step`` (what fairseq-generate runs) without QE (fairseq's
+``translation``), and with QE (``translation_qe``: the recording generator, score_qe, the
+formatted ``Q-``/``QT-`` lines). Each batch runs ``--repeats`` times in each mode, the modes
+alternating (ABBA) so that drift hits both alike; the fastest run of each mode counts, in CPU
+seconds of this process (a shared machine's other load does not count). Ratio = sum over
+batches, with QE / without. The QE work is also timed alone (the search record's per-step
+helpers inside the search, and score_qe after it, repeated on one recorded search): on a noisy
+machine, 1 + work / without-QE time is a steadier figure than the end-to-end ratio.
 Target (beam 5): ratio <= 1.03. The force-decoding path (``--score-reference``) is timed too.
 
 Usage: python benchmarks/bench_generate.py DATA_BIN HEAD_CHECKPOINT [--subset test]
@@ -40,28 +40,36 @@ def batches(task, model, subset, max_tokens, max_sentences=None):
     return samples[:: math.ceil(total / max_sentences)]  # every k-th: short and long batches
 
 
-def one_batch(task, generator, model, sample, qe_options=None):
-    """CPU seconds for one batch (with the hook's QE step if ``qe_options``)."""
-    from fairseq_sigmoid_qe.generate_hook import QEOptions, QEState, step_with_qe
+def plain_generator(task, model, generation):
+    """fairseq's own generator for the task (its parent class, ``translation``, decides)."""
+    from fairseq.tasks.translation import TranslationTask
+
+    return TranslationTask.build_generator(task, [model], generation)
+
+
+def one_batch(task, generator, model, sample, qe):
+    """CPU seconds for one batch: fairseq's inference step, or (``qe``) translation_qe's,
+    which records the search and runs score_qe, and the formatted QE lines."""
+    from fairseq.tasks.translation import TranslationTask
+
+    from fairseq_sigmoid_qe.qe_output import qe_lines
 
     start = time.process_time()
-    if qe_options is None:
-        task.inference_step(generator, [model], sample)
+    if not qe:
+        TranslationTask.inference_step(task, generator, [model], sample)
     else:
-        state = QEState(QEOptions(qe_options))
-        step_with_qe(task.inference_step, state, task.target_dictionary, generator, [model],
-                     sample)
-        for sample_id in sample["id"].tolist():
-            state.lines_after_positional_scores(sample_id)
+        hypos = task.inference_step(generator, [model], sample)
+        for sample_id, beams in zip(sample["id"].tolist(), hypos):
+            qe_lines(sample_id, beams[0]["qe"], word_level=False)
     return time.process_time() - start
 
 
 class WorkTimer:
-    """CPU seconds spent in the capture's own per-step work (hashing the decoder inputs,
-    the log-partition or dominant summary): the module's helpers wrapped with a timer while
-    it is active."""
+    """CPU seconds spent in the search record's own per-step work (hashing the decoder
+    inputs, the dominant summary): the module's helpers wrapped with a timer while it is
+    active."""
 
-    HELPERS = ("last_prefix_hash", "row_keys", "log_partition_of", "dominant_summary")
+    HELPERS = ("last_prefix_hash", "row_keys", "dominant_summary")
 
     def __init__(self):
         import fairseq_sigmoid_qe.search_capture as module
@@ -88,40 +96,38 @@ class WorkTimer:
         return timed
 
 
-def qe_work(task, generator, model, sample, qe_options, repeats):
+def qe_work(task, generator, model, sample, repeats):
     """CPU seconds of the QE work itself, each part timed alone (fastest of ``repeats``):
-    the capture's per-step work inside the search, and the scoring after it."""
-    from fairseq_sigmoid_qe.generate_hook import QEOptions, QEState
-    from fairseq_sigmoid_qe.search_capture import SearchCapture
+    the record's per-step work inside the search, and score_qe plus the lines after it."""
+    from fairseq.tasks.translation import TranslationTask
 
-    with WorkTimer() as in_search, SearchCapture(
-            model, dominant_at=qe_options.qe_dominant_at) as capture:
-        hypos = task.inference_step(generator, [model], sample)
+    from fairseq_sigmoid_qe.qe_output import qe_lines
+
+    with WorkTimer() as in_search:
+        hypos = TranslationTask.inference_step(task, generator, [model], sample)
     times = []
     for _ in range(repeats):
-        state = QEState(QEOptions(qe_options))
         start = time.process_time()
-        state.score([model], sample, hypos, task.target_dictionary, capture)
-        for sample_id in sample["id"].tolist():
-            state.lines_after_positional_scores(sample_id)
+        task.score_qe(generator, [model], sample, hypos)
+        for sample_id, beams in zip(sample["id"].tolist(), hypos):
+            qe_lines(sample_id, beams[0]["qe"], word_level=False)
         times.append(time.process_time() - start)
     return in_search.seconds + min(times)
 
 
-def compare(task, generator, model, samples, qe_options, repeats):
+def compare(task, generators, model, samples, repeats):
     """(seconds without QE, seconds with QE, seconds of the QE work alone): per batch the
-    fastest of ``repeats`` runs."""
+    fastest of ``repeats`` runs; ``generators``: (fairseq's, translation_qe's)."""
     plain = with_qe = work = 0.0
     for sample in samples:
-        one_batch(task, generator, model, sample, qe_options)  # warm-up
+        one_batch(task, generators[True], model, sample, True)  # warm-up
         times = {False: [], True: []}
         for repeat in range(repeats):
             for qe in ((False, True) if repeat % 2 == 0 else (True, False)):
-                times[qe].append(one_batch(task, generator, model, sample,
-                                           qe_options if qe else None))
+                times[qe].append(one_batch(task, generators[qe], model, sample, qe))
         plain += min(times[False])
         with_qe += min(times[True])
-        work += qe_work(task, generator, model, sample, qe_options, repeats)
+        work += qe_work(task, generators[True], model, sample, repeats)
     return plain, with_qe, work
 
 
@@ -152,19 +158,19 @@ def main():
     samples = batches(task, model, options.subset, options.max_tokens,
                       options.max_sentences)
     sentences = sum(len(s["id"]) for s in samples)
-    qe_options = [Namespace(qe_include_eos=False, qe_sentence_agg="prod", qe_word_agg="min",
-                            qe_output=None, nbest=1, post_process=None, bpe=None,
-                            qe_dominant_at=where) for where in options.dominant_at]
-    modes = [(f"beam {options.beam}", Namespace(beam=options.beam, max_len_b=200), qe_options),
-             ("score-reference", Namespace(score_reference=True), qe_options[:1])]
+    modes = [(f"beam {options.beam}", Namespace(beam=options.beam, max_len_b=200),
+              options.dominant_at),
+             ("score-reference", Namespace(score_reference=True), options.dominant_at[:1])]
     print(f"{sentences} sentences, {len(samples)} batches, {options.repeats} alternating "
           f"runs per batch and mode, {options.threads} threads, V={len(task.target_dictionary)}")
     with torch.no_grad():
         for name, generation, variants in modes:
-            generator = task.build_generator([model], generation)
-            for variant in variants:
-                label = name if len(variants) == 1 else f"{name}, {variant.qe_dominant_at}"
-                a, b, work = compare(task, generator, model, samples, variant, options.repeats)
+            for where in variants:
+                task.cfg.qe_dominant_at = where
+                generators = {False: plain_generator(task, model, generation),
+                              True: task.build_generator([model], generation)}
+                label = name if len(variants) == 1 else f"{name}, {where}"
+                a, b, work = compare(task, generators, model, samples, options.repeats)
                 target = "  (target <= 1.03)" if name.startswith("beam") else ""
                 print(f"{label:<22} without QE {a:7.3f} s   with QE {b:7.3f} s   "
                       f"ratio {b / a:.3f}{target}")

@@ -1,11 +1,12 @@
 """fairseq-sigmoid-qe: sigmoid-head quality estimation for Fairseq (Dinh & Niehues, 2026).
 
 Used as ``--user-dir fairseq_sigmoid_qe``: fairseq imports the package after itself, which
-then registers the ``sigmoid_head_transformer`` architecture, the ``nce_dominant`` criterion
-and the ``score_qe`` hook behind ``fairseq-generate --print-qe``. Imported without fairseq
-(the evaluator, the pure math modules ``dominant`` and ``sampling``), it leaves fairseq
-unimported; the modules that load checkpoints (``inference``, ``hub``) register on import,
-and other Python code calls :func:`register_fairseq_components` (or imports fairseq first).
+then registers the ``sigmoid_head_transformer`` architecture, the ``nce_dominant`` criterion,
+the ``sparse_adam`` optimizer and the ``translation_qe`` task (whose ``score_qe`` hook is
+behind ``fairseq-generate --print-qe``). Imported without fairseq (the evaluator, the pure
+math modules ``dominant``, ``sampling`` and ``words``), it leaves fairseq unimported; the
+modules that load checkpoints (``inference``, ``hub``) register on import, and other Python
+code calls :func:`register_fairseq_components` (or imports fairseq first).
 """
 import argparse
 import sys
@@ -26,7 +27,7 @@ def register_fairseq_components():
         argparse.Namespace, numpy._core.multiarray._reconstruct, numpy.ndarray, numpy.dtype,
         numpy.dtypes.Int64DType, numpy.dtypes.Float64DType])
     install_excepthook()
-    from . import criterions, models, optim  # noqa: F401
+    from . import criterions, models, optim, tasks  # noqa: F401
     from .generate_hook import install
 
     install()

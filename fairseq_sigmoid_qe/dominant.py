@@ -19,14 +19,6 @@ CUT_MODES = ("last", "first")
 GROUP_MEMBERS = 16
 
 
-def dominant_topk_size(vocab_size, epsilon):
-    """Most sorted positions the rule can need: at most ``1/epsilon`` tokens exceed
-    ``epsilon``, plus the token after them (and one spare for rounding)."""
-    if epsilon <= 0:
-        return vocab_size
-    return min(vocab_size, math.floor(1.0 / epsilon) + 2)
-
-
 def _split_groups(rows, groups):
     """Rows [N, V] as a view [N, V // groups, groups] (token ``m * groups + g`` is member
     ``m`` of group ``g``) and the tail [N, V % groups] (tail token ``j`` is in group ``j``)."""

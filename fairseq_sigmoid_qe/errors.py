@@ -1,6 +1,10 @@
-"""One clear line and a non-zero exit for user mistakes (bad checkpoint, wrong data, ...)."""
+"""One clear line and a non-zero exit for user mistakes (bad checkpoint, wrong data, ...),
+and one line for fallbacks."""
 import math
 import sys
+
+PROGRAM = "fairseq-sigmoid-qe"
+_WARNED = set()
 
 
 class QEUserError(Exception):
@@ -9,7 +13,7 @@ class QEUserError(Exception):
 
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
     if issubclass(exc_type, QEUserError):
-        sys.stderr.write(f"fairseq-sigmoid-qe: error: {exc}\n")
+        sys.stderr.write(f"{PROGRAM}: error: {exc}\n")
         return
     _previous(exc_type, exc, tb)
 
@@ -34,3 +38,11 @@ def check_range(option, value, low=-math.inf, high=math.inf, low_open=False, hig
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
     why = f" ({meaning})" if meaning else ""
     raise QEUserError(f"{option} {value!r} is out of range: it must be {interval}{why}")
+
+
+def warn_once(message):
+    """One stderr line the first time ``message`` comes up in this process (a fallback the
+    user should know about, never silent)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        sys.stderr.write(f"{PROGRAM}: warning: {message}\n")

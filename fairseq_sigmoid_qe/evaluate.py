@@ -24,6 +24,8 @@ import numpy as np
 from scipy import stats
 
 from .errors import QEUserError, install_excepthook
+from .textfiles import read_lines
+from .words import detokenize
 
 TEXT_FIELDS = ("detokenized", "detok", "text", "translation")
 REFERENCE_METRICS = ("chrf", "bleu", "ter")
@@ -31,8 +33,6 @@ REFERENCE_KINDS = ("references", "references_tsv")
 AMBIGUITY_VALID = 0.5
 GOLD_NAMES = {"scores": "gold score", "labels": "gold label", "chrf": "chrF / 100",
               "bleu": "sentence BLEU / 100", "ter": "1 - TER / 100"}
-EOS = "</s>"
-SPACE = "\u2581"
 BCE_EPSILON = 1e-7
 
 
@@ -116,19 +116,6 @@ def binary_cross_entropy(probs, labels):
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def read_lines(path, what):
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.rstrip("\n") for line in f]
-    except OSError as exc:
-        raise QEUserError(f"cannot read {what} {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError:
-        raise QEUserError(f"{what} {path} is not UTF-8 text") from None
-    if not lines:
-        raise QEUserError(f"{what} {path} is empty")
-    return lines
-
-
 def _parse_record(line, path, number):
     try:
         record = json.loads(line)
@@ -204,15 +191,6 @@ def load_references(paths):
     if empty is not None:
         raise QEUserError(f"line {empty + 1} has no reference in any --references file")
     return segments
-
-
-def detokenize(pieces):
-    """Text of subword pieces (sentencepiece ``▁`` or subword-nmt ``@@``), EOS dropped."""
-    pieces = [p for p in pieces if p != EOS]
-    if any(SPACE in p for p in pieces):
-        return " ".join("".join(pieces).replace(SPACE, " ").split())
-    text = " ".join(pieces).replace("@@ ", "")
-    return text[:-2] if text.endswith("@@") else text
 
 
 def hypothesis_text(record):

@@ -5,7 +5,6 @@
     qe.score(["Open the file."], ["Öffne die Datei."])   # QE of given translations
 """
 import argparse
-import io
 import json
 import os
 import sys
@@ -14,23 +13,25 @@ from argparse import Namespace
 from fairseq.data import LanguagePairDataset
 
 from .errors import QEUserError, check_range, install_excepthook
-from .inference import load_head_model
-from .search_capture import SearchCapture, hypothesis_records
+from .inference import generate_with_qe, load_head_model, max_positions
+from .textfiles import read_lines
+from .words import detokenize
 
 
 class QEModel:
-    """A sigmoid-head checkpoint with its dictionaries and (optionally) sentencepiece model."""
+    """A sigmoid-head checkpoint (as a ``translation_qe`` task) with its dictionaries and
+    (optionally) sentencepiece model."""
 
-    def __init__(self, model, task, spm=None, beam=5, max_tokens=4000, include_eos=False,
-                 sentence_agg="prod", word_agg="min"):
+    def __init__(self, model, task, spm=None, beam=5, max_tokens=4000):
         self.model, self.task, self.spm = model, task, spm
         self.beam, self.max_tokens = beam, max_tokens
-        self.include_eos, self.sentence_agg, self.word_agg = include_eos, sentence_agg, word_agg
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, data_dir, spm_model=None, **options):
-        model, task = load_head_model(checkpoint, data_dir)
+    def from_checkpoint(cls, checkpoint, data_dir, spm_model=None, beam=5, max_tokens=4000,
+                        include_eos=False, sentence_agg="prod", word_agg="min"):
+        model, task = load_head_model(checkpoint, data_dir, qe_include_eos=include_eos,
+                                      qe_sentence_agg=sentence_agg, qe_word_agg=word_agg)
         spm = None
         if spm_model:
             import sentencepiece
@@ -39,96 +40,57 @@ class QEModel:
                 spm = sentencepiece.SentencePieceProcessor(model_file=spm_model)
             except (OSError, RuntimeError) as exc:
                 raise QEUserError(f"cannot load sentencepiece model {spm_model}: {exc}") from exc
-        return cls(model, task, spm, **options)
+        return cls(model, task, spm, beam, max_tokens)
 
     def _pieces(self, text):
         return " ".join(self.spm.encode(text, out_type=str)) if self.spm else text
 
-    def _detokenize(self, pieces):
-        return self.spm.decode(pieces) if self.spm else " ".join(pieces)
-
-    def _encode(self, lines, dictionary, kind):
+    def _encode(self, lines, dictionary, kind, limit):
         encoded = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 raise QEUserError(f"{kind} line {number} is empty")
-            encoded.append(dictionary.encode_line(self._pieces(line.strip()), add_if_not_exist=False,
-                                                  append_eos=True).long())
-            if encoded[-1].numel() > self.max_tokens:
-                raise QEUserError(f"{kind} line {number} has {encoded[-1].numel()} tokens, more "
+            tokens = dictionary.encode_line(self._pieces(line.strip()), add_if_not_exist=False,
+                                            append_eos=True).long()
+            if tokens.numel() > limit:
+                raise QEUserError(f"{kind} line {number} has {tokens.numel()} tokens; the "
+                                  f"model takes at most {limit}")
+            if tokens.numel() > self.max_tokens:
+                raise QEUserError(f"{kind} line {number} has {tokens.numel()} tokens, more "
                                   f"than --max-tokens {self.max_tokens} lets into a batch")
+            encoded.append(tokens)
         return encoded
 
-    def _batches(self, sources, targets=None):
-        src = self._encode(sources, self.src_dict, "source")
-        tgt = self._encode(targets, self.tgt_dict, "translation") if targets is not None else None
-        dataset = LanguagePairDataset(
+    def _dataset(self, sources, targets=None):
+        src_limit, tgt_limit = max_positions(self.task, self.model)
+        src = self._encode(sources, self.src_dict, "source", src_limit)
+        tgt = (self._encode(targets, self.tgt_dict, "translation", tgt_limit)
+               if targets is not None else None)
+        return LanguagePairDataset(
             src, [t.numel() for t in src], self.src_dict,
             tgt, [t.numel() for t in tgt] if tgt else None, self.tgt_dict)
-        return self.task.get_batch_iterator(
-            dataset=dataset, max_tokens=self.max_tokens, ignore_invalid_inputs=False,
-        ).next_epoch_itr(shuffle=False)
 
-    def _records(self, sample, hypotheses, capture=None):
-        tokens = [h["tokens"] for h in hypotheses]
-        positional = [h["positional_scores"] for h in hypotheses] if capture else None
-        records = hypothesis_records(
-            self.model, sample, list(range(len(tokens))), tokens, self.tgt_dict, capture,
-            positional, include_eos=self.include_eos, sentence_agg=self.sentence_agg,
-            word_agg=self.word_agg)
-        for row, qe in enumerate(records):
-            text = [p for p in qe["tokens"] if p != self.tgt_dict.eos_word]
-            yield int(sample["id"][row]), {"translation": self._detokenize(text), **qe}
-
-    def _collect(self, batches, hypotheses_of, count):
-        """Records in input order; ``hypotheses_of(sample)`` -> (hypotheses, capture)."""
-        results = [None] * count
-        for sample in batches:
-            for index, record in self._records(sample, *hypotheses_of(sample)):
-                results[index] = record
+    def _records(self, dataset, generation):
+        """Each sentence's best hypothesis' QE and detokenized text, in input order."""
+        results = [None] * len(dataset)
+        for sample, hypos in generate_with_qe(self.task, self.model, dataset, generation,
+                                              self.max_tokens):
+            for row, beams in enumerate(hypos):
+                qe = beams[0]["qe"]
+                results[int(sample["id"][row])] = {"translation": detokenize(qe["tokens"]), **qe}
         return results
 
     def translate(self, sources):
         """Beam-search translations of raw source sentences, each with its QE (read off the
         search)."""
-        generator = self.task.build_generator([self.model], Namespace(beam=self.beam))
-
-        def best(sample):
-            with SearchCapture(self.model) as capture:
-                hypos = self.task.inference_step(generator, [self.model], sample)
-            return [h[0] for h in hypos], capture
-
-        return self._collect(self._batches(sources), best, len(sources))
+        return self._records(self._dataset(sources), Namespace(beam=self.beam))
 
     def score(self, sources, translations):
-        """QE of given translations (force-decoded through the frozen model)."""
+        """QE of given translations (read off fairseq's force-decoding scorer)."""
         if len(sources) != len(translations):
             raise QEUserError(f"{len(sources)} sources but {len(translations)} translations")
-
-        def given(sample):
-            pad = self.tgt_dict.pad()
-            return [{"tokens": row[row.ne(pad)]} for row in sample["target"]], None
-
-        return self._collect(self._batches(sources, translations), given, len(sources))
-
-
-def read_lines(path, option):
-    """Lines of a UTF-8 file (``-``: stdin); other bytes are an error naming the line."""
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-    except OSError as exc:
-        raise QEUserError(f"cannot read {option} {path}: {exc.strerror}") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise QEUserError(f"{option} {'stdin' if path == '-' else path} is not UTF-8 text: "
-                          f"line {line} has the byte 0x{data[exc.start]:02x}") from None
-    return [line.rstrip("\n") for line in io.StringIO(text, newline=None)]  # as open() splits
+        return self._records(self._dataset(sources, translations),
+                             Namespace(score_reference=True))
 
 
 def check_output(path):

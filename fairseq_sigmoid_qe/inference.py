@@ -1,19 +1,25 @@
-"""Translate binarized data with the frozen model and score every hypothesis with QE (read off
-the search)."""
+"""A sigmoid-head checkpoint as a ``translation_qe`` task, and the one loop of search + QE over
+a dataset (beam search, or ``--score-reference`` scoring of given translations), used by the
+raw-text API and the quickstart."""
 from argparse import Namespace
 
 from fairseq import checkpoint_utils, utils
 
 from . import register_fairseq_components
 from .errors import QEUserError
-from .search_capture import SearchCapture, hypothesis_records
+from .tasks.translation_qe import TASK_NAME
 
 register_fairseq_components()  # loading a head checkpoint needs the registered architecture
 
 
-def load_head_model(path, data_dir=None):
-    """A trained sigmoid-head checkpoint and its task (dictionaries from ``data_dir``)."""
-    overrides = {"data": data_dir} if data_dir else None
+def load_head_model(path, data_dir=None, **qe_options):
+    """A trained sigmoid-head checkpoint and its task: ``translation_qe`` with QE on
+    (``qe_options``: its other QE options, e.g. ``qe_include_eos=True``), dictionaries from
+    ``data_dir``."""
+    task = {"_name": TASK_NAME, "print_qe": True, **qe_options}
+    overrides = {"task": task}
+    if data_dir:
+        overrides["data"] = task["data"] = data_dir
     try:
         models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
             [path], arg_overrides=overrides)
@@ -26,31 +32,41 @@ def load_head_model(path, data_dir=None):
     return model, task
 
 
-def translate_and_score(model, task, subset, beam=5, max_tokens=4000, include_eos=False):
-    """Beam-search the subset with the unchanged softmax model; QE for each best hypothesis."""
-    task.load_dataset(subset)
-    dataset = task.dataset(subset)
-    generator = task.build_generator([model], Namespace(beam=beam, max_len_b=200))
+def max_positions(task, model):
+    """The (source, target) lengths in tokens that both the task and the model accept."""
+    return utils.resolve_max_positions(task.max_positions(), model.max_positions())
+
+
+def generate_with_qe(task, model, dataset, generation, max_tokens=4000):
+    """(sample, hypotheses) of each batch of ``dataset`` in order, searched by the task's
+    generator (``generation``: fairseq's generation options, e.g. ``Namespace(beam=5)``, or
+    ``Namespace(score_reference=True)`` to score the dataset's targets), each sentence's best
+    hypothesis with its QE in ``hypo["qe"]``."""
+    generator = task.build_generator([model], generation)
     iterator = task.get_batch_iterator(
-        dataset=dataset, max_tokens=max_tokens,
-        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
+        dataset=dataset, max_tokens=max_tokens, max_positions=max_positions(task, model),
+        ignore_invalid_inputs=False,
     ).next_epoch_itr(shuffle=False)
+    for sample in iterator:
+        yield sample, task.inference_step(generator, [model], sample)
+
+
+def translate_and_score(model, task, subset, beam=5, max_tokens=4000):
+    """Beam-search the subset with the unchanged softmax model; QE of each best hypothesis,
+    with its source, reference and hypothesis (subword pieces), in sample-id order."""
+    task.load_dataset(subset)
     src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
     results = []
-    for sample in iterator:
-        with SearchCapture(model) as capture:
-            hypos = task.inference_step(generator, [model], sample)
-        best = [h[0]["tokens"] for h in hypos]
-        records = hypothesis_records(model, sample, range(len(best)), best, tgt_dict, capture,
-                                     [h[0]["positional_scores"] for h in hypos],
-                                     include_eos=include_eos, word_level=False)
-        for i, record in enumerate(records):
-            record.pop("word_scores")
-            sample_id = int(sample["id"][i])
-            record["id"] = sample_id
-            record["source"] = src_dict.string(utils.strip_pad(sample["net_input"]["src_tokens"][i], src_dict.pad()))
-            record["reference"] = tgt_dict.string(utils.strip_pad(sample["target"][i], tgt_dict.pad()))
-            record["hypothesis"] = tgt_dict.string(best[i])
+    for sample, hypos in generate_with_qe(task, model, task.dataset(subset),
+                                          Namespace(beam=beam, max_len_b=200), max_tokens):
+        for i, beams in enumerate(hypos):
+            record = {k: v for k, v in beams[0]["qe"].items() if k != "word_scores"}
+            record["id"] = int(sample["id"][i])
+            record["source"] = src_dict.string(
+                utils.strip_pad(sample["net_input"]["src_tokens"][i], src_dict.pad()))
+            record["reference"] = tgt_dict.string(
+                utils.strip_pad(sample["target"][i], tgt_dict.pad()))
+            record["hypothesis"] = tgt_dict.string(beams[0]["tokens"])
             results.append(record)
     results.sort(key=lambda r: r["id"])
     return results

@@ -11,6 +11,7 @@ import sys
 import time
 
 from .errors import QEUserError, install_excepthook
+from .synthetic import SUBSETS
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_L10N = os.path.join(os.path.dirname(PACKAGE_DIR), "..", "shared", "data", "l10n-en-de")
@@ -103,11 +104,6 @@ def run_step(name, command, log_path):
 
 def fairseq_command(tool, *arguments):
     return [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, arguments)]
-
-
-# Binarized subsets of the synthetic task's splits: the head trains on ``headtrain`` (valid1),
-# settings are chosen on ``dev`` (valid2), results are reported on ``test``.
-SUBSETS = {"headtrain": "valid1", "dev": "valid2", "test": "test"}
 
 
 def binarize(workdir, src, tgt, text_dir, extra_splits):

@@ -15,6 +15,8 @@ import argparse
 import os
 
 from .errors import QEUserError
+from .textfiles import iter_lines, read_lines
+from .words import detokenize
 
 SPLITS = ("train", "valid", "test")
 
@@ -26,13 +28,12 @@ def read_pairs(corpus_dir, split, src="en", tgt="de", limit=None):
         if not os.path.isfile(path):
             raise QEUserError(f"corpus file not found: {path} (see --l10n-dir)")
     pairs = []
-    with open(paths[0], encoding="utf-8") as fs, open(paths[1], encoding="utf-8") as ft:
-        for source, target in zip(fs, ft):
-            source, target = source.strip(), target.strip()
-            if source and target:
-                pairs.append((source, target))
-                if limit is not None and len(pairs) >= limit:
-                    break
+    for source, target in zip(*(iter_lines(path, "corpus file") for path in paths)):
+        source, target = source.strip(), target.strip()
+        if source and target:
+            pairs.append((source, target))
+            if limit is not None and len(pairs) >= limit:
+                break
     return pairs
 
 
@@ -79,16 +80,13 @@ MULTIREF_SPLITS = ("mrdev", "mrtest")
 
 def read_multiref(path):
     """(source, [references]) of each line of a ``en<TAB>de1<TAB>de2...`` file."""
-    if not os.path.isfile(path):
-        raise QEUserError(f"multi-reference file not found: {path}")
     entries = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            source, *references = line.rstrip("\n").split("\t")
-            references = [r for r in references if r.strip()]
-            if not source.strip() or not references:
-                raise QEUserError(f"{path} line {number}: need a source and a reference")
-            entries.append((source, references))
+    for number, line in enumerate(read_lines(path, "multi-reference file"), 1):
+        source, *references = line.split("\t")
+        references = [r for r in references if r.strip()]
+        if not source.strip() or not references:
+            raise QEUserError(f"{path} line {number}: need a source and a reference")
+        entries.append((source, references))
     return entries
 
 
@@ -136,21 +134,15 @@ def prepare_multiref(tsv, out_dir, spm_model, min_source_words=4):
     return counts
 
 
-def decode_pieces(text):
-    """Sentencepiece pieces joined by spaces -> detokenized text."""
-    return text.replace(" ", "").replace("\u2581", " ").strip()
-
-
 def chrf_gold(text_dir):
     """Sentence chrF (0..1) of the detokenized hypothesis against the raw reference."""
     from sacrebleu.metrics import CHRF
 
-    with open(os.path.join(text_dir, "test.raw.de"), encoding="utf-8") as f:
-        references = f.read().split("\n")
+    references = read_lines(os.path.join(text_dir, "test.raw.de"), "references")
     chrf = CHRF()
 
     def gold(record):
-        hypothesis = decode_pieces(record["hypothesis"])
+        hypothesis = detokenize(record["hypothesis"].split())
         return chrf.sentence_score(hypothesis, [references[record["id"]]]).score / 100.0
 
     return gold

@@ -23,18 +23,17 @@ SENTENCE_AGGREGATIONS = ("prod", "mean_log", "min")
 
 @dataclass
 class TokenScores:
-    """Per-token scores [B, T] for each method, the mask of real (non-pad) tokens, and
-    whether each token is the frozen softmax's argmax and in its dominant set."""
+    """Per-token scores [B, T] by method (the keys of ``METHODS``), the mask of real
+    (non-pad) tokens, and whether each token is the frozen softmax's argmax and in its
+    dominant set (where the scores come from force-decoding)."""
 
-    sigmoid: torch.Tensor
-    softmax: torch.Tensor
-    boostedprob: torch.Tensor
+    scores: dict
     mask: torch.Tensor
     argmax: torch.Tensor = None
     dominant: torch.Tensor = None
 
     def method(self, name):
-        return getattr(self, name)
+        return self.scores[name]
 
 
 def shift_right(tokens, eos, pad):
@@ -59,14 +58,10 @@ def score_tokens(model, src_tokens, src_lengths, hyp_tokens, pad, eos, p_jump=0.
     summary = dominant_summary(log_probs, p_jump=p_jump, epsilon=epsilon, cut=cut)
     boosted = boost(softmax, hyp_tokens, *summary)
     zero = torch.zeros((), dtype=sigmoid.dtype, device=sigmoid.device)
-    return TokenScores(
-        sigmoid=torch.where(mask, sigmoid, zero),
-        softmax=torch.where(mask, softmax, zero),
-        boostedprob=torch.where(mask, boosted.float(), zero),
-        mask=mask,
-        argmax=log_probs.argmax(dim=-1).eq(hyp_tokens) & mask,
-        dominant=is_dominant(hyp_tokens, *summary[:2]) & mask,
-    )
+    found = {"sigmoid": sigmoid, "softmax": softmax, "boostedprob": boosted.float()}
+    return TokenScores({m: torch.where(mask, found[m], zero) for m in METHODS}, mask,
+                       argmax=log_probs.argmax(dim=-1).eq(hyp_tokens) & mask,
+                       dominant=is_dominant(hyp_tokens, *summary[:2]) & mask)
 
 
 def log_product(token_scores):
@@ -121,8 +116,7 @@ def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, encoder_o
                                              padding_value=dictionary.pad())
     scores = score_tokens(model, src_tokens, src_lengths, padded, dictionary.pad(),
                           dictionary.eos(), encoder_out=encoder_out)
-    return records_from_scores({m: scores.method(m) for m in METHODS}, hypotheses, dictionary,
-                               **options)
+    return records_from_scores(scores.scores, hypotheses, dictionary, **options)
 
 
 def records_from_scores(scores, hypotheses, dictionary, **options):

@@ -1,30 +1,37 @@
-"""Token QE read off fairseq's own decoding, so ``--print-qe`` costs almost nothing.
+"""Token QE read off fairseq's own decoding, so QE costs almost nothing.
 
-Beam search (incremental): each decoder step leaves, for every live beam row, the final
-hidden state ``h`` and either the dominant summary of its softmax distribution or the
-log-partition of its logits (see :class:`SearchCapture`). A finished hypothesis ``y`` took its
-token ``y_t`` from the row whose decoder input was ``<eos> y_<t`` in the same sentence; rows
-are found by a hash of (sentence, decoder input). From the ``h`` of the rows a hypothesis used
-come ``σ(h · W_qe[y])`` and BoostedProb (from the step's summary, or from the frozen output
-projection re-applied to the used rows only).
-
-Force-decoding (``--score-reference``): the scorer's one forward pass leaves ``h`` and the
-log-probabilities of every position; the dominant sets are taken from those directly.
+A QE run's generators record what the search computes, through fairseq's and PyTorch's
+extension points (no fairseq method is replaced):
+- beam search or sampling: :class:`RecordingSequenceGenerator`, fairseq's ``SequenceGenerator``
+  (the task passes it as ``seq_gen_cls``) over a :class:`RecordingEnsembleModel`. At every
+  decoder step, for every live beam row, it keeps the final hidden state ``h`` (a forward hook
+  on the decoder's output projection) and, with ``dominant_at="step"``, the dominant summary
+  of the row's softmax distribution. A finished hypothesis ``y`` took its token ``y_t`` from
+  the row whose decoder input was ``<eos> y_<t`` in the same sentence; rows are found by a hash
+  of (sentence, decoder input). From the ``h`` of the rows a hypothesis used come
+  ``σ(h · W_qe[y])`` and BoostedProb (from the step's summary, or from the frozen output
+  projection re-applied to the used rows only);
+- ``--score-reference``: :class:`RecordingSequenceScorer`, fairseq's ``SequenceScorer`` whose one
+  forward pass leaves ``h`` and the logits of every position.
 
 The softmax probability of ``y_t`` is fairseq's own positional score. When some token's
-position is not on record (an ensemble, another generator), :meth:`SearchCapture.token_scores`
-returns None and the caller force-decodes instead.
+position is not on record, :func:`hypothesis_records` says why once on stderr and
+force-decodes instead.
 """
 import torch
+from fairseq.sequence_generator import EnsembleModel, SequenceGenerator
+from fairseq.sequence_scorer import SequenceScorer
 
 from .dominant import boost, dominant_summary
-from .scoring import qe_records, records_from_scores, shift_right
+from .errors import warn_once
+from .scoring import METHODS, qe_records, records_from_scores, shift_right
 
 SENTENCE_KEY = "sigmoid_qe_sentence"
 HASH_BASE = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit multiplier, as signed int64
 ELEMENTS_PER_CHUNK = 1 << 24  # logits recomputed at a time for BoostedProb (64 MiB of float)
 STEP_SUMMARY_MIN_DIM = 512  # from this decoder width on, dominant sets are taken at every step
 DOMINANT_AT = ("auto", "step", "used_rows")
+DOMINANT_RULE = (0.3, 0.005, "last")  # p_jump, epsilon, cut: the paper's settings
 
 
 _POWERS = torch.ones(1, dtype=torch.long)
@@ -56,134 +63,98 @@ def row_keys(hashes, sentences):
     return hashes * 1_000_003 + sentences.long()
 
 
-def log_partition_of(logits, log_probs):
-    """Each row's ``logsumexp`` of ``logits`` [N, V], read off their normalisation
-    ``log_probs`` at one token (``z_0 - log p_0``); computed where that is not finite."""
-    values = logits[:, 0].float() - log_probs[:, 0].float()
-    broken = ~torch.isfinite(values)
-    if broken.any():
-        values[broken] = torch.logsumexp(logits[broken].float(), dim=-1)
-    return values
+def dominant_each_step(width, dominant_at="auto"):
+    """Whether beam search summarises every row's dominant set at every step (a pass over V
+    per row) rather than re-applying the output projection to the used rows afterwards
+    (``V·d`` multiply-adds per row, 1/beam of the rows). ``auto``: per step from a decoder
+    width of ``STEP_SUMMARY_MIN_DIM`` (on CPU at beam 5, ``used_rows`` cost less QE work for
+    d = 128 and d = 256; per step cost less for large ``V·d``)."""
+    if dominant_at not in DOMINANT_AT:
+        raise ValueError(f"dominant_at must be one of {DOMINANT_AT}, got {dominant_at!r}")
+    return dominant_at == "step" or (dominant_at == "auto" and width >= STEP_SUMMARY_MIN_DIM)
+
+
+def output_projection(model):
+    """The decoder's softmax output projection module, or None."""
+    projection = getattr(getattr(model, "decoder", None), "output_projection", None)
+    return projection if isinstance(projection, torch.nn.Module) else None
+
+
+class ProjectionTap:
+    """While active, a PyTorch forward hook on the model's output projection keeps the
+    features ``h`` it was applied to and the logits it returned, one pair per call."""
+
+    def __init__(self, model):
+        self.projection, self.calls, self._handle = output_projection(model), [], None
+
+    def __enter__(self):
+        if self.projection is not None:
+            self._handle = self.projection.register_forward_hook(self._hook)
+        return self
+
+    def _hook(self, module, inputs, output):
+        self.calls.append((inputs[0], output))
+
+    def __exit__(self, *exc):
+        if self._handle is not None:
+            self._handle.remove()
+        return False
+
+    def single_call(self):
+        """(features, logits) of the one projection call, or None if there was not one."""
+        return self.calls[0] if len(self.calls) == 1 else None
 
 
 class StepRecord:
-    """What one decoder position leaves for QE, per row: its key, ``h``, and either its
-    dominant summary (ids, mask, mass) or the log-partition of its logits."""
+    """What one decoder position leaves for QE, per row: its key, ``h`` and, if taken, its
+    dominant summary (ids, mask, mass)."""
 
-    def __init__(self, keys, features):
-        self.keys, self.features = keys, features
-        self.log_partition = self.dominant = None
+    def __init__(self, keys, features, dominant=None):
+        self.keys, self.features, self.dominant = keys, features, dominant
 
 
-class SearchCapture:
-    """Context manager around one ``task.inference_step`` of a single sigmoid-head model
-    (``temperature``: the generator's, which divides the logits the search normalises).
+class SearchRecord:
+    """What one batch's search (or scorer pass) computed, for QE of its hypotheses."""
 
-    BoostedProb needs the dominant set of each row a hypothesis used. ``dominant_at="step"``
-    summarises every beam row at every step (a pass over V per row); ``"used_rows"`` keeps
-    each row's log-partition and later re-applies the output projection to the used rows only
-    (``V·d`` multiply-adds per row, 1/beam of the rows). ``"auto"``: per step from a decoder
-    width of ``STEP_SUMMARY_MIN_DIM`` (on CPU at beam 5, ``used_rows`` cost less QE work for
-    d = 128 and d = 256; per step cost less for large ``V·d``)."""
+    def __init__(self, model, each_step=True, temperature=1.0, rule=DOMINANT_RULE,
+                 rows_per_chunk=None):
+        self.model, self.each_step, self.temperature = model, each_step, temperature
+        self.rule, self.rows_per_chunk = rule, rows_per_chunk
+        self.encoder_output, self.steps, self.unreadable = None, {}, None
 
-    def __init__(self, model, p_jump=0.3, epsilon=0.005, cut="last", temperature=1.0,
-                 rows_per_chunk=None, dominant_at="auto"):
-        if dominant_at not in DOMINANT_AT:
-            raise ValueError(f"dominant_at must be one of {DOMINANT_AT}, got {dominant_at!r}")
-        self.model, self.rule, self.temperature = model, (p_jump, epsilon, cut), temperature
-        self.rows_per_chunk = rows_per_chunk
-        projection = getattr(model.decoder, "output_projection", None)
-        width = getattr(projection, "in_features", STEP_SUMMARY_MIN_DIM)
-        self.dominant_each_step = dominant_at == "step" or (
-            dominant_at == "auto" and width >= STEP_SUMMARY_MIN_DIM)
-        self.encoder_output, self.steps, self.pending = None, {}, None
-        self._patched = []
+    def add_step(self, prev_tokens, sentences, projected, log_probs):
+        """One incremental search step: decoder inputs [N, t+1], each row's sentence, the
+        projection's (features, logits) and the step's log-probabilities [N, V]."""
+        if projected is None or sentences is None:
+            self.unreadable = "a decoder step did not go through one output projection call"
+            return
+        step = prev_tokens.size(1) - 1
+        keys = row_keys(last_prefix_hash(prev_tokens), sentences)
+        dominant = dominant_summary(log_probs, *self.rule) if self.each_step else None
+        self.steps[step] = StepRecord(keys, projected[0][:, -1, :], dominant)
 
-    def _patch(self, owner, name, wrapper):
-        setattr(owner, name, wrapper(getattr(owner, name)))
-        self._patched.append((owner, name))
-
-    def __enter__(self):
-        encoder, decoder = self.model.encoder, self.model.decoder
-        self._patch(encoder, "forward", self._wrap_encoder_forward)
-        self._patch(encoder, "reorder_encoder_out", self._wrap_reorder)
-        self._patch(decoder, "extract_features", self._wrap_extract_features)
-        self._patch(self.model, "get_normalized_probs", self._wrap_normalized_probs)
-        return self
-
-    def __exit__(self, *exc):
-        for owner, name in reversed(self._patched):
-            delattr(owner, name)
-        self._patched = []
-        return False
-
-    def _wrap_encoder_forward(self, forward):
-        def capturing_forward(*args, **kwargs):
-            out = forward(*args, **kwargs)
-            if self.encoder_output is None and isinstance(out, dict):
-                self.encoder_output = out
-                rows = out["encoder_out"][0].size(1)
-                out[SENTENCE_KEY] = [torch.arange(rows, device=out["encoder_out"][0].device)]
-            return out
-        return capturing_forward
-
-    @staticmethod
-    def _wrap_reorder(reorder):
-        def reorder_with_sentences(encoder_out, new_order):
-            out = reorder(encoder_out, new_order)
-            if SENTENCE_KEY in encoder_out:
-                out[SENTENCE_KEY] = [encoder_out[SENTENCE_KEY][0].index_select(0, new_order)]
-            return out
-        return reorder_with_sentences
-
-    def _wrap_extract_features(self, extract_features):
-        def capturing_extract_features(prev_output_tokens, encoder_out=None,
-                                       incremental_state=None, **kwargs):
-            x, extra = extract_features(prev_output_tokens, encoder_out=encoder_out,
-                                        incremental_state=incremental_state, **kwargs)
-            self.pending = None
-            if encoder_out and SENTENCE_KEY in encoder_out:
-                sentences = encoder_out[SENTENCE_KEY][0]
-                if incremental_state is not None:  # one search step: its last position
-                    step = prev_output_tokens.size(1) - 1
-                    keys = row_keys(last_prefix_hash(prev_output_tokens), sentences)
-                    self.steps[step] = StepRecord(keys, x[:, -1, :])
-                    self.pending = ("step", [self.steps[step]])
-                elif not self.steps:  # force-decoding: every position at once
-                    keys = row_keys(prefix_hashes(prev_output_tokens), sentences.unsqueeze(1))
-                    records = [StepRecord(keys[:, t], x[:, t, :]) for t in range(x.size(1))]
-                    self.steps = dict(enumerate(records))
-                    self.pending = ("forced", records)
-            return x, extra
-        return capturing_extract_features
-
-    def _wrap_normalized_probs(self, get_normalized_probs):
-        def capturing_normalized_probs(net_output, log_probs, sample=None):
-            probs = get_normalized_probs(net_output, log_probs, sample)
-            pending, self.pending = self.pending, None
-            if pending is None or not log_probs:
-                return probs
-            kind, records = pending
-            if tuple(probs.shape[:2]) != (records[0].keys.size(0), len(records)):
-                return probs  # not the call we recorded (e.g. a split softmax batch)
-            if kind == "step" and self.dominant_each_step:
-                records[0].dominant = dominant_summary(probs[:, -1, :], *self.rule)
-            elif kind == "step":
-                records[0].log_partition = log_partition_of(net_output[0][:, -1, :],
-                                                            probs[:, -1, :])
-            else:
-                ids, mask, mass = dominant_summary(probs, *self.rule)
-                for t, record in enumerate(records):
-                    record.dominant = (ids[:, t], mask[:, t], mass[:, t])
-            return probs
-        return capturing_normalized_probs
+    def add_forced(self, prev_tokens, projected):
+        """One force-decoding pass over every position: decoder inputs [N, T] (row ``i`` is
+        sentence ``i``) and the projection's (features, logits)."""
+        if projected is None:
+            self.unreadable = "the scorer's pass did not go through one output projection call"
+            return
+        features, logits = projected
+        sentences = torch.arange(prev_tokens.size(0), device=prev_tokens.device)
+        keys = row_keys(prefix_hashes(prev_tokens), sentences.unsqueeze(1))
+        logits = logits.float()
+        ids, mask, mass = dominant_summary(logits, *self.rule,
+                                           log_partition=torch.logsumexp(logits, dim=-1))
+        self.steps = {t: StepRecord(keys[:, t], features[:, t, :],
+                                    (ids[:, t], mask[:, t], mass[:, t]))
+                      for t in range(features.size(1))}
 
     @torch.no_grad()
     def token_scores(self, sentences, hypotheses, positional_scores, pad, eos):
         """Per-token scores of hypotheses (1-D token tensors ending in EOS; ``sentences``
         their row in the sample) as {method: [N, T]} with the pad mask, or None if any token's
         position is not on record."""
-        if not self.steps or not hypotheses:
+        if self.unreadable or not self.steps or not hypotheses:
             return None
         tokens = torch.nn.utils.rnn.pad_sequence(hypotheses, batch_first=True, padding_value=pad)
         keys = row_keys(prefix_hashes(shift_right(tokens, eos, pad)), sentences.unsqueeze(1))
@@ -191,13 +162,12 @@ class SearchCapture:
         softmax = torch.nn.utils.rnn.pad_sequence(
             [s.float().exp() for s in positional_scores], batch_first=True)
         boosted = softmax.clone()
-        log_partition = torch.zeros_like(softmax)
         recompute = torch.zeros_like(mask)
         features = None
         for step in range(tokens.size(1)):
             live = mask[:, step]
             record = self.steps.get(step)
-            if record is None or (record.dominant is None and record.log_partition is None):
+            if record is None:
                 return None
             order = torch.argsort(record.keys)
             sorted_keys = record.keys[order]
@@ -212,23 +182,19 @@ class SearchCapture:
                 boosted[live, step] = boost(softmax[live, step], tokens[live, step],
                                             *(part[rows] for part in record.dominant))
             else:
-                log_partition[live, step] = record.log_partition[rows]
                 recompute[live, step] = True
         if recompute.any():
             boosted[recompute] = self.boosted_from_features(
-                features[recompute], tokens[recompute], softmax[recompute],
-                log_partition[recompute])
+                features[recompute], tokens[recompute], softmax[recompute])
         logits = self.model.qe_logits(features, tokens.unsqueeze(-1)).squeeze(-1)
         zero = torch.zeros((), dtype=torch.float)
-        return {
-            "sigmoid": torch.where(mask, torch.sigmoid(logits.float()), zero),
-            "softmax": torch.where(mask, softmax, zero),
-            "boostedprob": torch.where(mask, boosted, zero),
-        }, mask
+        found = {"sigmoid": torch.sigmoid(logits.float()), "softmax": softmax,
+                 "boostedprob": boosted}
+        return {m: torch.where(mask, found[m], zero) for m in METHODS}, mask
 
-    def boosted_from_features(self, features, tokens, softmax, log_partition):
-        """BoostedProb of tokens [M] from their rows' ``h`` [M, d]: the frozen logits
-        recomputed a chunk of rows at a time, normalised by the search's log-partition."""
+    def boosted_from_features(self, features, tokens, softmax):
+        """BoostedProb of tokens [M] from their rows' ``h`` [M, d]: the frozen logits (at the
+        search's temperature) recomputed a chunk of rows at a time."""
         vocab = self.model.decoder.output_projection.out_features
         chunk = self.rows_per_chunk or max(1, ELEMENTS_PER_CHUNK // vocab)
         scores = torch.empty_like(softmax)
@@ -237,26 +203,106 @@ class SearchCapture:
             logits = self.model.decoder.output_layer(features[part]).float()
             if self.temperature != 1:
                 logits = logits / self.temperature
-            summary = dominant_summary(logits, *self.rule, log_partition=log_partition[part])
+            summary = dominant_summary(logits, *self.rule,
+                                       log_partition=torch.logsumexp(logits, dim=-1))
             scores[part] = boost(softmax[part], tokens[part], *summary)
         return scores
 
 
+class RecordingEnsembleModel(EnsembleModel):
+    """fairseq's ``EnsembleModel`` of one model that records each search in ``record``: the
+    encoder output, each row's sentence (carried in the encoder output through every
+    reordering) and, per decoder step, what :meth:`SearchRecord.add_step` keeps."""
+
+    def __init__(self, models, dominant_at="auto", rows_per_chunk=None):
+        super().__init__(models)
+        if self.models_size != 1:
+            raise ValueError("a recording ensemble holds exactly one model")
+        projection = output_projection(self.single_model)
+        width = getattr(projection, "in_features", STEP_SUMMARY_MIN_DIM)
+        self.each_step = dominant_each_step(width, dominant_at)
+        self.rows_per_chunk, self.record = rows_per_chunk, None
+
+    def forward_encoder(self, net_input):
+        encoder_outs = super().forward_encoder(net_input)
+        self.record = SearchRecord(self.single_model, self.each_step,
+                                   rows_per_chunk=self.rows_per_chunk)
+        out = encoder_outs[0] if encoder_outs else None
+        if isinstance(out, dict) and out.get("encoder_out"):
+            self.record.encoder_output = out
+            rows = out["encoder_out"][0].size(1)
+            out[SENTENCE_KEY] = [torch.arange(rows, device=out["encoder_out"][0].device)]
+        return encoder_outs
+
+    def reorder_encoder_out(self, encoder_outs, new_order):
+        reordered = super().reorder_encoder_out(encoder_outs, new_order)
+        if encoder_outs and SENTENCE_KEY in encoder_outs[0]:
+            sentences = encoder_outs[0][SENTENCE_KEY][0]
+            reordered[0][SENTENCE_KEY] = [sentences.index_select(0, new_order)]
+        return reordered
+
+    def forward_decoder(self, tokens, encoder_outs, incremental_states, temperature=1.0):
+        with ProjectionTap(self.single_model) as tap:
+            log_probs, attn = super().forward_decoder(tokens, encoder_outs, incremental_states,
+                                                      temperature)
+        if self.record is not None:
+            self.record.temperature = temperature
+            sentences = encoder_outs[0].get(SENTENCE_KEY) if encoder_outs else None
+            self.record.add_step(tokens, sentences[0] if sentences else None,
+                                 tap.single_call(), log_probs)
+        return log_probs, attn
+
+
+class RecordingSequenceGenerator(SequenceGenerator):
+    """fairseq's beam search (or sampling) over one model, recording each search for QE
+    (``search_record``); ``qe_dominant_at``: see :func:`dominant_each_step`."""
+
+    def __init__(self, models, tgt_dict, qe_dominant_at="auto", qe_rows_per_chunk=None,
+                 **kwargs):
+        super().__init__(RecordingEnsembleModel(models, qe_dominant_at, qe_rows_per_chunk),
+                         tgt_dict, **kwargs)
+
+    @property
+    def search_record(self):
+        return self.model.record
+
+
+class RecordingSequenceScorer(SequenceScorer):
+    """fairseq's ``--score-reference`` scorer, recording its one forward pass of a single
+    model for QE (``search_record``)."""
+
+    search_record = None
+
+    def generate(self, models, sample, **kwargs):
+        if len(models) != 1:
+            self.search_record = None
+            return super().generate(models, sample, **kwargs)
+        with ProjectionTap(models[0]) as tap:
+            hypos = super().generate(models, sample, **kwargs)
+        self.search_record = SearchRecord(models[0])
+        self.search_record.add_forced(sample["net_input"]["prev_output_tokens"],
+                                      tap.single_call())
+        return hypos
+
+
 @torch.no_grad()
-def hypothesis_records(model, sample, rows, tokens, dictionary, capture=None,
+def hypothesis_records(model, sample, rows, tokens, dictionary, record=None,
                        positional_scores=None, **options):
     """QE records of hypotheses (1-D token tensors; ``tokens[i]`` translates row ``rows[i]``
-    of ``sample``): read off ``capture`` when it holds every position (and fairseq's
-    ``positional_scores`` are given), else force-decoded in one pass that reuses the captured
-    encoder output. ``options`` go to :func:`scoring.hypothesis_qe`."""
+    of ``sample``): read off ``record`` (a :class:`SearchRecord`) when it holds every
+    position, else force-decoded in one pass that reuses the recorded encoder output.
+    ``options`` go to :func:`scoring.hypothesis_qe`."""
     net_input = sample["net_input"]
     index = torch.as_tensor(rows, device=net_input["src_tokens"].device)
-    if capture is not None and positional_scores is not None:
-        searched = capture.token_scores(index, tokens, positional_scores, dictionary.pad(),
-                                        dictionary.eos())
+    if record is not None:
+        searched = record.token_scores(index, tokens, positional_scores, dictionary.pad(),
+                                       dictionary.eos())
         if searched is not None:
             return records_from_scores(searched[0], tokens, dictionary, **options)
-    encoder_out = capture.encoder_output if capture is not None else None
+        warn_once("QE could not be read off the search ("
+                  + (record.unreadable or "a hypothesis position was not recorded")
+                  + "); such hypotheses are force-decoded once more")
+    encoder_out = record.encoder_output if record is not None else None
     if encoder_out is not None:
         encoder_out = model.encoder.reorder_encoder_out(encoder_out, index)
     return qe_records(model, net_input["src_tokens"][index], net_input["src_lengths"][index],

@@ -136,8 +136,7 @@ def main(argv=None):
     parser.add_argument("--beam", type=int, default=5)
     args = parser.parse_args(argv)
     from .inference import load_head_model, translate_and_score
-    from .quickstart import SUBSETS
-    from .synthetic import load_language
+    from .synthetic import SUBSETS, load_language
 
     lexicon = os.path.join(args.workdir, "text", "lexicon.json")
     if not os.path.isfile(lexicon):

@@ -1,7 +1,20 @@
-"""Subword -> word grouping for word-level QE (sentencepiece ``▁`` or subword-nmt ``@@``)."""
+"""Subword pieces and words (sentencepiece ``▁`` or subword-nmt ``@@``): the one detokenizer,
+and the subword -> word grouping of word-level QE, which follows it."""
 import math
 
 SENTENCEPIECE_SPACE = "\u2581"
+EOS = "</s>"
+WORD_AGGREGATIONS = ("min", "prod", "mean")
+
+
+def detokenize(pieces):
+    """Text of subword pieces (a list; sentencepiece ``▁`` or subword-nmt ``@@``, else words
+    joined by spaces), end-of-sentence symbols dropped."""
+    pieces = [p for p in pieces if p != EOS]
+    if any(SENTENCEPIECE_SPACE in p for p in pieces):
+        return " ".join("".join(pieces).replace(SENTENCEPIECE_SPACE, " ").split())
+    text = " ".join(pieces).replace("@@ ", "")
+    return text[:-2] if text.endswith("@@") else text
 
 
 def word_ids(pieces):
@@ -26,10 +39,10 @@ def word_ids(pieces):
 
 def aggregate_words(scores, ids, aggregation="min"):
     """One score per word from its subwords' scores: min, product or mean."""
+    if aggregation not in WORD_AGGREGATIONS:
+        raise ValueError(f"unknown word aggregation {aggregation!r}: min, prod or mean")
     groups = {}
     for score, word in zip(scores, ids):
         groups.setdefault(word, []).append(score)
     combine = {"min": min, "prod": math.prod, "mean": lambda v: sum(v) / len(v)}
-    if aggregation not in combine:
-        raise ValueError(f"unknown word aggregation {aggregation!r}: min, prod or mean")
     return [combine[aggregation](groups[w]) for w in sorted(groups)]

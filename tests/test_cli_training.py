@@ -60,18 +60,17 @@ def test_head_checkpoint_is_self_contained(trained_head, base_checkpoint, real_d
     assert len(task.target_dictionary) == model.qe_head.weight.shape[0]
 
 
-def test_resume_continues_the_same_run(tmp_path, real_data_bin, base_checkpoint):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    fairseq("train", *head_args(real_data_bin, base_checkpoint, straight,
-                                "--max-update", "16", "--seed", "7"))
+def test_resume_continues_the_same_run(tmp_path, real_data_bin, base_checkpoint, trained_head):
+    """The session's head (40 updates in one run) again, in two runs of 20 updates."""
+    straight, resumed = trained_head[0], tmp_path / "resumed"
     fairseq("train", *head_args(real_data_bin, base_checkpoint, resumed,
-                                "--max-update", "8", "--seed", "7"))
+                                "--max-update", "20", "--seed", "5"))
     second = fairseq("train", *head_args(real_data_bin, base_checkpoint, resumed,
-                                         "--max-update", "16", "--seed", "7"))
+                                         "--max-update", "40", "--seed", "5"))
     assert "Loaded checkpoint" in second.stdout + second.stderr
     a = load_state(straight / "checkpoint_last.pt")
     b = load_state(resumed / "checkpoint_last.pt")
-    assert a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"] == 16
+    assert a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"] == 40
     torch.testing.assert_close(b["model"]["qe_head.weight"], a["model"]["qe_head.weight"],
                                rtol=0, atol=1e-6)
 

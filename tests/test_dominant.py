@@ -7,7 +7,7 @@ import torch
 from fairseq_sigmoid_qe.dominant import (
     boosted_prob,
     dominant_sets,
-    dominant_topk_size,
+    dominant_summary,
     is_dominant,
 )
 
@@ -100,12 +100,31 @@ def test_no_significant_drop_means_no_dominant_tokens():
     assert not mask.any()
 
 
-def test_top_k_bound_and_no_full_sort():
-    assert dominant_topk_size(32000, 0.005) == 202
-    assert dominant_topk_size(10, 0.005) == 10
-    log_probs = torch.log_softmax(torch.randn(4, 32000) * 5, -1)
-    indices, mask = dominant_sets(log_probs)
-    assert indices.size(-1) <= 202
+def test_never_sorts_the_vocabulary(monkeypatch):
+    """Only the tokens above epsilon are sorted, never a whole row of V; the returned width
+    is the largest dominant set."""
+    sorted_sizes = []
+
+    def spy(name, original):
+        def sorting(tensor, *args, **kwargs):
+            sorted_sizes.append((name, tensor.numel()))
+            return original(tensor, *args, **kwargs)
+        return sorting
+
+    for owner in (torch, torch.Tensor):
+        for name in ("sort", "argsort", "topk", "msort"):
+            if hasattr(owner, name):
+                monkeypatch.setattr(owner, name, spy(name, getattr(owner, name)))
+    generator = torch.Generator().manual_seed(2)
+    log_probs = torch.log_softmax(torch.randn(4, 32000, generator=generator) * 5, -1)
+    above = int((log_probs > math.log(0.005)).sum())
+    ids, mask, mass = dominant_summary(log_probs)
+    monkeypatch.undo()
+    assert sorted_sizes, "the rule sorts the tokens above epsilon"
+    assert 0 < above < 1000 and max(size for _, size in sorted_sizes) <= above + 4
+    sets = as_sets(ids, mask)
+    assert ids.size(-1) == max(1, max(len(s) for s in sets))
+    assert sets == reference_sets(log_probs)
 
 
 def test_input_untouched_and_leading_dims():

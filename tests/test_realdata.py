@@ -45,5 +45,5 @@ def test_multiref_bad_lines(tmp_path):
     tsv.write_text("only a source\n", encoding="utf-8")
     with pytest.raises(QEUserError, match="line 1: need a source and a reference"):
         read_multiref(str(tsv))
-    with pytest.raises(QEUserError, match="not found"):
+    with pytest.raises(QEUserError, match="cannot read multi-reference file"):
         read_multiref(str(tmp_path / "missing.tsv"))

@@ -1,7 +1,7 @@
-"""Subword -> word grouping used by QW- lines."""
+"""The one detokenizer, and the subword -> word grouping used by QW- lines."""
 import pytest
 
-from fairseq_sigmoid_qe.words import aggregate_words, word_ids
+from fairseq_sigmoid_qe.words import aggregate_words, detokenize, word_ids
 
 
 @pytest.mark.parametrize("pieces,expected", [
@@ -13,9 +13,18 @@ from fairseq_sigmoid_qe.words import aggregate_words, word_ids
 def test_word_ids_follow_detokenized_words(pieces, expected):
     ids = word_ids(pieces)
     assert ids == expected
-    if any("\u2581" in p for p in pieces):
-        words = "".join(pieces).replace("\u2581", " ").split()
-        assert len(words) == ids[-1] + 1
+    assert len(detokenize(pieces).split()) == ids[-1] + 1
+
+
+@pytest.mark.parametrize("pieces,text", [
+    (["\u2581Öff", "ne", "\u2581die", "\u2581Datei", ".", "</s>"], "Öffne die Datei."),
+    (["\u2581", "a", "\u2581\u2581b", "\u2581"], "a b"),
+    (["Das", "Ha@@", "us", "ist", "kle@@"], "Das Haus ist kle"),
+    (["a", "b", "</s>"], "a b"),
+    ([], ""),
+])
+def test_detokenize(pieces, text):
+    assert detokenize(pieces) == text
 
 
 def test_aggregations():

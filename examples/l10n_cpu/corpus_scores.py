@@ -6,7 +6,7 @@ import sys
 
 import sacrebleu
 
-from fairseq_sigmoid_qe.realdata import decode_pieces
+from fairseq_sigmoid_qe.words import detokenize
 
 
 def hypotheses(path):
@@ -15,7 +15,7 @@ def hypotheses(path):
         for line in f:
             if line.startswith("H-"):
                 sample_id, _, pieces = line.rstrip("\n").split("\t")
-                found[int(sample_id[2:])] = decode_pieces(pieces)
+                found[int(sample_id[2:])] = detokenize(pieces.split())
     return [found[i] for i in range(len(found))]
 
 

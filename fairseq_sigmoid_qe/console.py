@@ -1,0 +1,32 @@
+"""The console commands that need fairseq: without it installed, one error line naming the
+``fairseq`` extra and how to install it, instead of an ImportError traceback."""
+import importlib.util
+import sys
+
+from .errors import PROGRAM
+
+FAIRSEQ_MISSING = ("needs fairseq, which is not installed: install this package's 'fairseq' "
+                   "extra as setup.sh does (bash setup.sh; fairseq-fixed must be built with "
+                   "--no-build-isolation --no-deps)")
+
+
+def require_fairseq(program):
+    if importlib.util.find_spec("fairseq") is None:
+        sys.stderr.write(f"{PROGRAM}: error: {program} {FAIRSEQ_MISSING}\n")
+        sys.exit(1)
+
+
+def quickstart():
+    """``fairseq-sigmoid-qe-quickstart``."""
+    require_fairseq("fairseq-sigmoid-qe-quickstart")
+    from .quickstart import main
+
+    return main()
+
+
+def raw_text():
+    """``fairseq-sigmoid-qe``: the raw-text API's translate / score command."""
+    require_fairseq("fairseq-sigmoid-qe")
+    from .hub import main
+
+    return main()

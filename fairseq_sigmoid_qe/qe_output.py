@@ -1,0 +1,142 @@
+"""fairseq-generate's output with QE: after each hypothesis' ``P-`` line its ``Q-``, ``QT-``
+and ``QW-`` lines, and the ``--qe-output`` JSONL file.
+
+The ``translation_qe`` task hands every scored batch to the active :class:`QEPrinter` (the
+one :mod:`generate_hook` makes a fairseq-generate run's output stream), which holds at most
+that batch's lines until fairseq prints the ``P-`` lines they follow.
+"""
+import json
+import os
+from collections import deque
+from contextlib import contextmanager
+
+from fairseq.utils import strip_pad
+
+from .errors import QEUserError
+from .scoring import METHODS
+
+_ACTIVE = []
+
+
+def qe_lines(sample_id, qe, word_level):
+    """The Q- (sentence QE of every method), QT- (sigmoid per subword) and, at word level,
+    QW- (sigmoid per word) lines of one hypothesis' QE record."""
+    sentence = "\t".join(f"{qe['sentence_scores'][m]:.6g}" for m in METHODS)
+    lines = [f"Q-{sample_id}\t{sentence}",
+             f"QT-{sample_id}\t" + " ".join(f"{s:.4f}" for s in qe["token_scores"]["sigmoid"])]
+    if word_level:
+        lines.append(f"QW-{sample_id}\t" + " ".join(
+            f"{s:.4f}" for s in qe["word_scores"]["sigmoid"]))
+    return lines
+
+
+@contextmanager
+def printing(printer):
+    """Make ``printer`` the one the task hands scored batches to, while the run lasts."""
+    _ACTIVE.append(printer)
+    try:
+        yield printer
+    finally:
+        _ACTIVE.remove(printer)
+
+
+def active_printer():
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+class QEPrinter:
+    """A fairseq-generate output stream (``cfg``: the run's config): every line passes
+    through unchanged, and after a ``P-<id>`` line come that hypothesis' QE lines. With
+    ``--quiet`` fairseq prints no ``P-`` lines, so each batch's QE lines are written as soon
+    as it is scored."""
+
+    def __init__(self, stream, cfg):
+        self.stream, self.buffer = stream, ""
+        self.quiet, self.nbest = cfg.common_eval.quiet, cfg.generation.nbest
+        self.post_process = cfg.common_eval.post_process
+        self.word_level = bool(self.post_process or getattr(cfg.bpe, "_name", None))
+        self.tokenizer_cfg, self.bpe_cfg = cfg.tokenizer, cfg.bpe
+        self.output, self.jsonl, self.decode = cfg.task.qe_output, None, None
+        if self.output and os.path.exists(self.output):
+            raise QEUserError(f"--qe-output {self.output} exists; nothing is overwritten")
+        self.pending = {}
+
+    def add(self, task, sample, hypos):
+        """QE lines (and JSONL records) of a scored batch's ``--nbest`` hypotheses."""
+        self._write_pending()  # lines whose P- line never came are written, never held on
+        ids = sample["id"].tolist()
+        for i, beams in enumerate(hypos):
+            for rank, hypo in enumerate(beams[: self.nbest]):
+                qe = hypo.get("qe")
+                if qe is None:
+                    continue
+                if self.output:
+                    self._write_record(task, sample["net_input"]["src_tokens"][i], hypo,
+                                       {"id": ids[i], "rank": rank, **qe})
+                lines = qe_lines(ids[i], qe, self.word_level)
+                if self.quiet:
+                    self._write_lines(lines)
+                else:
+                    self.pending.setdefault(ids[i], deque()).append(lines)
+
+    def _write_record(self, task, src_tokens, hypo, record):
+        if self.jsonl is None:  # opened only once scoring works: no empty file left
+            try:
+                self.jsonl = open(self.output, "x", encoding="utf-8")
+            except FileExistsError:
+                raise QEUserError(f"--qe-output {self.output} exists; nothing is "
+                                  "overwritten") from None
+            tokenizer, bpe = task.build_tokenizer(self.tokenizer_cfg), task.build_bpe(self.bpe_cfg)
+
+            def decode(text):
+                text = bpe.decode(text) if bpe is not None else text
+                return tokenizer.decode(text) if tokenizer is not None else text
+
+            self.decode = decode
+        if not self.word_level:
+            record["word_scores"] = None
+        source = task.source_dictionary
+        hypothesis = task.target_dictionary.string(hypo["tokens"], self.post_process)
+        texts = {"source": source.string(strip_pad(src_tokens, source.pad()), self.post_process),
+                 "hypothesis": hypothesis, "detokenized": self.decode(hypothesis)}
+        self.jsonl.write(json.dumps({**texts, **record}, ensure_ascii=False) + "\n")
+
+    def _write_lines(self, lines):
+        for line in lines:
+            self.stream.write(line + "\n")
+
+    def _write_pending(self):
+        for queue in self.pending.values():
+            for lines in queue:
+                self._write_lines(lines)
+        self.pending.clear()
+
+    def write(self, text):
+        self.buffer += text
+        while "\n" in self.buffer:
+            line, self.buffer = self.buffer.split("\n", 1)
+            self.stream.write(line + "\n")
+            if line.startswith("P-"):
+                sample_id = int(line[2:].split("\t", 1)[0])
+                queue = self.pending.get(sample_id)
+                if queue:
+                    self._write_lines(queue.popleft())
+                    if not queue:
+                        del self.pending[sample_id]
+        return len(text)
+
+    def flush(self):
+        if self.buffer:
+            self.stream.write(self.buffer)
+            self.buffer = ""
+        self.stream.flush()
+
+    def close(self):
+        """Write what is left, flush, close the JSONL file."""
+        self._write_pending()
+        self.flush()
+        if self.jsonl is not None:
+            self.jsonl.close()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)

@@ -1,0 +1,1 @@
+from . import translation_qe  # noqa: F401
