@@ -13,6 +13,7 @@ from scipy import stats
 from conftest import REPO
 from fairseq_sigmoid_qe import evaluate
 from fairseq_sigmoid_qe.errors import QEUserError
+from fairseq_sigmoid_qe.textfiles import read_lines
 
 ERROR_PREFIX = "fairseq-sigmoid-qe: error:"
 
@@ -335,7 +336,7 @@ def test_ambiguity_report_by_hand(tmp_path):
     assert rows["softmax"]["share_ge_0.5"] == pytest.approx(1 / 5)
     groups = write_lines(tmp_path / "groups", ["g1", "g1", "g2", "g2", "g2", "g3"])
     regrouped = {r["method"]: r for r in evaluate.ambiguity_report(
-        ambiguity_records(), evaluate.read_lines(groups, "groups"))}
+        ambiguity_records(), read_lines(groups, "groups"))}
     assert regrouped["sigmoid"]["min_max_ratio"] == pytest.approx((0.4 / 0.8 + 0.5 / 0.6) / 2)
     path = write_jsonl(tmp_path / "refs.jsonl", ambiguity_records())
     result = run_cli("--qe", path, "--ambiguity")

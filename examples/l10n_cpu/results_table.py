@@ -18,8 +18,8 @@ import sys
 
 from fairseq_sigmoid_qe.evaluate import (
     ambiguity_report, evaluate_method, gold_values, load_gold, load_records, method_scores,
-    read_lines,
 )
+from fairseq_sigmoid_qe.textfiles import read_lines
 
 BASELINES = (("softmax probability", "softmax"), ("BoostedProb", "boostedprob"))
 QE_FILE = re.compile(r"^qe-(.+)-(\d+)\.jsonl$")
