@@ -93,8 +93,9 @@ def fmt(value, digits=3):
 
 def learning_curves(evaluation, found):
     lines = ["| head | updates | valid NCE loss | σ ref (valid) | σ neg (valid) | "
-             "valid Pearson (1 ref) | mrdev Pearson (multi-ref) | mrdev min/max | "
-             "mrdev mean score | mrdev share ≥ 0.5 |", "|---" * 10 + "|"]
+             "valid Pearson (1 ref) | mrdev Pearson (multi-ref) | mrdev Spearman (multi-ref) | "
+             "mrdev PRR (multi-ref) | mrdev min/max | mrdev mean score | mrdev share ≥ 0.5 |",
+             "|---" * 12 + "|"]
     baseline_done = False
     for name, updates in found:
         stats = training_statistics(evaluation.workdir, name).get(updates, (None,) * 3)
@@ -105,6 +106,7 @@ def learning_curves(evaluation, found):
                 amb = (evaluation.ambiguity("mrdev", (name, updates)) or {}).get(method, {})
                 lines.append(f"| {label} | – | – | – | – | {fmt(single and single['pearson'])} | "
                              f"{fmt(multi and multi['pearson'])} | "
+                             f"{fmt(multi and multi['spearman'])} | {fmt(multi and multi['prr'])} | "
                              f"{fmt(amb.get('min_max_ratio'))} | {fmt(amb.get('mean_score'))} | "
                              f"{fmt(amb.get('share_ge_0.5'))} |")
             baseline_done = True
@@ -113,7 +115,8 @@ def learning_curves(evaluation, found):
         amb = (evaluation.ambiguity("mrdev", (name, updates)) or {}).get("sigmoid", {})
         lines.append(f"| {name} | {updates} | {fmt(stats[0], 4)} | {fmt(stats[1])} | "
                      f"{fmt(stats[2])} | {fmt(single and single['pearson'])} | "
-                     f"{fmt(multi and multi['pearson'])} | {fmt(amb.get('min_max_ratio'))} | "
+                     f"{fmt(multi and multi['pearson'])} | {fmt(multi and multi['spearman'])} | "
+                     f"{fmt(multi and multi['prr'])} | {fmt(amb.get('min_max_ratio'))} | "
                      f"{fmt(amb.get('mean_score'))} | {fmt(amb.get('share_ge_0.5'))} |")
     return "\n".join(lines)
 
@@ -130,12 +133,13 @@ def final_table(evaluation, head):
         (f"sigmoid head: {head[0]}, {head[1]} updates", "sigmoid")]
     columns = [("self", "test"), ("other", "test"), ("self", "mrtest"), ("other", "mrtest")]
     lines = ["| QE | Self Pearson (1 ref) | Other Pearson (1 ref) | Self Pearson (multi-ref) | "
-             "Other Pearson (multi-ref) | Self Spearman (multi-ref) |", "|---" * 6 + "|"]
+             "Other Pearson (multi-ref) | Self Spearman (multi-ref) | Self PRR (multi-ref) |",
+             "|---" * 7 + "|"]
     for label, method in rows:
         cells = [evaluation.metrics(system, split, head, method) for system, split in columns]
-        spearman = cells[2] and cells[2]["spearman"]
+        multi = cells[2] or {}
         lines.append(f"| {label} | " + " | ".join(fmt(c and c["pearson"]) for c in cells)
-                     + f" | {fmt(spearman)} |")
+                     + f" | {fmt(multi.get('spearman'))} | {fmt(multi.get('prr'))} |")
     amb = evaluation.ambiguity("mrtest", head) or {}
     lines += ["", "| QE (mrtest references, force-decoded) | sources | min/max | mean score | "
               "share ≥ 0.5 |", "|---" * 5 + "|"]

@@ -48,6 +48,12 @@ TABLE6_HEADS=(
 )
 [ "${TABLE6:-0}" = 1 ] && HEADS+=("${TABLE6_HEADS[@]}")
 
+if [ -n "${HEADS_ONLY:-}" ] && [ ! -f "$work/evaluations-ready" ]; then
+  echo "run.sh: error: HEADS_ONLY instances share steps 1-3 (text, base, translations): run once" \
+    "without HEADS_ONLY until the log says 'train head', then start them" >&2
+  exit 1
+fi
+
 # 1. Sentencepiece (joint, 8k) on all 260k training pairs; all valid/test pairs; the
 #    multi-reference sources and references encoded with the same model.
 if [ ! -f "$work/text/test.de" ]; then
@@ -155,6 +161,7 @@ for system in self other; do  # corpus sacreBLEU and chrF of each system on test
   [ -f "$dir/bleu.txt" ] || "$py" "$repo/examples/l10n_cpu/corpus_scores.py" \
     "$dir/generate.txt" "$work/text/test.raw.de" > "$dir/bleu.txt"
 done
+touch "$work/evaluations-ready"
 
 # 4. Heads, each evaluated at its checkpoints: QE of every evaluation split, and of the
 #    multi-reference references (ambiguity).
