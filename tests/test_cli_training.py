@@ -3,7 +3,6 @@ import os
 import re
 import shutil
 
-import pytest
 import torch
 
 import fairseq_sigmoid_qe  # noqa: F401  (safe globals for torch.load)

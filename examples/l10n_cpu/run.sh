@@ -33,7 +33,7 @@ step() { echo "[$(date +%H:%M:%S)] $*"; }
 # 1e-4, cosine decay); evaluated along the way (a learning curve).
 BEST="--negative-sampler token_freq+softmax --sampling-temperature 2 --avoid-dominant"
 HEADS=(
-  "dense_adam|200 400 800|$BEST --optimizer adam --lr 0.001"
+  "dense_adam|200 400 800 1600|$BEST --optimizer adam --lr 0.001"
   "sparse_adam|200 400 800|$BEST --optimizer sparse_adam --lr 0.0001 --lr-scheduler cosine"
 )
 # Table 6 of the paper, 200 updates each (TABLE6=1).

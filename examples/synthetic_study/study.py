@@ -18,9 +18,10 @@ import sys
 import torch
 
 from fairseq_sigmoid_qe import quickstart
+from fairseq_sigmoid_qe.synthetic import SUBSETS
 from fairseq_sigmoid_qe.inference import load_head_model, translate_and_score
 from fairseq_sigmoid_qe.synthetic import load_language
-from fairseq_sigmoid_qe.token_groups import GROUPS, synthetic_group_tables
+from fairseq_sigmoid_qe.token_groups import synthetic_group_tables
 
 SAMPLER = ["--negative-sampler", "token_freq+softmax", "--sampling-temperature", "2"]
 DENSE = ["--optimizer", "adam", "--lr", "0.001"]
@@ -51,7 +52,7 @@ def train(workdir, name, flags, updates, threads):
         return save_dir
     quickstart.run_step(f"train {name}", quickstart.fairseq_command(
         "train", os.path.join(workdir, "data-bin"), "--train-subset",
-        quickstart.SUBSETS["headtrain"], "--valid-subset", quickstart.SUBSETS["dev"],
+        SUBSETS["headtrain"], "--valid-subset", SUBSETS["dev"],
         "--user-dir", quickstart.PACKAGE_DIR, "--arch", "sigmoid_head_transformer",
         "--base-checkpoint", os.path.join(workdir, "base", "checkpoint_last.pt"),
         "--criterion", "nce_dominant", *flags, "--max-tokens", 4096,
@@ -84,7 +85,7 @@ def evaluate(workdir, checkpoint, language, initial=False):
     if initial:
         with torch.no_grad():
             model.qe_head.weight.copy_(model.decoder.output_projection.weight)
-    records = translate_and_score(model, task, quickstart.SUBSETS["dev"])
+    records = translate_and_score(model, task, SUBSETS["dev"])
 
     def gold(record):
         return language.sentence_quality(record["source"].split(), record["hypothesis"].split())
