@@ -5,7 +5,8 @@
    (valid) and multi-reference chrF (mrdev), and the ambiguity figures (mrdev).
 2. The chosen head, picked by the rule below on mrdev before test is looked at, against
    softmax probability and BoostedProb on test (single reference) and mrtest (multi-reference),
-   Eval Self and Eval Other, and the ambiguity report on mrtest.
+   Eval Self and Eval Other, and the ambiguity report on mrtest; beside it any other head that
+   run.sh scored on test (the converged one, named there before test is looked at).
 Rule: the (head, checkpoint) with the highest Eval Self Pearson against multi-reference chrF
 on mrdev (``init``, the untrained head, a copy of the softmax projection, is a candidate).
 
@@ -128,23 +129,30 @@ def chosen_head(evaluation, found):
     return max(scored)[1] if scored else None
 
 
-def final_table(evaluation, head):
-    rows = [(label, method) for label, method in BASELINES] + [
-        (f"sigmoid head: {head[0]}, {head[1]} updates", "sigmoid")]
+def tested_heads(workdir, chosen):
+    """The chosen head, then every other head scored on test (decided before test was read)."""
+    folder = os.path.join(workdir, "self", "test")
+    found = [QE_FILE.match(f) for f in sorted(os.listdir(folder))] if os.path.isdir(folder) else []
+    others = sorted({(m.group(1), int(m.group(2))) for m in found if m} - {chosen})
+    return [chosen] + others
+
+
+def final_table(evaluation, tested):
+    rows = [(label, method, tested[0]) for label, method in BASELINES] + [
+        (f"sigmoid head: {head[0]}, {head[1]} updates", "sigmoid", head) for head in tested]
     columns = [("self", "test"), ("other", "test"), ("self", "mrtest"), ("other", "mrtest")]
     lines = ["| QE | Self Pearson (1 ref) | Other Pearson (1 ref) | Self Pearson (multi-ref) | "
              "Other Pearson (multi-ref) | Self Spearman (multi-ref) | Self PRR (multi-ref) |",
              "|---" * 7 + "|"]
-    for label, method in rows:
+    for label, method, head in rows:
         cells = [evaluation.metrics(system, split, head, method) for system, split in columns]
         multi = cells[2] or {}
         lines.append(f"| {label} | " + " | ".join(fmt(c and c["pearson"]) for c in cells)
                      + f" | {fmt(multi.get('spearman'))} | {fmt(multi.get('prr'))} |")
-    amb = evaluation.ambiguity("mrtest", head) or {}
     lines += ["", "| QE (mrtest references, force-decoded) | sources | min/max | mean score | "
               "share ≥ 0.5 |", "|---" * 5 + "|"]
-    for label, method in rows:
-        row = amb.get(method)
+    for label, method, head in rows:
+        row = (evaluation.ambiguity("mrtest", head) or {}).get(method)
         if row:
             lines.append(f"| {label} | {row['sources']} | {fmt(row['min_max_ratio'])} | "
                          f"{fmt(row['mean_score'])} | {fmt(row['share_ge_0.5'])} |")
@@ -166,8 +174,10 @@ def main(workdir, choose=False):
     print(learning_curves(evaluation, found))
     head = chosen_head(evaluation, found)
     if head is not None:
-        print(f"\n## Chosen on mrdev: {head[0]} after {head[1]} updates; test and mrtest\n")
-        print(final_table(evaluation, head))
+        tested = tested_heads(workdir, head)
+        also = "".join(f"; also {name} after {n} updates" for name, n in tested[1:])
+        print(f"\n## Chosen on mrdev: {head[0]} after {head[1]} updates{also}; test and mrtest\n")
+        print(final_table(evaluation, tested))
 
 
 if __name__ == "__main__":

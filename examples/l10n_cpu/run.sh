@@ -224,6 +224,14 @@ checkpoint=$work/heads/init.pt
 [ "$chosen" != init ] && checkpoint=$(ls "$work/heads/$chosen"/checkpoint_*_"$n".pt | head -1)
 step "QE of the chosen head ($chosen after $n updates) on test and mrtest"
 score_head "$chosen" "$n" "$checkpoint" FINAL_EVALS mrtest
+# Reported beside it: the paper's setting trained until its valid loss stopped improving (the
+# dense head's last checkpoint), named here before test was looked at.
+read -r converged m <<< "dense_adam 1600"
+if [ "$converged $m" != "$chosen $n" ] && [ -d "$work/heads/$converged" ]; then
+  step "QE of the converged head ($converged after $m updates) on test and mrtest"
+  score_head "$converged" "$m" "$(ls "$work/heads/$converged"/checkpoint_*_"$m".pt | head -1)" \
+    FINAL_EVALS mrtest
+fi
 
 # 6. Tables (RESULTS.md): learning curves on valid/mrdev, final results on test/mrtest.
 step "tables"
