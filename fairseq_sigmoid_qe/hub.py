@@ -181,16 +181,25 @@ class StreamedOutput:
     def commit(self):
         if self.part is None:
             return
+        part, self.part = self.part, None  # from here on the records are kept in any case
         try:
             self.stream.close()
-            os.link(self.part, self.path)  # unlike a rename, never replaces a file
+            try:
+                os.link(part, self.path)  # unlike a rename, never replaces a file
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links
+                if os.path.lexists(self.path):
+                    raise FileExistsError from None
+                os.rename(part, self.path)
+                return
         except FileExistsError:
-            self.part = None  # the records stay in the .part file
             raise QEUserError(f"--output {self.path} appeared while this ran; nothing is "
-                              f"overwritten: the records are in {part_file(self.path)}") from None
+                              f"overwritten: the records are in {part}") from None
         except OSError as exc:
-            raise QEUserError(f"cannot write --output {self.path}: {exc.strerror}") from exc
-        os.remove(self.part)
+            raise QEUserError(f"cannot write --output {self.path}: {exc.strerror}; the "
+                              f"records are in {part}") from exc
+        os.remove(part)
 
     def discard(self):
         if self.part is not None:

@@ -167,7 +167,7 @@ def test_input_order_over_several_chunks_and_batches(real_data_bin, head_checkpo
     for a, b in zip(chunked, one_by_one):
         for method in a["sentence_scores"]:
             assert a["token_scores"][method] == pytest.approx(b["token_scores"][method],
-                                                              rel=1e-4, abs=1e-6)
+                                                              rel=1e-4, abs=1e-5)
     scored = [r["tokens"] for r in batches.score(sources, references)]
     assert scored == [r["tokens"] for r in single.score(sources, references)]
 
@@ -297,3 +297,37 @@ def test_spm_model_is_found_beside_the_data_dir(tmp_path):
         find_spm_model(str(data_bin))
     (text / "spm.model").unlink()
     assert find_spm_model(str(data_bin)) == str(data_bin / "spm.model")
+
+
+def test_output_becomes_its_name_only_when_complete(tmp_path, monkeypatch):
+    from fairseq_sigmoid_qe import hub
+    from fairseq_sigmoid_qe.errors import QEUserError
+
+    path = tmp_path / "qe.jsonl"
+    part = Path(f"{path}.part")
+    output = hub.StreamedOutput(str(path))
+    output.write("{}\n")
+    assert part.read_text() == "{}\n" and not path.exists()
+    output.commit()
+    assert path.read_text() == "{}\n" and not part.exists()
+
+    raced = tmp_path / "raced.jsonl"
+    output = hub.StreamedOutput(str(raced))
+    output.write("{}\n")
+    raced.write_text("someone else's\n")
+    with pytest.raises(QEUserError, match=r"appeared while this ran; nothing is overwritten: "
+                                          r"the records are in .*raced.jsonl.part$"):
+        output.commit()
+    output.discard()  # as main does after a failure: the kept records stay
+    assert raced.read_text() == "someone else's\n"
+    assert Path(f"{raced}.part").read_text() == "{}\n"
+
+    def no_hard_links(source, target):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(hub.os, "link", no_hard_links)
+    renamed = tmp_path / "renamed.jsonl"
+    output = hub.StreamedOutput(str(renamed))
+    output.write("{}\n")
+    output.commit()
+    assert renamed.read_text() == "{}\n" and not Path(f"{renamed}.part").exists()
