@@ -5,6 +5,7 @@
     qe.score(["Open the file."], ["Öffne die Datei."])   # QE of given translations
 """
 import argparse
+import glob
 import json
 import os
 import sys
@@ -12,26 +13,36 @@ from argparse import Namespace
 
 from fairseq.data import LanguagePairDataset
 
-from .errors import QEUserError, check_range, install_excepthook
+from .errors import QEUserError, check_range, install_excepthook, warn_once
 from .inference import generate_with_qe, load_head_model, max_positions
+from .run_report import Progress, ScoreSummary
 from .textfiles import read_lines
 from .words import detokenize
 
 
+CHUNK_SENTENCES = 1000
+
+
 class QEModel:
     """A sigmoid-head checkpoint (as a ``translation_qe`` task) with its dictionaries and
-    (optionally) sentencepiece model."""
+    (optionally) sentencepiece model. Sentences go through the model in chunks of
+    ``chunk_sentences`` (each sorted by length into batches of at most ``max_tokens`` tokens
+    and ``batch_size`` sentences), so that records come out in input order as chunks finish."""
 
-    def __init__(self, model, task, spm=None, beam=5, max_tokens=4000):
+    def __init__(self, model, task, spm=None, beam=5, max_tokens=4000, batch_size=None,
+                 chunk_sentences=CHUNK_SENTENCES):
         self.model, self.task, self.spm = model, task, spm
-        self.beam, self.max_tokens = beam, max_tokens
+        self.beam, self.max_tokens, self.batch_size = beam, max_tokens, batch_size
+        self.chunk_sentences = chunk_sentences
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
 
     @classmethod
     def from_checkpoint(cls, checkpoint, data_dir, spm_model=None, beam=5, max_tokens=4000,
-                        include_eos=False, sentence_agg="prod", word_agg="min"):
+                        include_eos=False, sentence_agg="prod", word_agg="min", batch_size=None,
+                        device="cpu"):
         model, task = load_head_model(checkpoint, data_dir, qe_include_eos=include_eos,
                                       qe_sentence_agg=sentence_agg, qe_word_agg=word_agg)
+        model.to(device)
         spm = None
         if spm_model:
             import sentencepiece
@@ -40,14 +51,14 @@ class QEModel:
                 spm = sentencepiece.SentencePieceProcessor(model_file=spm_model)
             except (OSError, RuntimeError) as exc:
                 raise QEUserError(f"cannot load sentencepiece model {spm_model}: {exc}") from exc
-        return cls(model, task, spm, beam, max_tokens)
+        return cls(model, task, spm, beam, max_tokens, batch_size)
 
     def _pieces(self, text):
         return " ".join(self.spm.encode(text, out_type=str)) if self.spm else text
 
-    def _encode(self, lines, dictionary, kind, limit):
+    def _encode(self, lines, dictionary, kind, limit, first_number=1):
         encoded = []
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(lines, first_number):
             if not line.strip():
                 raise QEUserError(f"{kind} line {number} is empty")
             tokens = dictionary.encode_line(self._pieces(line.strip()), add_if_not_exist=False,
@@ -61,44 +72,80 @@ class QEModel:
             encoded.append(tokens)
         return encoded
 
-    def _dataset(self, sources, targets=None):
+    def _dataset(self, sources, targets=None, first_number=1):
         src_limit, tgt_limit = max_positions(self.task, self.model)
-        src = self._encode(sources, self.src_dict, "source", src_limit)
-        tgt = (self._encode(targets, self.tgt_dict, "translation", tgt_limit)
+        src = self._encode(sources, self.src_dict, "source", src_limit, first_number)
+        tgt = (self._encode(targets, self.tgt_dict, "translation", tgt_limit, first_number)
                if targets is not None else None)
         return LanguagePairDataset(
             src, [t.numel() for t in src], self.src_dict,
             tgt, [t.numel() for t in tgt] if tgt else None, self.tgt_dict)
 
-    def _records(self, dataset, generation):
-        """Each sentence's best hypothesis' QE and detokenized text, in input order."""
-        results = [None] * len(dataset)
-        for sample, hypos in generate_with_qe(self.task, self.model, dataset, generation,
-                                              self.max_tokens):
-            for row, beams in enumerate(hypos):
-                qe = beams[0]["qe"]
-                results[int(sample["id"][row])] = {"translation": detokenize(qe["tokens"]), **qe}
-        return results
+    def _check_lines(self, sources, targets):
+        """Every line checked (empty, too long) before any is searched, a chunk at a time."""
+        src_limit, tgt_limit = max_positions(self.task, self.model)
+        for start in range(0, len(sources), self.chunk_sentences):
+            stop = start + self.chunk_sentences
+            self._encode(sources[start:stop], self.src_dict, "source", src_limit, start + 1)
+            if targets is not None:
+                self._encode(targets[start:stop], self.tgt_dict, "translation", tgt_limit,
+                             start + 1)
 
-    def translate(self, sources):
+    def records(self, sources, translations=None, nbest=None, on_batch=None):
+        """(sentence index, record) of each sentence in input order, chunk by chunk: with
+        ``translations`` the QE of each (read off fairseq's force-decoding scorer), else of
+        the beam search's best hypothesis, or of its ``nbest`` best, each with its ``rank``;
+        ``on_batch(n)`` is called as each batch of ``n`` sentences is done."""
+        if translations is not None and len(sources) != len(translations):
+            raise QEUserError(f"{len(sources)} sources but {len(translations)} translations")
+        self._check_lines(sources, translations)
+        generation = (Namespace(score_reference=True) if translations is not None
+                      else Namespace(beam=self.beam, nbest=nbest or 1))
+        for start in range(0, len(sources), self.chunk_sentences):
+            stop = start + self.chunk_sentences
+            dataset = self._dataset(sources[start:stop],
+                                    None if translations is None else translations[start:stop],
+                                    start + 1)
+            chunk = [None] * len(dataset)
+            for sample, hypos in generate_with_qe(self.task, self.model, dataset, generation,
+                                                  self.max_tokens, self.batch_size):
+                for row, beams in enumerate(hypos):
+                    chunk[int(sample["id"][row])] = [
+                        self._record(hypo["qe"], None if nbest is None else rank)
+                        for rank, hypo in enumerate(beams[: nbest or 1])]
+                if on_batch is not None:
+                    on_batch(len(hypos))
+            for index, sentence in enumerate(chunk, start):
+                for record in sentence:
+                    yield index, record
+
+    @staticmethod
+    def _record(qe, rank):
+        ranked = {} if rank is None else {"rank": rank}
+        return {**ranked, "translation": detokenize(qe["tokens"]), **qe}
+
+    def translate(self, sources, nbest=None):
         """Beam-search translations of raw source sentences, each with its QE (read off the
-        search)."""
-        return self._records(self._dataset(sources), Namespace(beam=self.beam))
+        search); with ``nbest``, that many per sentence, each with its ``rank``."""
+        return [record for _, record in self.records(sources, nbest=nbest)]
 
     def score(self, sources, translations):
         """QE of given translations (read off fairseq's force-decoding scorer)."""
-        if len(sources) != len(translations):
-            raise QEUserError(f"{len(sources)} sources but {len(translations)} translations")
-        return self._records(self._dataset(sources, translations),
-                             Namespace(score_reference=True))
+        return [record for _, record in self.records(sources, translations)]
+
+
+def part_file(path):
+    return path + ".part"
 
 
 def check_output(path):
-    """Before any work: ``--output`` must be new, in a folder that exists and is writable."""
+    """Before any work: ``--output`` (and the ``.part`` file it is written to) must be new, in
+    a folder that exists and is writable."""
     if path == "-":
         return
-    if os.path.lexists(path):
-        raise QEUserError(f"--output {path} exists; nothing is overwritten")
+    for existing in (path, part_file(path)):
+        if os.path.lexists(existing):
+            raise QEUserError(f"--output {path}: {existing} exists; nothing is overwritten")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise QEUserError(f"--output {path}: folder {folder} does not exist")
@@ -106,22 +153,92 @@ def check_output(path):
         raise QEUserError(f"--output {path}: folder {folder} is not writable")
 
 
-def write_new_file(path, text):
-    """``text`` into a new file, removed again if writing fails (never left half-written)."""
-    try:
-        out = open(path, "x", encoding="utf-8")
-    except FileExistsError:
-        raise QEUserError(f"--output {path} exists; nothing is overwritten") from None
-    except OSError as exc:
-        raise QEUserError(f"cannot write --output {path}: {exc.strerror}") from exc
-    try:
-        with out:
-            out.write(text)
-    except BaseException as exc:
-        os.remove(path)
-        if isinstance(exc, OSError):  # e.g. a full disk
+class StreamedOutput:
+    """JSONL lines to stdout (``-``), or to a new ``PATH.part`` renamed to ``PATH`` by
+    :meth:`commit` once everything is written and removed by :meth:`discard` when the run
+    fails: a file named ``PATH`` is always complete, and never overwritten."""
+
+    def __init__(self, path):
+        self.path, self.part = path, None if path == "-" else part_file(path)
+        if self.part is None:
+            self.stream = sys.stdout
+            return
+        try:
+            self.stream = open(self.part, "x", encoding="utf-8")
+        except FileExistsError:
+            raise QEUserError(f"--output {path}: {self.part} exists; nothing is "
+                              "overwritten") from None
+        except OSError as exc:
             raise QEUserError(f"cannot write --output {path}: {exc.strerror}") from exc
-        raise
+
+    def write(self, text):
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError as exc:  # e.g. a full disk
+            raise QEUserError(f"cannot write --output {self.path}: {exc.strerror}") from exc
+
+    def commit(self):
+        if self.part is None:
+            return
+        part, self.part = self.part, None  # from here on the records are kept in any case
+        try:
+            self.stream.close()
+            try:
+                os.link(part, self.path)  # unlike a rename, never replaces a file
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links
+                if os.path.lexists(self.path):
+                    raise FileExistsError from None
+                os.rename(part, self.path)
+                return
+        except FileExistsError:
+            raise QEUserError(f"--output {self.path} appeared while this ran; nothing is "
+                              f"overwritten: the records are in {part}") from None
+        except OSError as exc:
+            raise QEUserError(f"cannot write --output {self.path}: {exc.strerror}; the "
+                              f"records are in {part}") from exc
+        os.remove(part)
+
+    def discard(self):
+        if self.part is not None:
+            self.stream.close()
+            os.remove(self.part)
+
+
+def find_spm_model(data_dir):
+    """The one ``*.model`` file in ``data_dir``, its parent, or a folder beside it (as in
+    ``text/spm.model`` beside ``data-bin``); None if there is none."""
+    parent = os.path.dirname(os.path.abspath(data_dir))
+    found = sorted({os.path.abspath(p) for pattern in (os.path.join(data_dir, "*.model"),
+                                                       os.path.join(parent, "*.model"),
+                                                       os.path.join(parent, "*", "*.model"))
+                    for p in glob.glob(pattern) if os.path.isfile(p)})
+    if len(found) > 1:
+        raise QEUserError(f"--spm-model not given and {len(found)} sentencepiece models found "
+                          f"near --data-dir ({', '.join(found)}): choose one with --spm-model")
+    return found[0] if found else None
+
+
+def device_of(args):
+    """The torch device of ``--cpu``/``--device`` (default: the GPU when there is one)."""
+    import torch
+
+    if args.cpu and args.device not in (None, "cpu"):
+        raise QEUserError(f"--cpu and --device {args.device} contradict each other")
+    name = "cpu" if args.cpu else args.device
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise QEUserError(f"--device {name} is not a device (cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise QEUserError(f"--device {name}: no CUDA GPU is available")
+    if device.type not in ("cpu", "cuda"):
+        raise QEUserError(f"--device {name} is not a device (cpu, cuda, cuda:N)")
+    return device
 
 
 def main(argv=None):
@@ -132,37 +249,80 @@ def main(argv=None):
     parser.add_argument("command", choices=["translate", "score"])
     parser.add_argument("--checkpoint", required=True, help="sigmoid-head checkpoint")
     parser.add_argument("--data-dir", required=True, help="binarized data dir (dict.*.txt)")
-    parser.add_argument("--spm-model", default=None, help="sentencepiece model of the data")
+    parser.add_argument("--spm-model", default=None,
+                        help="sentencepiece model of the data (default: the one *.model file "
+                             "in --data-dir, its parent, or a folder beside it)")
     parser.add_argument("--sources", default="-", help="source sentences, one per line (UTF-8)")
     parser.add_argument("--translations", help="translations to score (score command; UTF-8)")
     parser.add_argument("--output", default="-",
                         help="JSONL output (default stdout; a new file, never overwritten)")
     parser.add_argument("--beam", type=int, default=5, help="beam size (>= 1)")
+    parser.add_argument("--nbest", type=int, default=None,
+                        help="translate: records of the N best hypotheses, each with its rank "
+                             "(1 <= N <= --beam)")
     parser.add_argument("--max-tokens", type=int, default=4000,
                         help="tokens per batch (>= 1, and at least the longest sentence)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="sentences per batch at most (>= 1; default: --max-tokens decides)")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU (--device cpu)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: the GPU when there is one)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of torch (>= 1; default: torch's)")
     parser.add_argument("--include-eos", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--summary", action="store_true",
+                        help="at the end, each method's mean and 10/50/90%% quantiles of the "
+                             "best hypotheses' sentence scores on stderr")
     args = parser.parse_args(argv)
     check_range("--beam", args.beam, low=1)
     check_range("--max-tokens", args.max_tokens, low=1)
+    if args.batch_size is not None:
+        check_range("--batch-size", args.batch_size, low=1)
+    if args.threads is not None:
+        check_range("--threads", args.threads, low=1)
+    if args.nbest is not None:
+        if args.command == "score":
+            raise QEUserError("--nbest is for translate (score has one translation per source)")
+        check_range("--nbest", args.nbest, low=1, high=args.beam, meaning="at most --beam")
     if args.command == "score" and not args.translations:
         raise QEUserError("score needs --translations")
     if args.sources == "-" and args.translations == "-":
         raise QEUserError("--sources and --translations cannot both be stdin")
     check_output(args.output)
+    device = device_of(args)
+    spm_model = args.spm_model or find_spm_model(args.data_dir)
+    if spm_model is None:
+        warn_once("no --spm-model given or found beside --data-dir: the text is taken as "
+                  "subword pieces")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     sources = read_lines(args.sources, "--sources")
     translations = read_lines(args.translations, "--translations") if args.translations else None
-    qe = QEModel.from_checkpoint(args.checkpoint, args.data_dir, args.spm_model, beam=args.beam,
-                                 max_tokens=args.max_tokens, include_eos=args.include_eos)
-    if args.command == "translate":
-        results = qe.translate(sources)
-    else:
-        results = qe.score(sources, translations)
-    text = "".join(json.dumps({"source": source, **record}, ensure_ascii=False) + "\n"
-                   for source, record in zip(sources, results))
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        write_new_file(args.output, text)
+    qe = QEModel.from_checkpoint(args.checkpoint, args.data_dir, spm_model, beam=args.beam,
+                                 max_tokens=args.max_tokens, include_eos=args.include_eos,
+                                 batch_size=args.batch_size, device=device)
+    progress = None if args.quiet else Progress(len(sources), sys.stderr)
+    summary = ScoreSummary() if args.summary else None
+    records = qe.records(sources, translations, nbest=args.nbest,
+                         on_batch=progress.update if progress else None)
+    output = StreamedOutput(args.output)
+    try:
+        for index, record in records:
+            output.write(json.dumps({"source": sources[index], **record}, ensure_ascii=False)
+                         + "\n")
+            if summary is not None and record.get("rank", 0) == 0:
+                summary.add(record["sentence_scores"])
+    except BaseException:
+        output.discard()
+        raise
+    output.commit()
+    if progress is not None:
+        progress.finish()
+    if summary is not None:
+        sys.stderr.write("".join(line + "\n" for line in summary.lines()))
 
 
 if __name__ == "__main__":

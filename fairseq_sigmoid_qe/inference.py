@@ -37,17 +37,22 @@ def max_positions(task, model):
     return utils.resolve_max_positions(task.max_positions(), model.max_positions())
 
 
-def generate_with_qe(task, model, dataset, generation, max_tokens=4000):
-    """(sample, hypotheses) of each batch of ``dataset`` in order, searched by the task's
-    generator (``generation``: fairseq's generation options, e.g. ``Namespace(beam=5)``, or
-    ``Namespace(score_reference=True)`` to score the dataset's targets), each sentence's best
-    hypothesis with its QE in ``hypo["qe"]``."""
+def generate_with_qe(task, model, dataset, generation, max_tokens=4000, max_sentences=None):
+    """(sample, hypotheses) of each batch of ``dataset`` (at most ``max_tokens`` tokens and
+    ``max_sentences`` sentences) in order, searched by the task's generator (``generation``:
+    fairseq's generation options, e.g. ``Namespace(beam=5)``, or
+    ``Namespace(score_reference=True)`` to score the dataset's targets), the QE of each
+    sentence's best (``nbest``) hypotheses in ``hypo["qe"]``; batches go to the model's
+    device."""
     generator = task.build_generator([model], generation)
     iterator = task.get_batch_iterator(
-        dataset=dataset, max_tokens=max_tokens, max_positions=max_positions(task, model),
-        ignore_invalid_inputs=False,
+        dataset=dataset, max_tokens=max_tokens, max_sentences=max_sentences,
+        max_positions=max_positions(task, model), ignore_invalid_inputs=False,
     ).next_epoch_itr(shuffle=False)
+    device = next(model.parameters()).device
     for sample in iterator:
+        if device.type != "cpu":
+            sample = utils.move_to_cuda(sample, device)
         yield sample, task.inference_step(generator, [model], sample)
 
 

@@ -1,0 +1,85 @@
+"""What the raw-text command tells the user on stderr: progress lines while it runs, and the
+summary of the sentence scores at the end (no fairseq)."""
+import math
+import time
+from array import array
+
+import numpy
+
+from .errors import PROGRAM
+
+SUMMARY_QUANTILES = (0.1, 0.5, 0.9)
+
+
+def duration(seconds):
+    """``1h02m03s``, ``2m03s`` or ``3s``."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{seconds:02d}s"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+class Progress:
+    """``N/TOTAL sentences (P%), R sentences/s, ETA T`` lines on ``stream``, at most one every
+    ``interval`` seconds, and a last line when :meth:`finish` is called."""
+
+    def __init__(self, total, stream, interval=10.0, clock=time.monotonic):
+        self.total, self.stream, self.interval, self.clock = total, stream, interval, clock
+        self.done, self.start = 0, clock()
+        self.last = self.start
+
+    def update(self, sentences):
+        """``sentences`` more are done; a line if ``interval`` seconds passed since the last."""
+        self.done += sentences
+        now = self.clock()
+        if now - self.last >= self.interval and self.done < self.total:
+            self.last = now
+            self._line(now, f"ETA {duration((self.total - self.done) / self._rate(now))}")
+
+    def finish(self):
+        self._line(self.clock(), "done")
+
+    def _rate(self, now):
+        return self.done / max(now - self.start, 1e-9)
+
+    def _line(self, now, tail):
+        self.stream.write(f"{PROGRAM}: {self.done}/{self.total} sentences "
+                          f"({100 * self.done / self.total:.0f}%), {self._rate(now):.1f} "
+                          f"sentences/s, {duration(now - self.start)} elapsed, {tail}\n")
+        self.stream.flush()
+
+
+class ScoreSummary:
+    """Per-method mean and 10/50/90% quantiles of the sentence scores (``sentence_scores`` of
+    each best hypothesis), kept as one float per sentence and method."""
+
+    def __init__(self):
+        self.scores = {}
+
+    def add(self, sentence_scores):
+        for method, score in sentence_scores.items():
+            self.scores.setdefault(method, array("d")).append(score)
+
+    def statistics(self, method):
+        """(mean, quantiles, sentences used, sentences left out) of ``method``'s finite
+        scores (an empty hypothesis' NaN is left out)."""
+        values = numpy.frombuffer(self.scores[method], dtype=numpy.float64)
+        finite = values[numpy.isfinite(values)]
+        if finite.size == 0:
+            return math.nan, [math.nan] * len(SUMMARY_QUANTILES), 0, values.size
+        return (float(finite.mean()), [float(q) for q in numpy.quantile(finite, SUMMARY_QUANTILES)],
+                int(finite.size), int(values.size - finite.size))
+
+    def lines(self):
+        """A header and one line per method: ``METHOD mean p10 p50 p90 (N sentences)``."""
+        names = " ".join(f"{f'p{round(100 * q)}':>10}" for q in SUMMARY_QUANTILES)
+        lines = [f"{PROGRAM}: sentence scores  {'method':<12}{'mean':>10} {names}"]
+        for method in self.scores:
+            mean, quantiles, used, left_out = self.statistics(method)
+            values = " ".join(f"{v:10.6g}" for v in [mean, *quantiles])
+            note = f", {left_out} left out (not finite)" if left_out else ""
+            lines.append(f"{PROGRAM}: sentence scores  {method:<12}{values}  ({used} sentences"
+                         f"{note})")
+        return lines
