@@ -11,6 +11,7 @@ import sys
 import time
 
 from .errors import QEUserError, install_excepthook
+from .run_report import Progress, follow_training
 from .synthetic import SUBSETS
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -89,12 +90,19 @@ def use_threads(count):
         THREAD_ENV[name] = str(count)
 
 
-def run_step(name, command, log_path):
-    """Run one fairseq CLI step, its output in ``log_path``; fail with the log's tail."""
+def run_step(name, command, log_path, total_updates=None):
+    """Run one fairseq CLI step, its output in ``log_path``; fail with the log's tail. A
+    training step (``total_updates``) prints a progress line at most every 30 s."""
     started = time.time()
     print(f"[{name}] {' '.join(command[2:4])} ... (log: {log_path})", flush=True)
     with open(log_path, "a", encoding="utf-8") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=THREAD_ENV)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=THREAD_ENV)
+    if total_updates:
+        progress = Progress(total_updates, sys.stdout, interval=30.0, unit="updates",
+                            prefix=f"[{name}]")
+        code = follow_training(process, log_path, progress)
+    else:
+        code = process.wait()
     if code != 0:
         with open(log_path, encoding="utf-8") as log:
             tail = "".join(log.readlines()[-15:])
@@ -129,7 +137,7 @@ def train_base(workdir, data_bin, args):
         "--max-tokens", args.max_tokens, "--max-update", args.base_updates, "--seed", args.seed,
         "--save-dir", save_dir, "--no-epoch-checkpoints", "--cpu", "--log-format", "simple",
         "--log-interval", 100, "--num-workers", 0, "--ignore-unused-valid-subsets",
-    ), os.path.join(workdir, "train-base.log"))
+    ), os.path.join(workdir, "train-base.log"), args.base_updates)
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 
@@ -143,7 +151,7 @@ def train_head(workdir, data_bin, base_checkpoint, args, subset):
         "--max-tokens", args.max_tokens, "--max-update", args.head_updates, "--seed", args.seed,
         "--save-dir", save_dir, "--no-epoch-checkpoints", "--cpu", "--log-format", "simple",
         "--log-interval", 100, "--num-workers", 0, "--ignore-unused-valid-subsets",
-    ), os.path.join(workdir, "train-head.log"))
+    ), os.path.join(workdir, "train-head.log"), args.head_updates)
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 

@@ -1,6 +1,8 @@
-"""What the raw-text command tells the user on stderr: progress lines while it runs, and the
-summary of the sentence scores at the end (no fairseq)."""
+"""What long runs tell the user on stderr: progress lines while the raw-text command or a
+quickstart training step runs, and the summary of the sentence scores at the end (no fairseq)."""
 import math
+import re
+import subprocess
 import time
 from array import array
 
@@ -22,19 +24,25 @@ def duration(seconds):
 
 
 class Progress:
-    """``N/TOTAL sentences (P%), R sentences/s, ETA T`` lines on ``stream``, at most one every
+    """``PREFIX N/TOTAL UNIT (P%), R UNIT/s, ETA T`` lines on ``stream``, at most one every
     ``interval`` seconds, and a last line when :meth:`finish` is called."""
 
-    def __init__(self, total, stream, interval=10.0, clock=time.monotonic):
+    def __init__(self, total, stream, interval=10.0, clock=time.monotonic, unit="sentences",
+                 prefix=f"{PROGRAM}:"):
         self.total, self.stream, self.interval, self.clock = total, stream, interval, clock
+        self.unit, self.prefix = unit, prefix
         self.done, self.start = 0, clock()
         self.last = self.start
 
-    def update(self, sentences):
-        """``sentences`` more are done; a line if ``interval`` seconds passed since the last."""
-        self.done += sentences
+    def update(self, count):
+        """``count`` more are done; a line if ``interval`` seconds passed since the last."""
+        self.update_to(self.done + count)
+
+    def update_to(self, done):
+        """``done`` are done in all; a line if ``interval`` seconds passed since the last."""
+        self.done = done
         now = self.clock()
-        if now - self.last >= self.interval and self.done < self.total:
+        if now - self.last >= self.interval and 0 < self.done < self.total:
             self.last = now
             self._line(now, f"ETA {duration((self.total - self.done) / self._rate(now))}")
 
@@ -45,10 +53,39 @@ class Progress:
         return self.done / max(now - self.start, 1e-9)
 
     def _line(self, now, tail):
-        self.stream.write(f"{PROGRAM}: {self.done}/{self.total} sentences "
+        self.stream.write(f"{self.prefix} {self.done}/{self.total} {self.unit} "
                           f"({100 * self.done / self.total:.0f}%), {self._rate(now):.1f} "
-                          f"sentences/s, {duration(now - self.start)} elapsed, {tail}\n")
+                          f"{self.unit}/s, {duration(now - self.start)} elapsed, {tail}\n")
         self.stream.flush()
+
+
+UPDATES_LOGGED = re.compile(r"num_updates[= ](\d+)")
+
+
+def last_logged_update(text):
+    """The last ``num_updates`` a fairseq training log reports (0 if none yet)."""
+    found = UPDATES_LOGGED.findall(text)
+    return int(found[-1]) if found else 0
+
+
+def follow_training(process, log_path, progress, poll_seconds=5.0):
+    """Wait for a fairseq-train ``process``, feeding ``progress`` the updates its log at
+    ``log_path`` reports; its exit code."""
+    offset = 0
+    while True:
+        try:
+            code = process.wait(timeout=poll_seconds)
+        except subprocess.TimeoutExpired:
+            code = None
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            log.seek(offset)
+            text = log.read()
+            offset = log.tell()
+        done = last_logged_update(text)
+        if done:
+            progress.update_to(done)
+        if code is not None:
+            return code
 
 
 class ScoreSummary:

@@ -59,3 +59,38 @@ def test_summary_is_mean_and_quantiles_of_finite_scores():
     assert lines[1].split()[3:8] == ["sigmoid"] + [f"{v:.6g}" for v in [mean, *quantiles]]
     assert lines[1].endswith("(101 sentences, 1 left out (not finite))")
     assert lines[2].endswith("(102 sentences)")
+
+
+def test_last_logged_update_of_a_fairseq_log():
+    from fairseq_sigmoid_qe.run_report import last_logged_update
+
+    log = ("epoch 001:    100 / 771 loss=1.3, num_updates=100, lr=0.001\n"
+           "valid on 'valid' subset | loss 1.301 | num_updates 200 | best_loss 1.3\n")
+    assert last_logged_update(log) == 200
+    assert last_logged_update("loading data\n") == 0
+
+
+def test_training_progress_follows_the_log(tmp_path):
+    """A stand-in training process writes fairseq-style lines; its progress lines report
+    them as they come, and its exit code is returned."""
+    import subprocess
+    import sys
+
+    from fairseq_sigmoid_qe.run_report import follow_training
+
+    log_path = tmp_path / "train.log"
+    script = ("import sys, time\n"
+              "for n in (50, 100, 150):\n"
+              "    print(f'epoch 001: loss=1.0, num_updates={n}', flush=True)\n"
+              "    time.sleep(0.3)\n"
+              "sys.exit(3)\n")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-c", script], stdout=log)
+    stream = io.StringIO()
+    progress = Progress(200, stream, interval=0, unit="updates", prefix="[train]")
+    assert follow_training(process, log_path, progress, poll_seconds=0.05) == 3
+    lines = stream.getvalue().splitlines()
+    assert lines and all(line.startswith("[train] ") and " updates (" in line for line in lines)
+    assert lines[-1].startswith("[train] 150/200 updates (75%)")
+    reported = [int(line.split()[1].split("/")[0]) for line in lines]
+    assert reported == sorted(reported)
