@@ -48,6 +48,7 @@ def generate_with_qe(task, model, dataset, generation, max_tokens=4000, max_sent
     iterator = task.get_batch_iterator(
         dataset=dataset, max_tokens=max_tokens, max_sentences=max_sentences,
         max_positions=max_positions(task, model), ignore_invalid_inputs=False,
+        disable_iterator_cache=True,  # the task would keep every dataset it is given
     ).next_epoch_itr(shuffle=False)
     device = next(model.parameters()).device
     for sample in iterator:
