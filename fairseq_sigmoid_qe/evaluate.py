@@ -289,10 +289,15 @@ def evaluate_method(predicted, gold, binary=False):
     return row
 
 
+def rows_of_pairs(pairs, binary=False):
+    """One row per :func:`method_pairs` entry: its measures and its dropped count."""
+    return [{"method": name, **evaluate_method(predicted, quality, binary), "dropped": dropped}
+            for name, predicted, quality, dropped in pairs]
+
+
 def evaluate_methods(records, gold, binary=False, label=None):
     """One row per method of ``records`` against ``gold`` (one value per record)."""
-    return [{"method": name, **evaluate_method(predicted, quality, binary), "dropped": dropped}
-            for name, predicted, quality, dropped in method_pairs(records, gold, label)]
+    return rows_of_pairs(method_pairs(records, gold, label), binary)
 
 
 def format_table(rows):
@@ -499,8 +504,9 @@ def run(args):
     for label, qe_path in labelled_files(args):
         records = load_records(qe_path, args.all_ranks)
         quality = gold_values(records, gold, kind, metric, source=path)
-        rows += evaluate_methods(records, quality, binary=kind == "labels", label=label)
-        panels += [pair[:3] for pair in method_pairs(records, quality, label)]
+        pairs = list(method_pairs(records, quality, label))
+        rows += rows_of_pairs(pairs, binary=kind == "labels")
+        panels += [pair[:3] for pair in pairs]
     if not rows:
         raise QEUserError("the QE records have no sentence_scores methods")
     result = {"gold": kind, "gold_file": path, "metric": metric, "methods": rows}

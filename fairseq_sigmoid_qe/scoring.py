@@ -72,15 +72,16 @@ def log_product(token_scores):
     return math.fsum(math.log(s) if s > 0 else -math.inf for s in token_scores)
 
 
-def sentence_score(token_scores, aggregation="prod"):
+def sentence_score(token_scores, aggregation="prod", log_prod=None):
     """Sentence QE from a hypothesis' token scores (floats): product (the paper; from
-    :func:`log_product`, 0.0 only below e^-745), mean log, or min."""
+    :func:`log_product`, 0.0 only below e^-745, or from ``log_prod`` when the caller has it),
+    mean log, or min."""
     if aggregation not in SENTENCE_AGGREGATIONS:
         raise ValueError(f"unknown sentence aggregation {aggregation!r}: prod, mean_log or min")
     if not token_scores:
         return float("nan")
     if aggregation == "prod":
-        return math.exp(log_product(token_scores))
+        return math.exp(log_product(token_scores) if log_prod is None else log_prod)
     if aggregation == "mean_log":
         return sum(math.log(max(s, 1e-300)) for s in token_scores) / len(token_scores)
     return min(token_scores)
@@ -101,10 +102,11 @@ def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_
     if word_level:
         ids = word_ids(pieces)
         per_word = {m: aggregate_words(v, ids, word_agg) for m, v in per_token.items()}
+    log_scores = {m: log_product(v) for m, v in per_token.items()}
     return {"tokens": pieces, "token_scores": per_token, "word_scores": per_word,
-            "sentence_scores": {m: sentence_score(v, sentence_agg)
+            "sentence_scores": {m: sentence_score(v, sentence_agg, log_scores[m])
                                 for m, v in per_token.items()},
-            "sentence_log_scores": {m: log_product(v) for m, v in per_token.items()}}
+            "sentence_log_scores": log_scores}
 
 
 def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, encoder_out=None,
