@@ -55,11 +55,14 @@ def _wrap_main_for_one_run(modules, argv):
         def _main(cfg, output_file):
             try:
                 printer = QEPrinter(output_file, cfg)
+                succeeded = False
                 try:
                     with printing(printer):
-                        return original(cfg, printer)
+                        result = original(cfg, printer)
+                    succeeded = True
+                    return result
                 finally:
-                    printer.close()
+                    printer.close(succeeded)
             finally:
                 for module, main in originals:
                     module._main = main

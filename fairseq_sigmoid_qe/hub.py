@@ -16,7 +16,7 @@ from fairseq.data import LanguagePairDataset
 from .errors import QEUserError, check_range, install_excepthook, warn_once
 from .inference import generate_with_qe, load_head_model, max_positions
 from .run_report import Progress, ScoreSummary
-from .textfiles import read_lines
+from .textfiles import StreamedOutput, part_file, read_lines
 from .words import detokenize
 
 
@@ -134,10 +134,6 @@ class QEModel:
         return [record for _, record in self.records(sources, translations)]
 
 
-def part_file(path):
-    return path + ".part"
-
-
 def check_output(path):
     """Before any work: ``--output`` (and the ``.part`` file it is written to) must be new, in
     a folder that exists and is writable."""
@@ -151,60 +147,6 @@ def check_output(path):
         raise QEUserError(f"--output {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise QEUserError(f"--output {path}: folder {folder} is not writable")
-
-
-class StreamedOutput:
-    """JSONL lines to stdout (``-``), or to a new ``PATH.part`` renamed to ``PATH`` by
-    :meth:`commit` once everything is written and removed by :meth:`discard` when the run
-    fails: a file named ``PATH`` is always complete, and never overwritten."""
-
-    def __init__(self, path):
-        self.path, self.part = path, None if path == "-" else part_file(path)
-        if self.part is None:
-            self.stream = sys.stdout
-            return
-        try:
-            self.stream = open(self.part, "x", encoding="utf-8")
-        except FileExistsError:
-            raise QEUserError(f"--output {path}: {self.part} exists; nothing is "
-                              "overwritten") from None
-        except OSError as exc:
-            raise QEUserError(f"cannot write --output {path}: {exc.strerror}") from exc
-
-    def write(self, text):
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except OSError as exc:  # e.g. a full disk
-            raise QEUserError(f"cannot write --output {self.path}: {exc.strerror}") from exc
-
-    def commit(self):
-        if self.part is None:
-            return
-        part, self.part = self.part, None  # from here on the records are kept in any case
-        try:
-            self.stream.close()
-            try:
-                os.link(part, self.path)  # unlike a rename, never replaces a file
-            except FileExistsError:
-                raise
-            except OSError:  # a file system without hard links
-                if os.path.lexists(self.path):
-                    raise FileExistsError from None
-                os.rename(part, self.path)
-                return
-        except FileExistsError:
-            raise QEUserError(f"--output {self.path} appeared while this ran; nothing is "
-                              f"overwritten: the records are in {part}") from None
-        except OSError as exc:
-            raise QEUserError(f"cannot write --output {self.path}: {exc.strerror}; the "
-                              f"records are in {part}") from exc
-        os.remove(part)
-
-    def discard(self):
-        if self.part is not None:
-            self.stream.close()
-            os.remove(self.part)
 
 
 def find_spm_model(data_dir):

@@ -14,6 +14,7 @@ from fairseq.utils import strip_pad
 
 from .errors import QEUserError
 from .scoring import METHODS
+from .textfiles import StreamedOutput, part_file
 
 _ACTIVE = []
 
@@ -57,8 +58,10 @@ class QEPrinter:
         self.word_level = bool(self.post_process or getattr(cfg.bpe, "_name", None))
         self.tokenizer_cfg, self.bpe_cfg = cfg.tokenizer, cfg.bpe
         self.output, self.jsonl, self.decode = cfg.task.qe_output, None, None
-        if self.output and os.path.exists(self.output):
-            raise QEUserError(f"--qe-output {self.output} exists; nothing is overwritten")
+        for existing in (self.output, self.output and part_file(self.output)):
+            if existing and os.path.lexists(existing):
+                raise QEUserError(f"--qe-output {self.output}: {existing} exists; nothing is "
+                                  "overwritten")
         self.pending = {}
 
     def add(self, task, sample, hypos):
@@ -80,12 +83,8 @@ class QEPrinter:
                     self.pending.setdefault(ids[i], deque()).append(lines)
 
     def _write_record(self, task, src_tokens, hypo, record):
-        if self.jsonl is None:  # opened only once scoring works: no empty file left
-            try:
-                self.jsonl = open(self.output, "x", encoding="utf-8")
-            except FileExistsError:
-                raise QEUserError(f"--qe-output {self.output} exists; nothing is "
-                                  "overwritten") from None
+        if self.jsonl is None:  # QEPRINTER.part, renamed by close() when the run succeeds
+            self.jsonl = StreamedOutput(self.output, "--qe-output")
             tokenizer, bpe = task.build_tokenizer(self.tokenizer_cfg), task.build_bpe(self.bpe_cfg)
 
             def decode(text):
@@ -131,12 +130,15 @@ class QEPrinter:
             self.buffer = ""
         self.stream.flush()
 
-    def close(self):
-        """Write what is left, flush, close the JSONL file."""
+    def close(self, succeeded=True):
+        """Write what is left and flush; the JSONL file becomes ``--qe-output`` if the run
+        ``succeeded``, else it is removed (never left half-written)."""
+        if self.jsonl is not None and not succeeded:
+            self.jsonl.discard()
         self._write_pending()
         self.flush()
-        if self.jsonl is not None:
-            self.jsonl.close()
+        if self.jsonl is not None and succeeded:
+            self.jsonl.commit()
 
     def __getattr__(self, name):
         return getattr(self.stream, name)

@@ -1,4 +1,6 @@
-"""The one reader of the user's text files: their lines, or one clear error line."""
+"""The user's text files: the one reader (their lines, or one clear error line) and the one
+writer of output files that must never be left half-written or overwritten."""
+import os
 import sys
 
 from .errors import QEUserError
@@ -34,3 +36,62 @@ def read_lines(path, what):
     if not lines:
         raise QEUserError(f"{what} {'stdin' if path == '-' else path} is empty")
     return lines
+
+
+def part_file(path):
+    return path + ".part"
+
+
+class StreamedOutput:
+    """JSONL lines to stdout (``-``), or to a new ``PATH.part`` renamed to ``PATH`` by
+    :meth:`commit` once everything is written and removed by :meth:`discard` when the run
+    fails: a file named ``PATH`` is always complete, and never overwritten."""
+
+    def __init__(self, path, option="--output"):
+        self.path, self.option = path, option
+        self.part = None if path == "-" else part_file(path)
+        if self.part is None:
+            self.stream = sys.stdout
+            return
+        try:
+            self.stream = open(self.part, "x", encoding="utf-8")
+        except FileExistsError:
+            raise QEUserError(f"{option} {path}: {self.part} exists; nothing is "
+                              "overwritten") from None
+        except OSError as exc:
+            raise QEUserError(f"cannot write {option} {path}: {exc.strerror}") from exc
+
+    def write(self, text):
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError as exc:  # e.g. a full disk
+            raise QEUserError(f"cannot write {self.option} {self.path}: {exc.strerror}") from exc
+
+    def commit(self):
+        if self.part is None:
+            return
+        part, self.part = self.part, None  # from here on the records are kept in any case
+        try:
+            self.stream.close()
+            try:
+                os.link(part, self.path)  # unlike a rename, never replaces a file
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links
+                if os.path.lexists(self.path):
+                    raise FileExistsError from None
+                os.rename(part, self.path)
+                return
+        except FileExistsError:
+            raise QEUserError(f"{self.option} {self.path} appeared while this ran; nothing is "
+                              f"overwritten: the records are in {part}") from None
+        except OSError as exc:
+            raise QEUserError(f"cannot write {self.option} {self.path}: {exc.strerror}; the "
+                              f"records are in {part}") from exc
+        os.remove(part)
+
+    def discard(self):
+        if self.part is not None:
+            self.stream.close()
+            os.remove(self.part)

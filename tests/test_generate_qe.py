@@ -511,3 +511,44 @@ def test_generate_hook_is_scoped_to_one_print_qe_run(monkeypatch, tmp_path):
         with pytest.raises(QEUserError, match=message):
             generate_hook.install()
         assert module._main is original_main
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_qe_output_is_its_name_only_when_the_run_succeeds(monkeypatch, tmp_path, fails):
+    """--qe-output is written through QE_OUTPUT.part: renamed when fairseq-generate's run
+    ends well, removed when it fails (never left half-written)."""
+    import io
+    import sys
+    from types import SimpleNamespace
+
+    from fairseq_sigmoid_qe import generate_hook
+    from fairseq_sigmoid_qe.textfiles import StreamedOutput
+
+    output = tmp_path / "qe.jsonl"
+
+    def original_main(cfg, printer):
+        printer.jsonl = StreamedOutput(str(output), "--qe-output")  # as its first record does
+        printer.jsonl.write("{}\n")
+        assert (tmp_path / "qe.jsonl.part").exists() and not output.exists()
+        if fails:
+            raise RuntimeError("fairseq failed")
+
+    module = SimpleNamespace(_main=original_main)
+    monkeypatch.setattr(generate_hook, "_generate_modules", lambda: [module])
+    monkeypatch.setattr(generate_hook, "_running_generate", lambda: True)
+    monkeypatch.setattr(generate_hook.install, "done", False, raising=False)
+    monkeypatch.setattr(sys, "argv", ["fairseq-generate", "data-bin", "--print-qe",
+                                      "--qe-output", str(output)])
+    generate_hook.install()
+    cfg = SimpleNamespace(
+        common_eval=SimpleNamespace(quiet=False, post_process=None),
+        generation=SimpleNamespace(nbest=1), bpe=None, tokenizer=None,
+        task=SimpleNamespace(qe_output=str(output)))
+    if fails:
+        with pytest.raises(RuntimeError):
+            module._main(cfg, io.StringIO())
+        assert not output.exists()
+    else:
+        module._main(cfg, io.StringIO())
+        assert output.read_text() == "{}\n"
+    assert not (tmp_path / "qe.jsonl.part").exists()

@@ -300,19 +300,20 @@ def test_spm_model_is_found_beside_the_data_dir(tmp_path):
 
 
 def test_output_becomes_its_name_only_when_complete(tmp_path, monkeypatch):
-    from fairseq_sigmoid_qe import hub
+    from fairseq_sigmoid_qe import textfiles
     from fairseq_sigmoid_qe.errors import QEUserError
+    from fairseq_sigmoid_qe.textfiles import StreamedOutput
 
     path = tmp_path / "qe.jsonl"
     part = Path(f"{path}.part")
-    output = hub.StreamedOutput(str(path))
+    output = StreamedOutput(str(path))
     output.write("{}\n")
     assert part.read_text() == "{}\n" and not path.exists()
     output.commit()
     assert path.read_text() == "{}\n" and not part.exists()
 
     raced = tmp_path / "raced.jsonl"
-    output = hub.StreamedOutput(str(raced))
+    output = StreamedOutput(str(raced))
     output.write("{}\n")
     raced.write_text("someone else's\n")
     with pytest.raises(QEUserError, match=r"appeared while this ran; nothing is overwritten: "
@@ -325,9 +326,9 @@ def test_output_becomes_its_name_only_when_complete(tmp_path, monkeypatch):
     def no_hard_links(source, target):
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(hub.os, "link", no_hard_links)
+    monkeypatch.setattr(textfiles.os, "link", no_hard_links)
     renamed = tmp_path / "renamed.jsonl"
-    output = hub.StreamedOutput(str(renamed))
+    output = StreamedOutput(str(renamed))
     output.write("{}\n")
     output.commit()
     assert renamed.read_text() == "{}\n" and not Path(f"{renamed}.part").exists()
