@@ -6,7 +6,7 @@
 2. The chosen head, picked by the rule below on mrdev before test is looked at, against
    softmax probability and BoostedProb on test (single reference) and mrtest (multi-reference),
    Eval Self and Eval Other, and the ambiguity report on mrtest; beside it any other head that
-   run.sh scored on test (the converged one, named there before test is looked at).
+   run.sh scored on test (the converged one, which the rule never chooses from).
 Rule: the (head, checkpoint) with the highest Eval Self Pearson against multi-reference chrF
 on mrdev (``init``, the untrained head, a copy of the softmax projection, is a candidate).
 
@@ -130,7 +130,7 @@ def chosen_head(evaluation, found):
 
 
 def tested_heads(workdir, chosen):
-    """The chosen head, then every other head scored on test (decided before test was read)."""
+    """The chosen head, then every other head that run.sh scored on test."""
     folder = os.path.join(workdir, "self", "test")
     found = [QE_FILE.match(f) for f in sorted(os.listdir(folder))] if os.path.isdir(folder) else []
     others = sorted({(m.group(1), int(m.group(2))) for m in found if m} - {chosen})

@@ -225,7 +225,7 @@ checkpoint=$work/heads/init.pt
 step "QE of the chosen head ($chosen after $n updates) on test and mrtest"
 score_head "$chosen" "$n" "$checkpoint" FINAL_EVALS mrtest
 # Reported beside it: the paper's setting trained until its valid loss stopped improving (the
-# dense head's last checkpoint), named here before test was looked at.
+# dense head's last checkpoint), as the QE-quality issue asks; never a candidate for the choice.
 read -r converged m <<< "dense_adam 1600"
 if [ "$converged $m" != "$chosen $n" ] && [ -d "$work/heads/$converged" ]; then
   step "QE of the converged head ($converged after $m updates) on test and mrtest"
