@@ -145,6 +145,27 @@ def largest_new_tensors(function):
     return sorted(recorder.tensors, reverse=True)
 
 
+def reset_peak_rss():
+    """Reset this process's peak RSS (Linux: VmHWM, via /proc/self/clear_refs); False where
+    that cannot be done (then the peak counts the model's building too)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_kib(since_reset):
+    """Peak RSS in KiB: VmHWM after a reset, else the process's maximum."""
+    if since_reset:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def memory_child(shape, mode, updates=2):
     """In a fresh process: ``updates`` training updates of the base (``mode`` "base") or the
     head, then its peak RSS; then one more update whose allocations are listed (the head's
@@ -159,16 +180,19 @@ def memory_child(shape, mode, updates=2):
         model, criterion = head_model(base), best_sampler_criterion(task)
     model.train()
     step = update_step(model, criterion, sample)
+    gc.collect()
+    since_build = reset_peak_rss()  # building a model can peak higher than training it
     for _ in range(updates):
         step()
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = peak_rss_kib(since_build)
     if hasattr(model, "_logits_buffer"):
         model._logits_buffer = None
     tensors = largest_new_tensors(step)
     positions, vocab = sample["ntokens"], len(dictionary)
     big = [size for _, size, _ in tensors if size and (len(size) == 1 or size[-1] == vocab)
            and torch.Size(size).numel() >= positions * vocab]
-    print(json.dumps({"peak_mib": peak_kib / 1024, "tensors": tensors[:4], "big": len(big)}))
+    print(json.dumps({"peak_mib": peak_kib / 1024, "tensors": tensors[:4], "big": len(big),
+                      "since_build": since_build}))
 
 
 def measure_memory(shape, threads):
@@ -268,7 +292,14 @@ def time_generation(shape, beams, repeats, dominant_at="auto"):
 
 def describe():
     load = os.getloadavg()
-    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; torch {torch.__version__}, "
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit}; "
+            f"torch {torch.__version__}, "
             f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPUs, "
             f"{platform.processor() or platform.machine()}; load average at start "
             f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
@@ -307,7 +338,9 @@ def run(options):
               f"{ratio(sparse, times['forward']):.3f} (floor 1)")
 
         memory = measure_memory(shape, options.threads)
-        print(f"  peak RSS (2 updates, own process): base training "
+        when = ("during 2 updates, the built model included" if memory["head"]["since_build"]
+                else "2 updates, building the model included")
+        print(f"  peak RSS ({when}; own process): base training "
               f"{memory['base']['peak_mib']:.0f} MiB | head training "
               f"{memory['head']['peak_mib']:.0f} MiB | head / base "
               f"{ratio(memory['head']['peak_mib'], memory['base']['peak_mib']):.3f} "
