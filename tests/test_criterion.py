@@ -18,11 +18,10 @@ class Task:
         self.source_dictionary = self.target_dictionary = dictionary
 
 
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
+def tiny_setup(words):
+    """A dictionary of ``words`` symbols, its task and a 1+1-layer head model (train mode)."""
     dictionary = Dictionary()
-    for i in range(8):
+    for i in range(words):
         dictionary.add_symbol(f"w{i}", n=10 + i)
     task = Task(dictionary)
     args = Namespace(arch="transformer", encoder_layers=1, decoder_layers=1,
@@ -37,6 +36,12 @@ def setup():
                                         base.decoder, head)
     model.train()
     return dictionary, task, model
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    return tiny_setup(8)
 
 
 def batch(dictionary, pairs):
@@ -189,19 +194,7 @@ def test_one_positions_by_vocabulary_tensor_per_update():
     from torch.utils._python_dispatch import TorchDispatchMode
 
     torch.manual_seed(0)
-    dictionary = Dictionary()
-    for i in range(40_000):
-        dictionary.add_symbol(f"w{i}", n=40_000 - i)
-    task = Task(dictionary)
-    args = Namespace(arch="transformer", encoder_layers=1, decoder_layers=1,
-                     encoder_embed_dim=16, decoder_embed_dim=16, encoder_ffn_embed_dim=32,
-                     decoder_ffn_embed_dim=32, encoder_attention_heads=2,
-                     decoder_attention_heads=2)
-    base_architecture(args)
-    base = TransformerModel.build_model(args, task)
-    model = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder,
-                                        base.decoder, torch.nn.Linear(16, 40_004, bias=False))
-    model.train()
+    dictionary, task, model = tiny_setup(40_000)
     sample = batch(dictionary, [(list(range(4, 24)), list(range(100, 119))),
                                 ([5, 6], list(range(200, 219)))])
     positions, vocab = sample["target"].numel(), len(dictionary)
