@@ -331,7 +331,8 @@ def run(options):
               f"tokens; head: token_freq+softmax T=2, avoid-dominant, K=10:")
         print(f"  base update (Adam) {times['base']:.3f} s | head update: Adam "
               f"{times['head']:.3f} s, sparse_adam {sparse:.3f} s | frozen forward "
-              f"{times['forward']:.3f} s (/ base update {ratio(times['forward'], times['base']):.3f})")
+              f"{times['forward']:.3f} s (/ base update "
+              f"{ratio(times['forward'], times['base']):.3f})")
         print(f"  head / base update: Adam {head_base:.3f}, sparse_adam "
               f"{ratio(sparse, times['base']):.3f} (target <= 0.36) | head update / frozen "
               f"forward: Adam {head_forward:.3f}, sparse_adam "

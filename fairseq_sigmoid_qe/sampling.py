@@ -118,8 +118,8 @@ def _draw(probs, rows, count, generator, block_sums=None):
     if block_sums is None:  # a few rows at a time: no [P, V] cumsum
         uniform = torch.rand(rows.numel(), count, generator=generator, device=probs.device)
         step = max(1, CDF_CHUNK // probs.size(1))
-        return torch.cat([_inverse_cdf(probs[rows[start:start + step]], uniform[start:start + step])
-                          for start in range(0, rows.numel(), step)])
+        return torch.cat([_inverse_cdf(probs[rows[i:i + step]], uniform[i:i + step])
+                          for i in range(0, rows.numel(), step)])
     return _draw_two_level(probs, rows, block_sums, count, generator)
 
 

@@ -213,7 +213,8 @@ def test_one_positions_by_vocabulary_tensor_per_update():
                     self.found.append(func.overloadpacket.__name__)
             return out
 
-    for first, sampler in zip((True, False, False), ("token_freq+softmax", "softmax", "token_freq")):
+    samplers = ("token_freq+softmax", "softmax", "token_freq")
+    for first, sampler in zip((True, False, False), samplers):
         LargeAllocations.found = []
         with LargeAllocations():
             criterion(task, sampler, negatives=4, no_avoid_dominant=False,
