@@ -48,7 +48,7 @@ from common import (
 SIZES = {
     "l10n": dict(train=(32, 32), positions=2048, generate=(16, 20, 20)),
     "transformer_base": dict(train=(16, 32), positions=1024, generate=(4, 20, 20)),
-    "deltalm_base": dict(train=(8, 32), positions=256, generate=(4, 20, 20)),
+    "deltalm_base": dict(train=(8, 32), positions=256, generate=(2, 20, 10)),
     "tiny": dict(train=(4, 8), positions=64, generate=(2, 6, 6)),
 }
 CLOCK = time.process_time
