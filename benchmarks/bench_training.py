@@ -8,38 +8,13 @@ import time
 from argparse import Namespace
 
 import torch
+from common import Task, make_batch, make_dictionary
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
-from fairseq.data import Dictionary
 from fairseq.models.transformer import TransformerModel, base_architecture
 
 import fairseq_sigmoid_qe  # noqa: F401
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
-
-
-class Task:
-    def __init__(self, dictionary):
-        self.source_dictionary = self.target_dictionary = dictionary
-
-
-def make_dictionary(size):
-    dictionary = Dictionary()
-    for i in range(size - len(dictionary)):
-        dictionary.add_symbol(f"w{i}", n=size - i)
-    return dictionary
-
-
-def make_batch(dictionary, sentences, length, generator):
-    vocab = len(dictionary)
-    src = torch.randint(dictionary.nspecial, vocab, (sentences, length), generator=generator)
-    tgt = torch.randint(dictionary.nspecial, vocab, (sentences, length), generator=generator)
-    tgt[:, -1] = dictionary.eos()
-    prev = torch.cat([torch.full((sentences, 1), dictionary.eos()), tgt[:, :-1]], dim=1)
-    return {
-        "net_input": {"src_tokens": src, "src_lengths": torch.full((sentences,), length),
-                      "prev_output_tokens": prev},
-        "target": tgt, "ntokens": tgt.numel(), "id": torch.arange(sentences),
-    }
 
 
 def time_updates(model, criterion, sample, repeats, before_update=None):

@@ -17,6 +17,7 @@ import torch
 
 CUT_MODES = ("last", "first")
 GROUP_MEMBERS = 16
+LOG_PARTITION_CHUNK = 1 << 18  # floats in row_log_partition's buffer (1 MiB)
 
 
 def _split_groups(rows, groups):
@@ -79,6 +80,24 @@ def _head_above(rows, log_threshold):
     top_ids = torch.zeros((n, width), dtype=torch.long, device=rows.device)
     top_ids[entry_rows, position] = entry_ids
     return top, top_ids
+
+
+def row_log_partition(logits, chunk_elements=LOG_PARTITION_CHUNK):
+    """Each row's maximum [N, 1] and ``logsumexp(z)`` [N] of logits [N, V]: the numbers
+    :func:`torch.logsumexp` gives for finite logits (and ``sampling.softmax_weights``), through a
+    buffer of a few rows: no [N, V] temporary, and the logits stay intact for the dominant rule
+    (and may then be overwritten, e.g. by the sampler's weights)."""
+    row_max = logits.amax(dim=-1, keepdim=True).float()
+    rows = max(1, chunk_elements // max(logits.size(-1), 1))
+    buffer = torch.empty((min(rows, logits.size(0)), logits.size(-1)), dtype=torch.float,
+                         device=logits.device)
+    sums = torch.empty(logits.size(0), dtype=torch.float, device=logits.device)
+    for start in range(0, logits.size(0), rows):
+        part = slice(start, start + rows)
+        chunk = buffer[: sums[part].numel()]
+        torch.sub(logits[part].float(), row_max[part], out=chunk).exp_()
+        torch.sum(chunk, dim=-1, out=sums[part])
+    return row_max, row_max.squeeze(-1) + sums.log()
 
 
 def _cut_mask(probs, p_jump, epsilon, cut):

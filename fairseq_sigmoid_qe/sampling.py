@@ -11,6 +11,7 @@ import torch
 from .dominant import is_dominant
 
 SAMPLERS = ("random", "token_freq", "softmax")
+CDF_CHUNK = 1 << 20  # floats of per-row weights turned into a CDF at a time
 
 
 def parse_sampler_spec(spec, num_negatives):
@@ -47,14 +48,19 @@ def token_frequency_distribution(counts, special_ids=()):
     return probs / probs.sum()
 
 
-def softmax_weights(logits, temperature=1.0, excluded=(), out=None):
+def softmax_weights(logits, temperature=1.0, excluded=(), out=None, stats=None):
     """The frozen softmax at temperature T, unnormalised: ``exp((z - max z) / T)`` [N, V]
     with excluded ids zeroed, and the rows' log-partition ``logsumexp(z)`` at T=1 (for the
-    dominant rule). One [N, V] float buffer, ``out`` if given (reused across steps, it
-    spares the page faults of a fresh large allocation)."""
-    row_max = logits.amax(dim=-1, keepdim=True).float()
+    dominant rule). One [N, V] float buffer: ``out`` if given, which may be the float
+    ``logits`` themselves (overwritten in place). ``stats``: their (row maximum, log-partition)
+    from :func:`dominant.row_log_partition`, which spares those passes."""
+    if stats is None:
+        row_max, log_partition = logits.amax(dim=-1, keepdim=True).float(), None
+    else:
+        row_max, log_partition = stats
     weights = torch.sub(logits.float(), row_max, out=out).exp_()
-    log_partition = row_max.squeeze(-1) + weights.sum(dim=-1).log()
+    if log_partition is None:
+        log_partition = row_max.squeeze(-1) + weights.sum(dim=-1).log()
     if temperature != 1:
         weights.pow_(1.0 / temperature)
     for index in excluded:
@@ -84,37 +90,43 @@ def _inverse_cdf(weights, uniform):
     return index.clamp_(max=weights.size(-1) - 1)
 
 
-def _draw_two_level(probs, count, generator, block):
-    """Draws from each row of [P, V] weights without a [P, V] cumsum: pick a block of
-    ``block`` consecutive tokens by its mass, then a token inside it (both exact)."""
-    rows, vocab = probs.shape
-    blocks = probs.view(rows, vocab // block, block)
-    uniform = torch.rand(2, rows, count, generator=generator, device=probs.device)
-    chosen = _inverse_cdf(blocks.sum(dim=-1), uniform[0])
-    weights = blocks[torch.arange(rows, device=probs.device).unsqueeze(1), chosen]
+def _block_size(vocab):
+    """Tokens per block of the two-level draw (None: a plain inverse CDF over the row)."""
+    return next((b for b in (64, 32, 16, 8) if vocab % b == 0 and vocab >= 8 * b), None)
+
+
+def _draw_two_level(probs, rows, block_sums, count, generator):
+    """Draws from rows ``rows`` of [N, V] weights without a [P, V] cumsum or copy: pick a block
+    of consecutive tokens by its mass (``block_sums`` [N, V / block]), then a token inside it
+    (both exact)."""
+    block = probs.size(1) // block_sums.size(1)
+    blocks = probs.view(probs.size(0), -1, block)
+    uniform = torch.rand(2, rows.numel(), count, generator=generator, device=probs.device)
+    chosen = _inverse_cdf(_select_rows(block_sums, rows), uniform[0])
+    weights = blocks[rows.unsqueeze(1), chosen]
     within = _inverse_cdf(weights, uniform[1].unsqueeze(-1)).squeeze(-1)
     return chosen * block + within
 
 
-def _draw(probs, rows, count, generator):
-    """``count`` draws with replacement per row: one shared [V] or per-row [N, V] weights."""
+def _draw(probs, rows, count, generator, block_sums=None):
+    """``count`` draws with replacement per row: one shared [V] or per-row [N, V] weights
+    (``block_sums``: their block masses, see :func:`_draw_two_level`)."""
     if probs.dim() == 1:
         flat = torch.multinomial(probs, rows.numel() * count, replacement=True,
                                  generator=generator)
         return flat.view(rows.numel(), count)
-    probs = _select_rows(probs, rows).contiguous()
-    vocab = probs.size(1)
-    block = next((b for b in (64, 32, 16, 8) if vocab % b == 0 and vocab >= 8 * b), None)
-    if block is None:
+    if block_sums is None:  # a few rows at a time: no [P, V] cumsum
         uniform = torch.rand(rows.numel(), count, generator=generator, device=probs.device)
-        return _inverse_cdf(probs, uniform)
-    return _draw_two_level(probs, count, generator, block)
+        step = max(1, CDF_CHUNK // probs.size(1))
+        return torch.cat([_inverse_cdf(probs[rows[i:i + step]], uniform[i:i + step])
+                          for i in range(0, rows.numel(), step)])
+    return _draw_two_level(probs, rows, block_sums, count, generator)
 
 
 def _allowed(draws, reference, probs, dominant, rows):
     allowed = draws.ne(reference[rows].unsqueeze(1)) & _first_occurrences(draws)
     if probs.dim() == 2:
-        allowed &= _select_rows(probs, rows).gather(1, draws) > 0
+        allowed &= probs[rows.unsqueeze(1), draws] > 0
     if dominant is not None:
         indices, mask = dominant
         allowed &= ~is_dominant(draws, indices[rows], mask[rows])
@@ -124,16 +136,16 @@ def _allowed(draws, reference, probs, dominant, rows):
 def _gumbel_top(weights, count, generator):
     """``count`` draws without replacement from each row of [R, V] weights, in successive
     sampling order (Gumbel top-k, exact); a draw past a row's non-zero weights is invalid."""
-    uniform = torch.rand(weights.shape, generator=generator, device=weights.device)
-    gumbel = -(-uniform.clamp_(min=torch.finfo(uniform.dtype).tiny).log()).log()
-    keys, tokens = (weights.log() + gumbel).topk(count, dim=1)
+    gumbel = torch.rand(weights.shape, generator=generator, device=weights.device)
+    gumbel.clamp_(min=torch.finfo(gumbel.dtype).tiny).log_().neg_().log_().neg_()
+    keys, tokens = torch.log(weights).add_(gumbel).topk(count, dim=1)
     return tokens, keys > float("-inf")
 
 
 def _fill_exactly(probs, reference, dominant, rows, chosen, chosen_valid, num_samples, generator):
     """Dense successive sampling for the rows the cheap draws could not fill (all at once):
     their free slots (after the valid prefix) get draws from the tokens left."""
-    dense = (probs.expand(reference.numel(), -1) if probs.dim() == 1 else probs)[rows].clone()
+    dense = (probs.expand(reference.numel(), -1) if probs.dim() == 1 else probs)[rows]  # a copy
     dense.scatter_(1, reference[rows].unsqueeze(1), 0.0)
     excluded = [(chosen, chosen_valid)] + ([] if dominant is None else
                                            [(dominant[0][rows], dominant[1][rows])])
@@ -178,8 +190,13 @@ def sample_negatives(num_samples, reference, probs, dominant=None, generator=Non
     if n == 0 or num_samples == 0:
         return tokens, valid
     rows = torch.arange(n, device=reference.device)
+    block_sums = None
     if probs.dim() == 2:
-        live = probs.sum(dim=1) > 0
+        probs = probs.contiguous()
+        block = _block_size(probs.size(1))
+        if block is not None:  # one pass: the blocks' masses, and from them the live rows
+            block_sums = probs.view(n, -1, block).sum(dim=-1)
+        live = (probs if block_sums is None else block_sums).sum(dim=1) > 0
         rows = rows[live]
     history = reference.new_zeros(rows.numel(), 0)
     count = num_samples * oversample
@@ -188,7 +205,7 @@ def sample_negatives(num_samples, reference, probs, dominant=None, generator=Non
     for _ in range(rounds):
         if rows.numel() == 0:
             break
-        history = torch.cat([history, _draw(probs, rows, count, generator)], dim=1)
+        history = torch.cat([history, _draw(probs, rows, count, generator, block_sums)], dim=1)
         allowed = _allowed(history, reference, probs, dominant, rows)
         take = allowed & (allowed.cumsum(dim=1) <= num_samples)
         full = take.sum(dim=1) == num_samples

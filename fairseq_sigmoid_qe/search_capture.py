@@ -22,7 +22,7 @@ import torch
 from fairseq.sequence_generator import EnsembleModel, SequenceGenerator
 from fairseq.sequence_scorer import SequenceScorer
 
-from .dominant import boost, dominant_summary
+from .dominant import boost, dominant_summary, row_log_partition
 from .errors import warn_once
 from .scoring import METHODS, qe_records, records_from_scores, shift_right
 
@@ -143,8 +143,9 @@ class SearchRecord:
         sentences = torch.arange(prev_tokens.size(0), device=prev_tokens.device)
         keys = row_keys(prefix_hashes(prev_tokens), sentences.unsqueeze(1))
         logits = logits.float()
+        log_partition = row_log_partition(logits.reshape(-1, logits.size(-1)))[1]
         ids, mask, mass = dominant_summary(logits, *self.rule,
-                                           log_partition=torch.logsumexp(logits, dim=-1))
+                                           log_partition=log_partition.view(logits.shape[:-1]))
         self.steps = {t: StepRecord(keys[:, t], features[:, t, :],
                                     (ids[:, t], mask[:, t], mass[:, t]))
                       for t in range(features.size(1))}
@@ -204,7 +205,7 @@ class SearchRecord:
             if self.temperature != 1:
                 logits = logits / self.temperature
             summary = dominant_summary(logits, *self.rule,
-                                       log_partition=torch.logsumexp(logits, dim=-1))
+                                       log_partition=row_log_partition(logits)[1])
             scores[part] = boost(softmax[part], tokens[part], *summary)
         return scores
 

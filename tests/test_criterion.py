@@ -18,11 +18,10 @@ class Task:
         self.source_dictionary = self.target_dictionary = dictionary
 
 
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
+def tiny_setup(words):
+    """A dictionary of ``words`` symbols, its task and a 1+1-layer head model (train mode)."""
     dictionary = Dictionary()
-    for i in range(8):
+    for i in range(words):
         dictionary.add_symbol(f"w{i}", n=10 + i)
     task = Task(dictionary)
     args = Namespace(arch="transformer", encoder_layers=1, decoder_layers=1,
@@ -37,6 +36,12 @@ def setup():
                                         base.decoder, head)
     model.train()
     return dictionary, task, model
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    return tiny_setup(8)
 
 
 def batch(dictionary, pairs):
@@ -180,6 +185,41 @@ def test_training_logits_buffer_holds_the_output_layer_numbers(setup):
         assert fresh.data_ptr() != model._logits_buffer.data_ptr()
     finally:
         model.train()
+
+
+def test_one_positions_by_vocabulary_tensor_per_update():
+    """The frozen forward's logits buffer is the update's only [positions x V] allocation: the
+    dominant sets and the softmax sampler's weights work in it (first update, nothing cached;
+    P x V = 40 x 40,004, above the few-row working buffers, which are at most 4 MiB)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    torch.manual_seed(0)
+    dictionary, task, model = tiny_setup(40_000)
+    sample = batch(dictionary, [(list(range(4, 24)), list(range(100, 119))),
+                                ([5, 6], list(range(200, 219)))])
+    positions, vocab = sample["target"].numel(), len(dictionary)
+    assert positions * vocab * 4 > 4 * 2**20
+
+    class LargeAllocations(TorchDispatchMode):
+        found = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            inputs = {a.untyped_storage().data_ptr() for a in list(args) + list(
+                (kwargs or {}).values()) if isinstance(a, torch.Tensor)}
+            for tensor in out if isinstance(out, (tuple, list)) else [out]:
+                if (isinstance(tensor, torch.Tensor) and tensor.numel() >= positions * vocab
+                        and tensor.untyped_storage().data_ptr() not in inputs):
+                    self.found.append(func.overloadpacket.__name__)
+            return out
+
+    samplers = ("token_freq+softmax", "softmax", "token_freq")
+    for first, sampler in zip((True, False, False), samplers):
+        LargeAllocations.found = []
+        with LargeAllocations():
+            criterion(task, sampler, negatives=4, no_avoid_dominant=False,
+                      ranking_loss_weight=0.5)(model, sample)
+        assert LargeAllocations.found == (["new_empty"] if first else []), sampler
 
 
 def test_token_freq_counts_the_target_side_of_a_joined_dictionary(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from fairseq_sigmoid_qe.dominant import dominant_sets, is_dominant
+from fairseq_sigmoid_qe.dominant import dominant_sets, is_dominant, row_log_partition
 from fairseq_sigmoid_qe.sampling import (
     parse_sampler_spec,
     sample_negatives,
@@ -171,3 +171,17 @@ def test_parse_sampler_spec():
             parse_sampler_spec(bad, 10)
     with pytest.raises(ValueError, match="negatives"):
         parse_sampler_spec("random+softmax+token_freq", 2)
+
+
+@pytest.mark.parametrize("rows,vocab", [(1, 7), (3, 1000), (300, 8000), (5, 250_001)])
+def test_row_log_partition_equals_logsumexp_and_the_softmax_weights_own(rows, vocab):
+    """Computed a few rows at a time, yet bit for bit what torch.logsumexp and
+    softmax_weights give; with it, softmax_weights may overwrite the logits in place."""
+    logits = torch.randn(rows, vocab, generator=torch.Generator().manual_seed(rows)) * 4
+    row_max, log_partition = row_log_partition(logits, chunk_elements=2 * vocab)
+    assert torch.equal(log_partition, torch.logsumexp(logits, dim=-1))
+    assert torch.equal(row_max, logits.amax(dim=-1, keepdim=True))
+    weights, own = softmax_weights(logits, 2.0, [1])
+    assert torch.equal(log_partition, own)
+    in_place, _ = softmax_weights(logits, 2.0, [1], out=logits, stats=(row_max, log_partition))
+    assert in_place.data_ptr() == logits.data_ptr() and torch.equal(in_place, weights)

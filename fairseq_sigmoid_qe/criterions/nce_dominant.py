@@ -16,7 +16,7 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from ..dominant import dominant_sets
+from ..dominant import dominant_sets, row_log_partition
 from ..errors import QEUserError, check_range
 from ..sampling import (
     largest_split,
@@ -138,8 +138,7 @@ class NceDominantCriterion(FairseqCriterion):
         self.positive_weight = positive_weight
         self.ranking_weight, self.ranking_margin = ranking_loss_weight, ranking_margin
         self.needs_dominant = self.avoid_dominant or ranking_loss_weight > 0
-        self._buffer = None
-        self.needs_softmax = self.needs_dominant or any(n == "softmax" for n, _ in self.samplers)
+        self.needs_softmax = any(n == "softmax" for n, _ in self.samplers)
         self.dominant_options = dict(p_jump=dominant_p_jump, epsilon=dominant_epsilon,
                                      cut=str(dominant_cut))
         dictionary = task.target_dictionary
@@ -177,13 +176,6 @@ class NceDominantCriterion(FairseqCriterion):
                     f"it gives a non-zero probability, less the reference); use "
                     f"--num-negatives {largest} or less")
 
-    def _workspace(self, logits):
-        """A float [positions x V] buffer kept across updates (grown when a batch needs more)."""
-        needed = logits.numel()
-        if self._buffer is None or self._buffer.numel() < needed or self._buffer.device != logits.device:
-            self._buffer = torch.empty(needed, dtype=torch.float, device=logits.device)
-        return self._buffer[:needed].view(logits.shape)
-
     def _generator(self, device):
         """Per-worker generator, reproducible on resume: seeded from fairseq's per-update
         seed (the global RNG) mixed with the data-parallel rank."""
@@ -205,7 +197,9 @@ class NceDominantCriterion(FairseqCriterion):
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
 
     def forward(self, model, sample, reduce=True):
-        """Dense work runs on all positions as they lie (no [positions x V] copy); padding
+        """Dense work runs on all positions as they lie, in the frozen forward's own
+        [positions x V] logits (no other tensor of that size: the dominant sets are read off
+        the logits, which then become the softmax sampler's weights in place); padding
         positions are dropped from the loss afterwards."""
         if not hasattr(model, "qe_logits"):
             raise QEUserError("criterion nce_dominant needs --arch sigmoid_head_transformer")
@@ -214,13 +208,16 @@ class NceDominantCriterion(FairseqCriterion):
         logits = logits.view(target.numel(), -1)
         keep = target.ne(self.padding_idx)
         with torch.no_grad():
-            softmax_probs, dominant = None, None
-            if self.needs_softmax:
-                softmax_probs, log_partition = softmax_weights(
-                    logits, self.temperature, [self.padding_idx], out=self._workspace(logits))
+            softmax_probs, dominant, stats = None, None, None
+            if self.needs_dominant or self.needs_softmax:
+                stats = row_log_partition(logits)
             if self.needs_dominant:
                 dominant = dominant_sets(logits, **self.dominant_options,
-                                         log_partition=log_partition)
+                                         log_partition=stats[1])
+            if self.needs_softmax:
+                in_place = logits if logits.dtype == torch.float else None
+                softmax_probs, _ = softmax_weights(logits, self.temperature, [self.padding_idx],
+                                                   out=in_place, stats=stats)
             negatives, valid = self._negatives(
                 target, softmax_probs, dominant if self.avoid_dominant else None,
                 self._generator(target.device))
