@@ -10,7 +10,7 @@ from conftest import PACKAGE_DIR, fairseq, one_error_line
 
 ALL = "sigmoid,softmax,boostedprob,entropy,mc_dropout,mc_seq_entropy"
 OPTIONS = ["--nbest", "2", "--post-process", "sentencepiece", "--max-tokens", "300",
-           "--max-len-b", "40", "--beam", "4", "--batch-size", "16", "--cpu"]
+           "--max-len-b", "40", "--batch-size", "16", "--cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +297,8 @@ def cli_runs(real_data_bin, head_checkpoint, tmp_path_factory):
     """Beam search and sampling, each without QE and with every method (--seed 7)."""
     tmp = tmp_path_factory.mktemp("methods")
     runs = {}
-    for name, search in (("beam", []), ("sampling", ["--sampling", "--seed", "7"])):
+    for name, search in (("beam", ["--beam", "4"]),
+                         ("sampling", ["--beam", "2", "--sampling", "--seed", "7"])):
         runs[name, "plain"] = generate(real_data_bin, head_checkpoint, *search).stdout
         out = tmp / f"{name}.jsonl"
         runs[name, "qe"] = generate(real_data_bin, head_checkpoint, *search, "--seed", "7",
@@ -356,11 +357,13 @@ def test_bad_method_combinations_one_error_line(real_data_bin, head_checkpoint, 
     if extra == "no dropout":
         checkpoint = zero_dropout_copy(head_checkpoint, tmp_path / "no_dropout.pt")
         extra = ["--qe-methods", "sigmoid,mc_dropout"]
-    result = generate(real_data_bin, checkpoint, "--print-qe", *extra, check=False)
+    result = generate(real_data_bin, checkpoint, "--beam", "2", "--print-qe", *extra,
+                      check=False)
     assert message in one_error_line(result)
     assert not any(line.startswith("H-") for line in result.stdout.splitlines())
 
 
 def test_qe_methods_need_print_qe(real_data_bin, head_checkpoint):
-    result = generate(real_data_bin, head_checkpoint, "--qe-methods", "entropy", check=False)
+    result = generate(real_data_bin, head_checkpoint, "--beam", "2", "--qe-methods", "entropy",
+                      check=False)
     assert "--qe-methods needs --print-qe" in one_error_line(result)
