@@ -66,8 +66,10 @@ def parse_methods(text):
 
 
 def token_entropy(log_probs):
-    """``H = -Σ_v p_v log p_v`` (nats) of each row of log-probabilities [..., V]."""
-    return torch.special.entr(log_probs.float().exp()).sum(dim=-1)
+    """``H = -Σ_v p_v log p_v`` (nats) of each row of log-probabilities [..., V] (finite, as
+    from finite logits: no ``0 · log 0`` term)."""
+    log_probs = log_probs.float()
+    return -(log_probs.exp() * log_probs).sum(dim=-1)
 
 
 @dataclass

@@ -147,9 +147,9 @@ class SearchRecord:
             return
         step = prev_tokens.size(1) - 1
         keys = row_keys(last_prefix_hash(prev_tokens), sentences)
-        each_step = self.each_step
-        dominant = dominant_summary(log_probs, *self.rule) if each_step and self.boosted else None
-        entropy = token_entropy(log_probs) if each_step and self.entropy else None
+        dominant = (dominant_summary(log_probs, *self.rule) if self.each_step and self.boosted
+                    else None)
+        entropy = token_entropy(log_probs) if self.each_step and self.entropy else None
         self.steps[step] = StepRecord(keys, projected[0][:, -1, :], dominant, entropy)
 
     def add_forced(self, prev_tokens, projected):

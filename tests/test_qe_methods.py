@@ -367,3 +367,33 @@ def test_qe_methods_need_print_qe(real_data_bin, head_checkpoint):
     result = generate(real_data_bin, head_checkpoint, "--beam", "2", "--qe-methods", "entropy",
                       check=False)
     assert "--qe-methods needs --print-qe" in one_error_line(result)
+
+
+def test_raw_text_command_takes_the_methods(real_data_bin, head_checkpoint, tmp_path):
+    """The command's --qe-methods/--qe-mc-samples/--seed: the methods' keys in order, the same
+    numbers for the same seed; a bad list is one QEUserError."""
+    from test_generate_qe import raw_test_text
+
+    from fairseq_sigmoid_qe import hub
+    from fairseq_sigmoid_qe.errors import QEUserError
+
+    sources, _, spm_model = raw_test_text(real_data_bin)
+    (tmp_path / "src.txt").write_text("\n".join(sources[:6]) + "\n")
+    common = ["translate", "--checkpoint", head_checkpoint, "--data-dir", real_data_bin,
+              "--spm-model", spm_model, "--sources", str(tmp_path / "src.txt"), "--quiet",
+              "--beam", "2", "--qe-methods", "mc_seq_entropy,entropy,mc_dropout",
+              "--qe-mc-samples", "2"]
+    outputs = []
+    for name, seed in (("a", "4"), ("b", "4"), ("c", "5")):
+        hub.main(common + ["--seed", seed, "--output", str(tmp_path / f"{name}.jsonl")])
+        outputs.append([json.loads(line) for line in open(tmp_path / f"{name}.jsonl")])
+    first, same, other = outputs
+    assert len(first) == 6 and first == same and first != other
+    for record in first:
+        assert list(record["sentence_scores"]) == ["mc_seq_entropy", "entropy", "mc_dropout",
+                                                   "mc_dropout_var"]
+        assert list(record["token_scores"]) == ["entropy", "mc_dropout"]
+    with pytest.raises(QEUserError, match="unknown method 'mc'"):
+        hub.main(common[:-4] + ["--qe-methods", "sigmoid,mc", "--output",
+                                str(tmp_path / "d.jsonl")])
+    assert not (tmp_path / "d.jsonl").exists()
