@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import PACKAGE_DIR, fairseq, one_error_line
+from test_generate_qe import first_test_batch, raw_test_text, recorded_and_forced
 
 ALL = "sigmoid,softmax,boostedprob,entropy,mc_dropout,mc_seq_entropy"
 OPTIONS = ["--nbest", "2", "--post-process", "sentencepiece", "--max-tokens", "300",
@@ -23,12 +24,6 @@ def head_model(real_data_bin, head_checkpoint):
     from fairseq_sigmoid_qe.inference import load_head_model
 
     return load_head_model(head_checkpoint, real_data_bin)
-
-
-def first_test_batch(task, sentences):
-    task.load_dataset("test")
-    return next(iter(task.get_batch_iterator(
-        dataset=task.dataset("test"), max_sentences=sentences).next_epoch_itr(shuffle=False)))
 
 
 def generate(data_bin, checkpoint, *extra, check=True):
@@ -80,14 +75,9 @@ def test_entropy_read_off_the_search_equals_a_direct_computation(head_model, dom
         [model], dictionary, beam_size=3, max_len_b=40, temperature=temperature,
         qe_dominant_at=dominant_at, qe_methods=("entropy", "softmax"))
     sample = first_test_batch(task, 8)
-    with torch.no_grad():
-        hypos = generator.generate([model], sample)
-    pairs = [(i, h) for i, beams in enumerate(hypos) for h in beams]
+    searched, _, pairs = recorded_and_forced(model, task, generator, sample)
     rows = torch.tensor([i for i, _ in pairs])
     tokens = [h["tokens"] for _, h in pairs]
-    searched = generator.search_record.token_scores(
-        rows, tokens, [h["positional_scores"] for _, h in pairs], dictionary.pad(),
-        dictionary.eos())
     assert searched is not None and list(searched[0]) == ["entropy", "softmax"]
     expected = direct_entropy(model, sample, rows, tokens, dictionary.pad(), dictionary.eos(),
                               temperature)
@@ -372,8 +362,6 @@ def test_qe_methods_need_print_qe(real_data_bin, head_checkpoint):
 def test_raw_text_command_takes_the_methods(real_data_bin, head_checkpoint, tmp_path):
     """The command's --qe-methods/--qe-mc-samples/--seed: the methods' keys in order, the same
     numbers for the same seed; a bad list is one QEUserError."""
-    from test_generate_qe import raw_test_text
-
     from fairseq_sigmoid_qe import hub
     from fairseq_sigmoid_qe.errors import QEUserError
 
