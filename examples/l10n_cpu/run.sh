@@ -7,6 +7,7 @@
 #   - multi-reference chrF on ../shared/data/l10n-en-de-multiref (mrdev: even lines, for
 #     choosing settings; mrtest: odd lines, reported once; sources of >= 4 words);
 #   - the ambiguity report: every valid reference of every multiref source force-decoded.
+# Beside the chosen head, on test and mrtest: the unsupervised baselines of --qe-methods.
 # Every step is skipped when its output exists; training resumes from checkpoint_last.pt, so an
 # interrupted run is simply run again. The work directory lives outside the clone.
 #
