@@ -29,26 +29,22 @@ class QEMethod:
     """A QE method: its name (the ``Q-`` column, the JSONL key), how its sentence score is
     made (``tokens``: from its token scores by ``--qe-sentence-agg``; ``mean_log``: ``exp`` of
     the mean log token score, whatever ``--qe-sentence-agg``; ``own``: by the method itself),
-    whether it has token scores, whether it needs Monte-Carlo passes (``--qe-mc-samples``),
-    further ``sentence_scores`` keys it writes, and what it costs beside the search."""
+    whether it needs Monte-Carlo passes (``--qe-mc-samples``; :mod:`.monte_carlo`), and the
+    further ``sentence_scores`` keys it writes. README's methods table says what each costs."""
 
     name: str
     sentence: str = "tokens"
-    token_level: bool = True
     monte_carlo: bool = False
     extra_keys: tuple = ()
-    cost: str = ""
 
 
 METHODS = {method.name: method for method in (
-    QEMethod("sigmoid", cost="one dot product per output token"),
-    QEMethod("softmax", cost="none (the search's own scores)"),
-    QEMethod("boostedprob", cost="the dominant set of each used position"),
-    QEMethod("entropy", sentence="mean_log", cost="one pass over V per used position"),
-    QEMethod("mc_dropout", sentence="own", monte_carlo=True, extra_keys=("mc_dropout_var",),
-             cost="N force-decoding passes"),
-    QEMethod("mc_seq_entropy", sentence="own", token_level=False, monte_carlo=True,
-             cost="N sampled translations per source"),
+    QEMethod("sigmoid"),
+    QEMethod("softmax"),
+    QEMethod("boostedprob"),
+    QEMethod("entropy", sentence="mean_log"),
+    QEMethod("mc_dropout", sentence="own", monte_carlo=True, extra_keys=("mc_dropout_var",)),
+    QEMethod("mc_seq_entropy", sentence="own", monte_carlo=True),  # no token scores
 )}
 DEFAULT_METHODS = ("sigmoid", "softmax", "boostedprob")
 
@@ -163,7 +159,7 @@ def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_
         per_word = {m: aggregate_words(v, ids, word_agg) for m, v in per_token.items()}
     sentence, log_scores = {}, {}
     for name in methods:
-        rule = METHODS[name].sentence if name in METHODS else "tokens"
+        rule = METHODS[name].sentence
         if rule == "tokens":
             log_scores[name] = log_product(per_token[name])
             sentence[name] = sentence_score(per_token[name], sentence_agg, log_scores[name])
@@ -171,7 +167,7 @@ def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_
             log_scores[name] = (mean_log(per_token[name]) if rule == "mean_log"
                                 else own[name])
             sentence[name] = math.exp(log_scores[name])
-        for key in METHODS[name].extra_keys if name in METHODS else ():
+        for key in METHODS[name].extra_keys:
             sentence[key] = own[key]
     return {"tokens": pieces, "token_scores": per_token, "word_scores": per_word,
             "sentence_scores": sentence, "sentence_log_scores": log_scores}
