@@ -11,8 +11,8 @@ import sys
 import time
 
 from .errors import QEUserError, install_excepthook
-from .scoring import DEFAULT_METHODS, METHODS, parse_methods
 from .run_report import Progress, follow_training
+from .scoring import DEFAULT_METHODS, METHODS, parse_methods
 from .synthetic import SUBSETS
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
