@@ -11,9 +11,15 @@ helpers inside the search, and score_qe after it, repeated on one recorded searc
 machine, 1 + work / without-QE time is a steadier figure than the end-to-end ratio.
 Target (beam 5): ratio <= 1.03. The force-decoding path (``--score-reference``) is timed too.
 
+``--methods entropy mc_dropout ...`` times instead the cost of each QE method (a
+``--qe-methods`` list each, ``default`` for the three of today) as a ratio to plain generation:
+per batch, plain generation and every method's run alternate (forward, then backward order),
+the fastest of ``--repeats`` counts, all in one run.
+
 Usage: python benchmarks/bench_generate.py DATA_BIN HEAD_CHECKPOINT [--subset test]
        [--repeats 4] [--beam 5] [--max-tokens 4000] [--threads 1] [--max-sentences N]
-       [--dominant-at auto step used_rows]
+       [--dominant-at auto step used_rows] [--methods default entropy mc_dropout mc_seq_entropy]
+       [--mc-samples 10]
 """
 import argparse
 import math
@@ -131,7 +137,33 @@ def compare(task, generators, model, samples, repeats):
     return plain, with_qe, work
 
 
+def method_costs(task, model, samples, generation, variants, repeats, mc_samples):
+    """{variant: CPU seconds} over ``samples`` for plain generation (``None``) and each
+    ``--qe-methods`` list in ``variants`` (QE lines formatted too), the runs of one batch
+    alternating, the fastest of ``repeats`` per batch and variant."""
+    from fairseq_sigmoid_qe.scoring import parse_methods
+
+    generators = {None: plain_generator(task, model, generation)}
+    for variant in variants:
+        task.qe_methods, task.qe_mc_samples = parse_methods(variant), mc_samples
+        generators[variant] = task.build_generator([model], generation)
+    order = [None, *variants]
+    totals = dict.fromkeys(order, 0.0)
+    for sample in samples:
+        times = {variant: [] for variant in order}
+        for repeat in range(repeats):
+            for variant in (order if repeat % 2 == 0 else order[::-1]):
+                if variant is not None:
+                    task.qe_methods = parse_methods(variant)
+                times[variant].append(one_batch(task, generators[variant], model, sample,
+                                                variant is not None))
+        for variant in order:
+            totals[variant] += min(times[variant])
+    return totals
+
+
 def main():
+    from fairseq_sigmoid_qe.scoring import DEFAULT_METHODS
     from fairseq_sigmoid_qe.search_capture import DOMINANT_AT
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -147,6 +179,11 @@ def main():
     parser.add_argument("--dominant-at", nargs="+", default=["auto"],
                         choices=DOMINANT_AT,
                         help="--qe-dominant-at value(s) to time, each beside the same baseline")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="time each --qe-methods list (default: the three of today) as a "
+                        "ratio to plain generation, instead of the comparisons above")
+    parser.add_argument("--mc-samples", type=int, default=10,
+                        help="--qe-mc-samples of the Monte-Carlo methods")
     options = parser.parse_args()
 
     import torch
@@ -163,6 +200,18 @@ def main():
              ("score-reference", Namespace(score_reference=True), options.dominant_at[:1])]
     print(f"{sentences} sentences, {len(samples)} batches, {options.repeats} alternating "
           f"runs per batch and mode, {options.threads} threads, V={len(task.target_dictionary)}")
+    if options.methods:
+        variants = [",".join(DEFAULT_METHODS) if m == "default" else m for m in options.methods]
+        generation = Namespace(beam=options.beam, max_len_b=200)
+        with torch.no_grad():
+            totals = method_costs(task, model, samples, generation, variants, options.repeats,
+                                  options.mc_samples)
+        print(f"beam {options.beam}, plain generation {totals[None]:.3f} s; "
+              f"--qe-mc-samples {options.mc_samples}")
+        for variant in variants:
+            print(f"  --qe-methods {variant:<34} {totals[variant]:8.3f} s   "
+                  f"ratio {totals[variant] / totals[None]:.2f}")
+        return
     with torch.no_grad():
         for name, generation, variants in modes:
             for where in variants:

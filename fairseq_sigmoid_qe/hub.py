@@ -16,6 +16,7 @@ from fairseq.data import LanguagePairDataset
 from .errors import QEUserError, check_range, install_excepthook, warn_once
 from .inference import generate_with_qe, load_head_model, max_positions
 from .run_report import Progress, ScoreSummary
+from .scoring import DEFAULT_METHODS, METHODS
 from .textfiles import StreamedOutput, part_file, read_lines
 from .words import detokenize
 
@@ -39,9 +40,14 @@ class QEModel:
     @classmethod
     def from_checkpoint(cls, checkpoint, data_dir, spm_model=None, beam=5, max_tokens=4000,
                         include_eos=False, sentence_agg="prod", word_agg="min", batch_size=None,
-                        device="cpu"):
+                        device="cpu", methods=DEFAULT_METHODS, mc_samples=None, seed=1):
+        """``methods``: QE methods (names of ``scoring.METHODS``, a tuple or comma list);
+        ``mc_samples``, ``seed``: of the Monte-Carlo methods."""
+        if not isinstance(methods, str):
+            methods = ",".join(methods)
         model, task = load_head_model(checkpoint, data_dir, qe_include_eos=include_eos,
-                                      qe_sentence_agg=sentence_agg, qe_word_agg=word_agg)
+                                      qe_sentence_agg=sentence_agg, qe_word_agg=word_agg,
+                                      qe_methods=methods, qe_mc_samples=mc_samples, seed=seed)
         model.to(device)
         spm = None
         if spm_model:
@@ -212,6 +218,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads of torch (>= 1; default: torch's)")
     parser.add_argument("--include-eos", action="store_true")
+    parser.add_argument("--qe-methods", default=",".join(DEFAULT_METHODS),
+                        help="comma list of QE methods, in output order: " + ", ".join(METHODS))
+    parser.add_argument("--qe-mc-samples", type=int, default=None,
+                        help="samples of the Monte-Carlo methods (default 10)")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seed of the Monte-Carlo methods (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--summary", action="store_true",
                         help="at the end, each method's mean and 10/50/90%% quantiles of the "
@@ -245,7 +257,9 @@ def main(argv=None):
     translations = read_lines(args.translations, "--translations") if args.translations else None
     qe = QEModel.from_checkpoint(args.checkpoint, args.data_dir, spm_model, beam=args.beam,
                                  max_tokens=args.max_tokens, include_eos=args.include_eos,
-                                 batch_size=args.batch_size, device=device)
+                                 batch_size=args.batch_size, device=device,
+                                 methods=args.qe_methods, mc_samples=args.qe_mc_samples,
+                                 seed=args.seed)
     progress = None if args.quiet else Progress(len(sources), sys.stderr)
     summary = ScoreSummary() if args.summary else None
     records = qe.records(sources, translations, nbest=args.nbest,

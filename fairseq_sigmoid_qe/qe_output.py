@@ -13,21 +13,25 @@ from contextlib import contextmanager
 from fairseq.utils import strip_pad
 
 from .errors import QEUserError
-from .scoring import METHODS
 from .textfiles import StreamedOutput, part_file
 
 _ACTIVE = []
 
 
 def qe_lines(sample_id, qe, word_level):
-    """The Q- (sentence QE of every method), QT- (sigmoid per subword) and, at word level,
-    QW- (sigmoid per word) lines of one hypothesis' QE record."""
-    sentence = "\t".join(f"{qe['sentence_scores'][m]:.6g}" for m in METHODS)
-    lines = [f"Q-{sample_id}\t{sentence}",
-             f"QT-{sample_id}\t" + " ".join(f"{s:.4f}" for s in qe["token_scores"]["sigmoid"])]
-    if word_level:
-        lines.append(f"QW-{sample_id}\t" + " ".join(
-            f"{s:.4f}" for s in qe["word_scores"]["sigmoid"]))
+    """The Q- (sentence QE of each of the record's methods, in its order), QT- (the first
+    token-level method's score per subword) and, at word level, QW- (its score per word)
+    lines of one hypothesis' QE record."""
+    methods = qe["sentence_log_scores"]  # the record's methods, in --qe-methods order
+    sentence = "\t".join(f"{qe['sentence_scores'][m]:.6g}" for m in methods)
+    lines = [f"Q-{sample_id}\t{sentence}"]
+    shown = next(iter(qe["token_scores"]), None)
+    if shown is not None:
+        lines.append(f"QT-{sample_id}\t" + " ".join(
+            f"{s:.4f}" for s in qe["token_scores"][shown]))
+        if word_level:
+            lines.append(f"QW-{sample_id}\t" + " ".join(
+                f"{s:.4f}" for s in qe["word_scores"][shown]))
     return lines
 
 

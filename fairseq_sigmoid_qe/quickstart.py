@@ -12,6 +12,7 @@ import time
 
 from .errors import QEUserError, install_excepthook
 from .run_report import Progress, follow_training
+from .scoring import DEFAULT_METHODS, METHODS, parse_methods
 from .synthetic import SUBSETS
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -65,12 +66,20 @@ def parse_args(argv=None):
     parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
     parser.add_argument("--beam", type=int, default=5, help="beam size for the test set")
     parser.add_argument("--seed", type=int, default=1, help="seed for data and training")
+    parser.add_argument("--qe-methods", default=",".join(DEFAULT_METHODS),
+                        help="comma list of QE methods to report: " + ", ".join(METHODS))
+    parser.add_argument("--qe-mc-samples", type=int, default=None,
+                        help="samples of the Monte-Carlo methods (default 10)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for every step (default 1: the same numbers on any "
                         "machine; float sums differ with the thread count)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be at least 1")
+    try:
+        parse_methods(args.qe_methods)
+    except ValueError as exc:
+        parser.error(f"--qe-methods: {exc}")
     defaults = {"synthetic": (12000, 500, 300), "l10n": (60000, 4000, 1000)}[args.data]
     for name, value in zip(("train_pairs", "base_updates", "head_updates"), defaults):
         if getattr(args, name) is None:
@@ -192,17 +201,17 @@ def correlation_table(records, gold_of, token_labels_of=None):
     """Pearson and Spearman of each method's sentence scores with the gold; with token labels
     (synthetic data: 1 = a valid translation), also each method's token-level ROC-AUC."""
     from .evaluate import pearson, roc_auc, spearman
-    from .scoring import METHODS
     gold = [gold_of(r) for r in records]
     labels = [label for r in records for label in token_labels_of(r)] if token_labels_of else None
     rows = []
-    for method in METHODS:
+    for method in records[0]["sentence_scores"]:
         predicted = [r["sentence_scores"][method] for r in records]
         row = {"method": method, "pearson": pearson(predicted, gold),
                "spearman": spearman(predicted, gold)}
         if labels is not None:
-            row["token_auc"] = roc_auc([s for r in records for s in r["token_scores"][method]],
-                                       labels)
+            row["token_auc"] = (roc_auc([s for r in records for s in r["token_scores"][method]],
+                                        labels)
+                                if method in records[0]["token_scores"] else None)
         rows.append(row)
     return rows, gold
 
@@ -220,7 +229,8 @@ def run(argv=None):
 
     from .inference import load_head_model, translate_and_score
     print("[score] beam search on the test set and QE of every hypothesis", flush=True)
-    model, task = load_head_model(head, data_bin)
+    model, task = load_head_model(head, data_bin, qe_methods=args.qe_methods,
+                                  qe_mc_samples=args.qe_mc_samples, seed=args.seed)
     records = translate_and_score(model, task, "test", beam=args.beam)
     rows, gold = correlation_table(records, gold_of, token_labels_of)
     groups = None
@@ -239,7 +249,8 @@ def run(argv=None):
     print(f"{'method':<12} {'Pearson':>8} {'Spearman':>9}" + (f" {'token AUC':>10}" if auc else ""))
     for row in rows:
         print(f"{row['method']:<12} {row['pearson']:>8.3f} {row['spearman']:>9.3f}"
-              + (f" {row['token_auc']:>10.3f}" if auc else ""))
+              + ((f" {row['token_auc']:>10.3f}" if row["token_auc"] is not None
+                  else f" {'-':>10}") if auc else ""))
     if groups:
         from .token_groups import print_group_tables
         print_group_tables(groups)

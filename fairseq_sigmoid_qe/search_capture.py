@@ -9,8 +9,8 @@ extension points (no fairseq method is replaced):
   of the row's softmax distribution. A finished hypothesis ``y`` took its token ``y_t`` from
   the row whose decoder input was ``<eos> y_<t`` in the same sentence; rows are found by a hash
   of (sentence, decoder input). From the ``h`` of the rows a hypothesis used come
-  ``σ(h · W_qe[y])`` and BoostedProb (from the step's summary, or from the frozen output
-  projection re-applied to the used rows only);
+  ``σ(h · W_qe[y])``, BoostedProb and the entropy (from the step's summary, or from the frozen
+  output projection re-applied to the used rows only);
 - ``--score-reference``: :class:`RecordingSequenceScorer`, fairseq's ``SequenceScorer`` whose one
   forward pass leaves ``h`` and the logits of every position.
 
@@ -24,7 +24,15 @@ from fairseq.sequence_scorer import SequenceScorer
 
 from .dominant import boost, dominant_summary, row_log_partition
 from .errors import warn_once
-from .scoring import METHODS, qe_records, records_from_scores, shift_right
+from .monte_carlo import monte_carlo_scores
+from .scoring import (
+    DEFAULT_METHODS,
+    METHODS,
+    records_from_scores,
+    score_tokens,
+    shift_right,
+    token_entropy,
+)
 
 SENTENCE_KEY = "sigmoid_qe_sentence"
 HASH_BASE = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit multiplier, as signed int64
@@ -105,21 +113,30 @@ class ProjectionTap:
         return self.calls[0] if len(self.calls) == 1 else None
 
 
+def search_methods(methods):
+    """The token-level methods of ``methods`` that one pass of the frozen model gives (read
+    off the search, else force-decoded)."""
+    return tuple(m for m in methods if not METHODS[m].monte_carlo)
+
+
 class StepRecord:
     """What one decoder position leaves for QE, per row: its key, ``h`` and, if taken, its
-    dominant summary (ids, mask, mass)."""
+    dominant summary (ids, mask, mass) and the entropy of its distribution."""
 
-    def __init__(self, keys, features, dominant=None):
-        self.keys, self.features, self.dominant = keys, features, dominant
+    def __init__(self, keys, features, dominant=None, entropy=None):
+        self.keys, self.features, self.dominant, self.entropy = keys, features, dominant, entropy
 
 
 class SearchRecord:
-    """What one batch's search (or scorer pass) computed, for QE of its hypotheses."""
+    """What one batch's search (or scorer pass) computed, for QE of its hypotheses by
+    ``methods`` (only what they need is kept)."""
 
     def __init__(self, model, each_step=True, temperature=1.0, rule=DOMINANT_RULE,
-                 rows_per_chunk=None):
+                 rows_per_chunk=None, methods=DEFAULT_METHODS):
         self.model, self.each_step, self.temperature = model, each_step, temperature
         self.rule, self.rows_per_chunk = rule, rows_per_chunk
+        self.boosted, self.entropy = "boostedprob" in methods, "entropy" in methods
+        self.methods = search_methods(methods)
         self.encoder_output, self.steps, self.unreadable = None, {}, None
 
     def add_step(self, prev_tokens, sentences, projected, log_probs):
@@ -130,8 +147,10 @@ class SearchRecord:
             return
         step = prev_tokens.size(1) - 1
         keys = row_keys(last_prefix_hash(prev_tokens), sentences)
-        dominant = dominant_summary(log_probs, *self.rule) if self.each_step else None
-        self.steps[step] = StepRecord(keys, projected[0][:, -1, :], dominant)
+        dominant = (dominant_summary(log_probs, *self.rule) if self.each_step and self.boosted
+                    else None)
+        entropy = token_entropy(log_probs) if self.each_step and self.entropy else None
+        self.steps[step] = StepRecord(keys, projected[0][:, -1, :], dominant, entropy)
 
     def add_forced(self, prev_tokens, projected):
         """One force-decoding pass over every position: decoder inputs [N, T] (row ``i`` is
@@ -143,18 +162,21 @@ class SearchRecord:
         sentences = torch.arange(prev_tokens.size(0), device=prev_tokens.device)
         keys = row_keys(prefix_hashes(prev_tokens), sentences.unsqueeze(1))
         logits = logits.float()
-        log_partition = row_log_partition(logits.reshape(-1, logits.size(-1)))[1]
-        ids, mask, mass = dominant_summary(logits, *self.rule,
-                                           log_partition=log_partition.view(logits.shape[:-1]))
+        log_partition = row_log_partition(
+            logits.reshape(-1, logits.size(-1)))[1].view(logits.shape[:-1])
+        ids, mask, mass = dominant_summary(logits, *self.rule, log_partition=log_partition)
+        entropy = (token_entropy(logits - log_partition.unsqueeze(-1)) if self.entropy
+                   else None)
         self.steps = {t: StepRecord(keys[:, t], features[:, t, :],
-                                    (ids[:, t], mask[:, t], mass[:, t]))
+                                    (ids[:, t], mask[:, t], mass[:, t]),
+                                    None if entropy is None else entropy[:, t])
                       for t in range(features.size(1))}
 
     @torch.no_grad()
     def token_scores(self, sentences, hypotheses, positional_scores, pad, eos):
         """Per-token scores of hypotheses (1-D token tensors ending in EOS; ``sentences``
-        their row in the sample) as {method: [N, T]} with the pad mask, or None if any token's
-        position is not on record."""
+        their row in the sample) as {method: [N, T]} (the record's search methods) with the
+        pad mask, or None if any token's position is not on record."""
         if self.unreadable or not self.steps or not hypotheses:
             return None
         tokens = torch.nn.utils.rnn.pad_sequence(hypotheses, batch_first=True, padding_value=pad)
@@ -162,7 +184,7 @@ class SearchRecord:
         mask = tokens.ne(pad)
         softmax = torch.nn.utils.rnn.pad_sequence(
             [s.float().exp() for s in positional_scores], batch_first=True)
-        boosted = softmax.clone()
+        boosted, entropy = softmax.clone(), torch.zeros_like(softmax)
         recompute = torch.zeros_like(mask)
         features = None
         for step in range(tokens.size(1)):
@@ -179,35 +201,43 @@ class SearchRecord:
             if features is None:
                 features = record.features.new_zeros(tokens.shape + record.features.shape[1:])
             features[live, step] = record.features[rows]
-            if record.dominant is not None:
+            if self.boosted and record.dominant is not None:
                 boosted[live, step] = boost(softmax[live, step], tokens[live, step],
                                             *(part[rows] for part in record.dominant))
-            else:
+            if self.entropy and record.entropy is not None:
+                entropy[live, step] = record.entropy[rows]
+            if ((self.boosted and record.dominant is None)
+                    or (self.entropy and record.entropy is None)):
                 recompute[live, step] = True
         if recompute.any():
-            boosted[recompute] = self.boosted_from_features(
+            boosted[recompute], entropy[recompute] = self.from_features(
                 features[recompute], tokens[recompute], softmax[recompute])
-        logits = self.model.qe_logits(features, tokens.unsqueeze(-1)).squeeze(-1)
+        found = {"softmax": softmax, "boostedprob": boosted, "entropy": torch.exp(-entropy)}
+        if "sigmoid" in self.methods:
+            logits = self.model.qe_logits(features, tokens.unsqueeze(-1)).squeeze(-1)
+            found["sigmoid"] = torch.sigmoid(logits.float())
         zero = torch.zeros((), dtype=torch.float)
-        found = {"sigmoid": torch.sigmoid(logits.float()), "softmax": softmax,
-                 "boostedprob": boosted}
-        return {m: torch.where(mask, found[m], zero) for m in METHODS}, mask
+        return {m: torch.where(mask, found[m], zero) for m in self.methods}, mask
 
-    def boosted_from_features(self, features, tokens, softmax):
-        """BoostedProb of tokens [M] from their rows' ``h`` [M, d]: the frozen logits (at the
-        search's temperature) recomputed a chunk of rows at a time."""
+    def from_features(self, features, tokens, softmax):
+        """BoostedProb and entropy of tokens [M] from their rows' ``h`` [M, d] (each only if
+        wanted; else zeros): the frozen logits (at the search's temperature) recomputed a
+        chunk of rows at a time."""
         vocab = self.model.decoder.output_projection.out_features
         chunk = self.rows_per_chunk or max(1, ELEMENTS_PER_CHUNK // vocab)
-        scores = torch.empty_like(softmax)
+        boosted, entropy = torch.zeros_like(softmax), torch.zeros_like(softmax)
         for start in range(0, tokens.numel(), chunk):
             part = slice(start, start + chunk)
             logits = self.model.decoder.output_layer(features[part]).float()
             if self.temperature != 1:
                 logits = logits / self.temperature
-            summary = dominant_summary(logits, *self.rule,
-                                       log_partition=row_log_partition(logits)[1])
-            scores[part] = boost(softmax[part], tokens[part], *summary)
-        return scores
+            log_partition = row_log_partition(logits)[1]
+            if self.boosted:
+                summary = dominant_summary(logits, *self.rule, log_partition=log_partition)
+                boosted[part] = boost(softmax[part], tokens[part], *summary)
+            if self.entropy:
+                entropy[part] = token_entropy(logits - log_partition.unsqueeze(-1))
+        return boosted, entropy
 
 
 class RecordingEnsembleModel(EnsembleModel):
@@ -215,19 +245,20 @@ class RecordingEnsembleModel(EnsembleModel):
     encoder output, each row's sentence (carried in the encoder output through every
     reordering) and, per decoder step, what :meth:`SearchRecord.add_step` keeps."""
 
-    def __init__(self, models, dominant_at="auto", rows_per_chunk=None):
+    def __init__(self, models, dominant_at="auto", rows_per_chunk=None,
+                 methods=DEFAULT_METHODS):
         super().__init__(models)
         if self.models_size != 1:
             raise ValueError("a recording ensemble holds exactly one model")
         projection = output_projection(self.single_model)
         width = getattr(projection, "in_features", STEP_SUMMARY_MIN_DIM)
         self.each_step = dominant_each_step(width, dominant_at)
-        self.rows_per_chunk, self.record = rows_per_chunk, None
+        self.rows_per_chunk, self.methods, self.record = rows_per_chunk, methods, None
 
     def forward_encoder(self, net_input):
         encoder_outs = super().forward_encoder(net_input)
         self.record = SearchRecord(self.single_model, self.each_step,
-                                   rows_per_chunk=self.rows_per_chunk)
+                                   rows_per_chunk=self.rows_per_chunk, methods=self.methods)
         out = encoder_outs[0] if encoder_outs else None
         if isinstance(out, dict) and out.get("encoder_out"):
             self.record.encoder_output = out
@@ -259,9 +290,9 @@ class RecordingSequenceGenerator(SequenceGenerator):
     (``search_record``); ``qe_dominant_at``: see :func:`dominant_each_step`."""
 
     def __init__(self, models, tgt_dict, qe_dominant_at="auto", qe_rows_per_chunk=None,
-                 **kwargs):
-        super().__init__(RecordingEnsembleModel(models, qe_dominant_at, qe_rows_per_chunk),
-                         tgt_dict, **kwargs)
+                 qe_methods=DEFAULT_METHODS, **kwargs):
+        super().__init__(RecordingEnsembleModel(models, qe_dominant_at, qe_rows_per_chunk,
+                                                qe_methods), tgt_dict, **kwargs)
 
     @property
     def search_record(self):
@@ -274,37 +305,66 @@ class RecordingSequenceScorer(SequenceScorer):
 
     search_record = None
 
+    def __init__(self, tgt_dict, qe_methods=DEFAULT_METHODS, **kwargs):
+        super().__init__(tgt_dict, **kwargs)
+        self.qe_methods = qe_methods
+
     def generate(self, models, sample, **kwargs):
         if len(models) != 1:
             self.search_record = None
             return super().generate(models, sample, **kwargs)
         with ProjectionTap(models[0]) as tap:
             hypos = super().generate(models, sample, **kwargs)
-        self.search_record = SearchRecord(models[0])
+        self.search_record = SearchRecord(models[0], methods=self.qe_methods)
         self.search_record.add_forced(sample["net_input"]["prev_output_tokens"],
                                       tap.single_call())
         return hypos
 
 
 @torch.no_grad()
-def hypothesis_records(model, sample, rows, tokens, dictionary, record=None,
-                       positional_scores=None, **options):
-    """QE records of hypotheses (1-D token tensors; ``tokens[i]`` translates row ``rows[i]``
-    of ``sample``): read off ``record`` (a :class:`SearchRecord`) when it holds every
-    position, else force-decoded in one pass that reuses the recorded encoder output.
-    ``options`` go to :func:`scoring.hypothesis_qe`."""
+def hypothesis_token_scores(model, sample, rows, tokens, dictionary, record=None,
+                            positional_scores=None, methods=DEFAULT_METHODS):
+    """Token scores {method: [N, T]} of hypotheses (1-D token tensors; ``tokens[i]``
+    translates row ``rows[i]`` of ``sample``) by the search methods of ``methods``: read off
+    ``record`` (a :class:`SearchRecord`) when it holds every position, else force-decoded in
+    one pass that reuses the recorded encoder output."""
     net_input = sample["net_input"]
     index = torch.as_tensor(rows, device=net_input["src_tokens"].device)
     if record is not None:
         searched = record.token_scores(index, tokens, positional_scores, dictionary.pad(),
                                        dictionary.eos())
         if searched is not None:
-            return records_from_scores(searched[0], tokens, dictionary, **options)
+            return searched[0]
         warn_once("QE could not be read off the search ("
                   + (record.unreadable or "a hypothesis position was not recorded")
                   + "); such hypotheses are force-decoded once more")
     encoder_out = record.encoder_output if record is not None else None
     if encoder_out is not None:
         encoder_out = model.encoder.reorder_encoder_out(encoder_out, index)
-    return qe_records(model, net_input["src_tokens"][index], net_input["src_lengths"][index],
-                      tokens, dictionary, encoder_out=encoder_out, **options)
+    padded = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True,
+                                             padding_value=dictionary.pad())
+    return score_tokens(model, net_input["src_tokens"][index], net_input["src_lengths"][index],
+                        padded, dictionary.pad(), dictionary.eos(), encoder_out=encoder_out,
+                        methods=search_methods(methods)).scores
+
+
+@torch.no_grad()
+def hypothesis_records(model, sample, rows, tokens, dictionary, record=None,
+                       positional_scores=None, methods=DEFAULT_METHODS, mc_samples=10, seed=1,
+                       temperature=1.0, sampler=None, **options):
+    """QE records of hypotheses (as :func:`hypothesis_token_scores`) by ``methods``, in
+    their order: the search methods read off ``record`` (else force-decoded), the Monte-Carlo
+    ones from ``mc_samples`` seeded passes (:mod:`.monte_carlo`; ``temperature``: the
+    search's, ``sampler``: the translation sampler of ``mc_seq_entropy``). ``options`` go
+    to :func:`scoring.hypothesis_qe`."""
+    scores = hypothesis_token_scores(model, sample, rows, tokens, dictionary, record,
+                                     positional_scores, methods)
+    own = None
+    if any(METHODS[m].monte_carlo for m in methods):
+        padded = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True,
+                                                 padding_value=dictionary.pad())
+        mc_tokens, own = monte_carlo_scores(model, sample, rows, padded, dictionary, methods,
+                                            mc_samples, seed, options.get("include_eos", False),
+                                            temperature, sampler)
+        scores.update(mc_tokens)
+    return records_from_scores(scores, tokens, dictionary, methods=methods, own=own, **options)

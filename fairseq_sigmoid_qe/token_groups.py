@@ -72,7 +72,7 @@ def forced_tokens(model, task, pairs, labels_of, batch_size=64):
     target word. EOS and target words outside the dictionary (``<unk>``) are left out."""
     import torch
 
-    from .scoring import METHODS, score_tokens
+    from .scoring import DEFAULT_METHODS, score_tokens
 
     dictionary = task.target_dictionary
     pad, eos = dictionary.pad(), dictionary.eos()
@@ -89,35 +89,35 @@ def forced_tokens(model, task, pairs, labels_of, batch_size=64):
         hyp_tokens = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=pad)
         lengths = torch.tensor([len(s) for s in sources])
         scores = score_tokens(model, src_tokens, lengths, hyp_tokens, pad, eos)
-        lists = {m: scores.method(m).tolist() for m in METHODS}
+        lists = {m: scores.method(m).tolist() for m in DEFAULT_METHODS}
         argmax, dominant = scores.argmax.tolist(), scores.dominant.tolist()
         for row, (src, tgt) in enumerate(chunk):
             for t, valid in enumerate(labels_of(src, tgt)):
                 if targets[row][t] != dictionary.unk():
                     yield (group_of(valid, argmax[row][t], dominant[row][t]),
-                           {m: lists[m][row][t] for m in METHODS})
+                           {m: lists[m][row][t] for m in DEFAULT_METHODS})
 
 
 def synthetic_group_tables(model, task, language, records):
     """The two tables of a synthetic run: beam translations (``records`` with ``source``,
     ``hypothesis`` and ``reference`` text) and their references."""
-    from .scoring import METHODS
+    from .scoring import DEFAULT_METHODS
 
     tables = {}
     for kind in ("hypothesis", "reference"):
         pairs = [(r["source"].split(), r[kind].split()) for r in records]
         tokens = forced_tokens(model, task, pairs, language.token_labels)
-        tables[kind] = group_table(tokens, METHODS)
+        tables[kind] = group_table(tokens, DEFAULT_METHODS)
     return tables
 
 
 def print_group_tables(tables):
-    from .scoring import METHODS
+    from .scoring import DEFAULT_METHODS
 
     titles = {"hypothesis": "mean token score by group, beam translations",
               "reference": "mean token score by group, references (force-decoded)"}
     for kind, rows in tables.items():
-        print("\n" + format_group_table(rows, METHODS, titles[kind]))
+        print("\n" + format_group_table(rows, DEFAULT_METHODS, titles[kind]))
 
 
 def main(argv=None):

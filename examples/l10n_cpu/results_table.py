@@ -6,7 +6,9 @@
 2. The chosen head, picked by the rule below on mrdev before test is looked at, against
    softmax probability and BoostedProb on test (single reference) and mrtest (multi-reference),
    Eval Self and Eval Other, and the ambiguity report on mrtest; beside it any other head that
-   run.sh scored on test (the converged one, which the rule never chooses from).
+   run.sh scored on test (the converged one, which the rule never chooses from), and the
+   unsupervised baselines of ``--qe-methods`` (entropy, MC dropout, MC sequence entropy; run.sh
+   step 5b) on the same hypotheses.
 Rule: the (head, checkpoint) with the highest Eval Self Pearson against multi-reference chrF
 on mrdev (``init``, the untrained head, a copy of the softmax projection, is a candidate).
 
@@ -23,6 +25,12 @@ from fairseq_sigmoid_qe.evaluate import (
 from fairseq_sigmoid_qe.textfiles import read_lines
 
 BASELINES = (("softmax probability", "softmax"), ("BoostedProb", "boostedprob"))
+# The unsupervised baselines of --qe-methods (run.sh step 5b), in qe-baselines-mc10.jsonl.
+MC_BASELINES = ("baselines", "mc10")
+UNSUPERVISED = (("token entropy, exp(-mean H)", "entropy"),
+                ("MC dropout, exp(D-TP), N = 10", "mc_dropout"),
+                ("MC dropout D-Var, N = 10 (lower = more certain)", "mc_dropout_var"),
+                ("MC sequence entropy, exp(-Ĥ), N = 10", "mc_seq_entropy"))
 QE_FILE = re.compile(r"^qe-(.+)-(\d+)\.jsonl$")
 
 
@@ -49,11 +57,14 @@ class Evaluation:
         self.groups = {split: read_lines(os.path.join(text, f"{split}-refs.group"), "groups")
                        for split in ("mrdev", "mrtest")
                        if os.path.exists(os.path.join(text, f"{split}-refs.group"))}
-        self._gold = {}
+        self._gold, self._records = {}, {}
 
     def records(self, system, split, head):
-        path = os.path.join(self.workdir, system, split, f"qe-{head[0]}-{head[1]}.jsonl")
-        return load_records(path) if os.path.exists(path) else None
+        key = (system, split, head)
+        if key not in self._records:
+            path = os.path.join(self.workdir, system, split, f"qe-{head[0]}-{head[1]}.jsonl")
+            self._records[key] = load_records(path) if os.path.exists(path) else None
+        return self._records[key]
 
     def metrics(self, system, split, head, method):
         records = self.records(system, split, head)
@@ -139,6 +150,9 @@ def tested_heads(workdir, chosen):
 
 def final_table(evaluation, tested):
     rows = [(label, method, tested[0]) for label, method in BASELINES] + [
+        (label, method, MC_BASELINES) for label, method in UNSUPERVISED
+        if any(evaluation.records(system, split, MC_BASELINES) is not None
+               for system in ("self", "other") for split in ("test", "mrtest"))] + [
         (f"sigmoid head: {head[0]}, {head[1]} updates", "sigmoid", head) for head in tested]
     columns = [("self", "test"), ("other", "test"), ("self", "mrtest"), ("other", "mrtest")]
     lines = ["| QE | Self Pearson (1 ref) | Other Pearson (1 ref) | Self Pearson (multi-ref) | "

@@ -7,6 +7,7 @@
 #   - multi-reference chrF on ../shared/data/l10n-en-de-multiref (mrdev: even lines, for
 #     choosing settings; mrtest: odd lines, reported once; sources of >= 4 words);
 #   - the ambiguity report: every valid reference of every multiref source force-decoded.
+# Beside the chosen head, on test and mrtest: the unsupervised baselines of --qe-methods.
 # Every step is skipped when its output exists; training resumes from checkpoint_last.pt, so an
 # interrupted run is simply run again. The work directory lives outside the clone.
 #
@@ -165,12 +166,12 @@ touch "$work/evaluations-ready"
 
 # 4. Heads, each evaluated at its checkpoints: QE of every evaluation split, and of the
 #    multi-reference references (ambiguity).
-qe() {  # qe OUT.jsonl CHECKPOINT DATA_BIN
+qe() {  # qe OUT.jsonl CHECKPOINT DATA_BIN [QE OPTIONS]
   [ -f "$1" ] && return
   rm -f "$1.part"
   fairseq generate "$3" --user-dir "$user_dir" --path "$2" --gen-subset test --score-reference \
     --print-qe --qe-output "$1.part" --post-process sentencepiece \
-    --max-tokens 8000 --required-batch-size-multiple 1 --cpu > /dev/null
+    --max-tokens 8000 --required-batch-size-multiple 1 --cpu "${@:4}" > /dev/null
   mv "$1.part" "$1"
 }
 score_head() {  # score_head NAME UPDATES CHECKPOINT EVALS_ARRAY REFS_SPLIT
@@ -232,6 +233,18 @@ if [ "$converged $m" != "$chosen $n" ] && [ -d "$work/heads/$converged" ]; then
   score_head "$converged" "$m" "$(ls "$work/heads/$converged"/checkpoint_*_"$m".pt | head -1)" \
     FINAL_EVALS mrtest
 fi
+
+# 5b. The unsupervised baselines (token entropy, MC dropout, MC sequence entropy; N = 10,
+#     --seed 1) of the same hypotheses, scored once on test and mrtest. They use only the
+#     frozen base (trained with --dropout 0.1); any head checkpoint carries it: the chosen one.
+#     The sampled translations of mc_seq_entropy get the beam search's length limits.
+for eval in "${FINAL_EVALS[@]}"; do
+  read -r system split <<< "$eval"
+  step "QE baselines: $system on $split"
+  qe "$work/$system/$split/qe-baselines-mc10.jsonl" "$checkpoint" "$work/$system/$split/data-bin" \
+    --qe-methods entropy,mc_dropout,mc_seq_entropy --qe-mc-samples 10 --seed 1 \
+    --max-len-a 2 --max-len-b 10
+done
 
 # 6. Tables (RESULTS.md): learning curves on valid/mrdev, final results on test/mrtest.
 step "tables"

@@ -13,10 +13,12 @@ from typing import Optional
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
+from omegaconf import II
 
-from ..errors import QEUserError, warn_once
+from ..errors import QEUserError, check_range, warn_once
+from ..monte_carlo import check_dropout, translation_sampler
 from ..qe_output import active_printer
-from ..scoring import SENTENCE_AGGREGATIONS
+from ..scoring import DEFAULT_METHODS, METHODS, SENTENCE_AGGREGATIONS, parse_methods
 from ..search_capture import (
     DOMINANT_AT,
     RecordingSequenceGenerator,
@@ -32,8 +34,14 @@ TASK_NAME = "translation_qe"
 @dataclass
 class TranslationQEConfig(TranslationConfig):
     print_qe: bool = field(default=False, metadata={
-        "help": "QE of every hypothesis: print Q- (sentence QE: sigmoid, softmax, BoostedProb), "
-        "QT- (sigmoid per subword) and QW- (sigmoid per word) lines"})
+        "help": "QE of every hypothesis: print Q- (sentence QE of each --qe-methods method), "
+        "QT- (the first token-level method per subword) and QW- (per word) lines"})
+    qe_methods: str = field(default=",".join(DEFAULT_METHODS), metadata={
+        "help": "comma list of QE methods, in the order of the Q- columns: "
+        + ", ".join(METHODS)})
+    qe_mc_samples: Optional[int] = field(default=None, metadata={
+        "help": "samples of the Monte-Carlo methods (mc_dropout, mc_seq_entropy; default 10)"})
+    seed: int = II("common.seed")
     qe_include_eos: bool = field(default=False, metadata={
         "help": "include the end-of-sentence token in token and sentence QE"})
     qe_sentence_agg: ChoiceEnum(SENTENCE_AGGREGATIONS) = field(default="prod", metadata={
@@ -48,10 +56,28 @@ class TranslationQEConfig(TranslationConfig):
         "help": "also write one JSON object per hypothesis to this file (must not exist)"})
 
 
+MC_SAMPLES = 10
+
+
 def qe_options(cfg):
     """The options of :func:`scoring.hypothesis_qe` that the task's config sets."""
     return dict(include_eos=cfg.qe_include_eos, sentence_agg=str(cfg.qe_sentence_agg),
                 word_agg=str(cfg.qe_word_agg))
+
+
+def qe_methods(cfg):
+    """The methods of ``--qe-methods`` and the samples of the Monte-Carlo ones, checked."""
+    try:
+        methods = parse_methods(cfg.qe_methods)
+    except ValueError as exc:
+        raise QEUserError(f"--qe-methods {cfg.qe_methods}: {exc} (methods: "
+                          f"{', '.join(METHODS)})") from None
+    if cfg.qe_mc_samples is not None:
+        if not any(METHODS[m].monte_carlo for m in methods):
+            raise QEUserError("--qe-mc-samples needs a Monte-Carlo method in --qe-methods "
+                              "(mc_dropout, mc_seq_entropy)")
+        check_range("--qe-mc-samples", cfg.qe_mc_samples, low=1)
+    return methods, cfg.qe_mc_samples or MC_SAMPLES
 
 
 def why_not_recorded(models, args, seq_gen_cls):
@@ -77,7 +103,8 @@ class TranslationQETask(TranslationTask):
         super().__init__(cfg, src_dict, tgt_dict)
         if cfg.qe_output and not cfg.print_qe:
             raise QEUserError("--qe-output needs --print-qe")
-        self.qe_nbest = 1
+        self.qe_methods, self.qe_mc_samples = qe_methods(cfg)
+        self.qe_nbest, self.qe_temperature, self.qe_sampler = 1, 1.0, None
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
                         prefix_allowed_tokens_fn=None):
@@ -88,19 +115,30 @@ class TranslationQETask(TranslationTask):
             if not hasattr(models[0], "qe_logits"):
                 raise QEUserError("--print-qe needs a checkpoint with a sigmoid head (train one "
                                   "with --arch sigmoid_head_transformer); this model has none")
+            refusal = check_dropout(models[0], self.qe_methods)
+            if refusal is not None:
+                raise QEUserError(refusal)
             self.qe_nbest = getattr(args, "nbest", 1)
+            self.qe_temperature = getattr(args, "temperature", 1.0)
+            if "mc_seq_entropy" in self.qe_methods:
+                self.qe_sampler = translation_sampler(
+                    models[0], self.target_dictionary, self.qe_mc_samples,
+                    {"max_len_a": getattr(args, "max_len_a", 0),
+                     "max_len_b": getattr(args, "max_len_b", 200),
+                     "temperature": self.qe_temperature})
             reason = why_not_recorded(models, args, seq_gen_cls)
             if reason is not None:
                 warn_once(f"QE cannot be read off this search ({reason}); every hypothesis "
                           "is force-decoded once more")
             elif getattr(args, "score_reference", False):
                 return RecordingSequenceScorer(
-                    self.target_dictionary,
+                    self.target_dictionary, qe_methods=self.qe_methods,
                     compute_alignment=getattr(args, "print_alignment", False))
             else:
                 seq_gen_cls = RecordingSequenceGenerator
                 extra_gen_cls_kwargs = {**(extra_gen_cls_kwargs or {}),
-                                        "qe_dominant_at": str(self.cfg.qe_dominant_at)}
+                                        "qe_dominant_at": str(self.cfg.qe_dominant_at),
+                                        "qe_methods": self.qe_methods}
         return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs,
                                        prefix_allowed_tokens_fn)
 
@@ -113,7 +151,7 @@ class TranslationQETask(TranslationTask):
 
     def score_qe(self, generator, models, sample, hypos):
         """The ``score_qe`` hook, run after each inference step: the QE record (tokens,
-        token, word and sentence scores of every method) of each sentence's first ``--nbest``
+        token, word and sentence scores of each ``--qe-methods`` method) of each sentence's first ``--nbest``
         hypotheses in ``hypo["qe"]``, read off the generator's search record, else
         force-decoded; then fairseq-generate's QE lines, if it is printing them."""
         pairs = [(i, hypo) for i, beams in enumerate(hypos) for hypo in beams[: self.qe_nbest]]
@@ -122,7 +160,10 @@ class TranslationQETask(TranslationTask):
         records = hypothesis_records(
             models[0], sample, [i for i, _ in pairs], [hypo["tokens"] for _, hypo in pairs],
             self.target_dictionary, getattr(generator, "search_record", None),
-            [hypo["positional_scores"] for _, hypo in pairs], **qe_options(self.cfg))
+            [hypo["positional_scores"] for _, hypo in pairs], methods=self.qe_methods,
+            mc_samples=self.qe_mc_samples, seed=self.cfg.seed, temperature=self.qe_temperature,
+            sampler=self.qe_sampler,
+            **qe_options(self.cfg))
         for (_, hypo), record in zip(pairs, records):
             hypo["qe"] = record
         printer = active_printer()
