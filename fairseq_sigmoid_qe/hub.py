@@ -39,9 +39,12 @@ class QEModel:
     @classmethod
     def from_checkpoint(cls, checkpoint, data_dir, spm_model=None, beam=5, max_tokens=4000,
                         include_eos=False, sentence_agg="prod", word_agg="min", batch_size=None,
-                        device="cpu"):
+                        device="cpu", calibration=None):
+        """``calibration``: a calibration file (``fairseq-sigmoid-qe calibrate``) whose
+        calibrated scores, tags and error spans every record also gets."""
         model, task = load_head_model(checkpoint, data_dir, qe_include_eos=include_eos,
-                                      qe_sentence_agg=sentence_agg, qe_word_agg=word_agg)
+                                      qe_sentence_agg=sentence_agg, qe_word_agg=word_agg,
+                                      qe_calibration=calibration)
         model.to(device)
         spm = None
         if spm_model:
@@ -212,6 +215,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads of torch (>= 1; default: torch's)")
     parser.add_argument("--include-eos", action="store_true")
+    parser.add_argument("--calibration", default=None, metavar="FILE.json",
+                        help="a calibration file (fairseq-sigmoid-qe calibrate): calibrated "
+                        "scores, OK/BAD tags and error spans in each record")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--summary", action="store_true",
                         help="at the end, each method's mean and 10/50/90%% quantiles of the "
@@ -245,7 +251,8 @@ def main(argv=None):
     translations = read_lines(args.translations, "--translations") if args.translations else None
     qe = QEModel.from_checkpoint(args.checkpoint, args.data_dir, spm_model, beam=args.beam,
                                  max_tokens=args.max_tokens, include_eos=args.include_eos,
-                                 batch_size=args.batch_size, device=device)
+                                 batch_size=args.batch_size, device=device,
+                                 calibration=args.calibration)
     progress = None if args.quiet else Progress(len(sources), sys.stderr)
     summary = ScoreSummary() if args.summary else None
     records = qe.records(sources, translations, nbest=args.nbest,

@@ -199,7 +199,8 @@ def test_cli_table(cli_files):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     header = lines.index(next(line for line in lines if line.startswith("method")))
-    assert lines[header].split() == ["method", "n", "pearson", "spearman", "kendall", "prr"]
+    assert lines[header].split() == ["method", "n", "pearson", "spearman", "kendall", "prr",
+                                     "ece", "brier", "mcc", "f1_bad"]
     sigmoid = lines[header + 1].split()
     assert sigmoid[:2] == ["sigmoid", "25"]
     r = stats.pearsonr(cli_files["scores"]["sigmoid"], cli_files["values"])[0]

@@ -14,9 +14,10 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
+from ..calibration import calibrate_record, load_calibration
 from ..errors import QEUserError, warn_once
 from ..qe_output import active_printer
-from ..scoring import SENTENCE_AGGREGATIONS
+from ..scoring import METHODS, SENTENCE_AGGREGATIONS
 from ..search_capture import (
     DOMINANT_AT,
     RecordingSequenceGenerator,
@@ -46,6 +47,9 @@ class TranslationQEConfig(TranslationConfig):
         "differs; auto: step from a decoder width of 512"})
     qe_output: Optional[str] = field(default=None, metadata={
         "help": "also write one JSON object per hypothesis to this file (must not exist)"})
+    qe_calibration: Optional[str] = field(default=None, metadata={
+        "help": "a calibration file (fairseq-sigmoid-qe calibrate): each QE record also gets "
+        "its method's calibrated sentence and word scores, OK/BAD tags and error spans"})
 
 
 def qe_options(cfg):
@@ -78,6 +82,11 @@ class TranslationQETask(TranslationTask):
         if cfg.qe_output and not cfg.print_qe:
             raise QEUserError("--qe-output needs --print-qe")
         self.qe_nbest = 1
+        self.qe_calibration = None
+        if cfg.qe_calibration:
+            if not cfg.print_qe:
+                raise QEUserError("--qe-calibration needs --print-qe")
+            self.qe_calibration = load_calibration(cfg.qe_calibration, METHODS)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
                         prefix_allowed_tokens_fn=None):
@@ -124,7 +133,8 @@ class TranslationQETask(TranslationTask):
             self.target_dictionary, getattr(generator, "search_record", None),
             [hypo["positional_scores"] for _, hypo in pairs], **qe_options(self.cfg))
         for (_, hypo), record in zip(pairs, records):
-            hypo["qe"] = record
+            hypo["qe"] = (record if self.qe_calibration is None
+                          else calibrate_record(record, self.qe_calibration))
         printer = active_printer()
         if printer is not None:
             printer.add(self, sample, hypos)
