@@ -106,7 +106,7 @@ def fit_levels(args, records):
 def plot_reliability(fitted, path):
     """Reliability diagrams (mean outcome per bin of the predicted probability of OK), one
     panel per level, before and after calibration."""
-    plt = pyplot("calibrate's reliability diagram")
+    plt = pyplot("--plot")
     figure, axes = plt.subplots(1, len(fitted), figsize=(4.4 * len(fitted), 4), squeeze=False)
     for axis, (level, (calibration, x, outcomes)) in zip(axes.flat, fitted.items()):
         axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
@@ -148,7 +148,7 @@ def main(argv=None):
     plot = args.plot
     if plot is not None:
         check_new(plot, "--plot")
-        pyplot()
+        pyplot("--plot")
     elif importlib.util.find_spec("matplotlib") is None:
         sys.stderr.write(f"{PROGRAM}: warning: no reliability diagram: matplotlib is not "
                          "installed (the 'plot' extra)\n")

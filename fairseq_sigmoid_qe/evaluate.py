@@ -288,6 +288,15 @@ def record_word_scores(record, method):
     return words[method]
 
 
+def word_text(record):
+    """The text whose words the word scores are: the record's pieces detokenized by the one
+    detokenizer (a hypothesis of pieces none of which starts a word is taken as words, as its
+    word scores are), else its hypothesis text."""
+    if isinstance(record.get("tokens"), list):
+        return detokenize(record["tokens"])
+    return hypothesis_text(record)
+
+
 def word_gold(records, labels=None, references=None, source="word labels"):
     """Per record its words' 0/1 labels: the line of ``labels`` of its sample id, or
     :func:`reference_word_labels` against its ``references``; each as long as its word
@@ -295,7 +304,7 @@ def word_gold(records, labels=None, references=None, source="word labels"):
     if labels is not None:
         matched = match_gold(records, labels, source)
     else:
-        matched = [reference_word_labels(hypothesis_text(r), refs)
+        matched = [reference_word_labels(word_text(r), refs)
                    for r, refs in zip(records, match_gold(records, references, source))]
     method = method_names(records)[0]
     for record, tags in zip(records, matched):

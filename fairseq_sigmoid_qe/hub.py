@@ -13,9 +13,11 @@ from argparse import Namespace
 
 from fairseq.data import LanguagePairDataset
 
+from .calibration import load_calibration
 from .errors import QEUserError, check_range, install_excepthook, warn_once
 from .inference import generate_with_qe, load_head_model, max_positions
 from .run_report import Progress, ScoreSummary
+from .scoring import METHODS
 from .textfiles import StreamedOutput, part_file, read_lines
 from .words import detokenize
 
@@ -238,6 +240,8 @@ def main(argv=None):
     if args.sources == "-" and args.translations == "-":
         raise QEUserError("--sources and --translations cannot both be stdin")
     check_output(args.output)
+    if args.calibration:  # checked before the model is loaded
+        load_calibration(args.calibration, METHODS, "--calibration")
     device = device_of(args)
     spm_model = args.spm_model or find_spm_model(args.data_dir)
     if spm_model is None:
