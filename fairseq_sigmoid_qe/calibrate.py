@@ -21,7 +21,7 @@ from .calibration import (
     reliability_bins, sentence_log_score)
 from .errors import PROGRAM, QEUserError, check_range, install_excepthook
 from .evaluate import (
-    BAD_BELOW, REFERENCE_KINDS, REFERENCE_METRICS, format_table, gold_source, gold_values,
+    REFERENCE_KINDS, add_gold_arguments, format_table, gold_source, gold_values,
     load_gold_source, load_records, method_names, pyplot, record_word_scores, save_figure,
     word_gold, word_gold_source)
 from .textfiles import StreamedOutput, part_file
@@ -38,23 +38,7 @@ def parse_args(argv=None):
                         help="the method to calibrate (a sentence_scores key: sigmoid, ...)")
     parser.add_argument("--map", choices=MAPS, default="isotonic",
                         help="isotonic regression (default) or Platt scaling")
-    parser.add_argument("--gold-scores", metavar="FILE", help="sentence gold in [0, 1], one "
-                        "per line: the sentence map estimates it")
-    parser.add_argument("--gold-labels", metavar="FILE", help="sentence gold 0 (BAD) / 1 (OK)")
-    parser.add_argument("--references", nargs="+", metavar="FILE",
-                        help="references (one file per reference set): sentence gold from "
-                        "--metric, as the evaluator's")
-    parser.add_argument("--references-tsv", metavar="FILE",
-                        help="several references per segment, tab-separated on its line")
-    parser.add_argument("--metric", choices=REFERENCE_METRICS, default=None,
-                        help="the --references gold (default chrf)")
-    parser.add_argument("--bad-below", type=float, default=BAD_BELOW,
-                        help="gold scores below this are BAD (for the threshold and F1)")
-    parser.add_argument("--word-labels", metavar="FILE",
-                        help="word gold: a line per sentence of OK/BAD tags, one per word")
-    parser.add_argument("--reference-word-labels", action="store_true",
-                        help="word gold from the references: a word is OK if it occurs in "
-                        "the best-matching reference (a proxy)")
+    add_gold_arguments(parser)
     parser.add_argument("--target-precision", type=float, default=None,
                         help="the threshold with the highest BAD recall whose BAD precision "
                         "reaches this (default: the threshold of the highest F1 of BAD)")

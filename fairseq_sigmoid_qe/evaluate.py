@@ -515,6 +515,29 @@ def _json_safe(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def add_gold_arguments(parser):
+    """The gold options of the evaluator and of ``fairseq-sigmoid-qe calibrate``."""
+    parser.add_argument("--gold-scores", metavar="FILE",
+                        help="continuous gold (in [0, 1] for ECE and Brier), one per line")
+    parser.add_argument("--gold-labels", metavar="FILE", help="binary 0/1 gold, one per line")
+    parser.add_argument("--references", nargs="+", metavar="FILE",
+                        help="reference translations, one per line (several files: several "
+                        "references per segment): sentence-level pseudo-gold from --metric")
+    parser.add_argument("--references-tsv", metavar="FILE",
+                        help="several references per segment, tab-separated on its line")
+    parser.add_argument("--metric", choices=REFERENCE_METRICS, default=None,
+                        help="pseudo-gold with --references: chrF/100 (default), sentence BLEU/100 "
+                        "(effective order) or 1 - TER/100 clipped at 0")
+    parser.add_argument("--bad-below", type=float, default=BAD_BELOW,
+                        help="a sentence whose gold is below this is BAD (labels: 0 is BAD)")
+    parser.add_argument("--word-labels", metavar="FILE",
+                        help="word-level gold: a line per sentence of OK/BAD tags, one per word "
+                        "of its hypothesis")
+    parser.add_argument("--reference-word-labels", action="store_true",
+                        help="word-level gold from the references: a word is OK if it occurs in "
+                        "the best-matching reference (a proxy)")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="fairseq-sigmoid-qe-evaluate",
@@ -524,13 +547,7 @@ def parse_args(argv=None):
                         help="QE records (fairseq-generate --qe-output, fairseq-sigmoid-qe)")
     parser.add_argument("--names", nargs="+", help="a label per --qe file: methods become "
                         "LABEL/method (default: the file names when several)")
-    parser.add_argument("--gold-scores", metavar="FILE", help="continuous gold, one per line")
-    parser.add_argument("--gold-labels", metavar="FILE", help="binary 0/1 gold, one per line")
-    parser.add_argument("--references", nargs="+", metavar="FILE",
-                        help="reference translations, one per line (several files: several "
-                        "references per segment): sentence-level pseudo-gold from --metric")
-    parser.add_argument("--references-tsv", metavar="FILE",
-                        help="several references per segment, tab-separated on its line")
+    add_gold_arguments(parser)
     parser.add_argument("--ambiguity", action="store_true",
                         help="--qe holds force-decoded valid translations, several per source: "
                         "report per method the mean min/max score over each source's "
@@ -538,23 +555,11 @@ def parse_args(argv=None):
     parser.add_argument("--groups", metavar="FILE",
                         help="with --ambiguity: one source key per line (line i = sample id i); "
                         "default: records grouped by their source text")
-    parser.add_argument("--metric", choices=REFERENCE_METRICS, default=None,
-                        help="pseudo-gold with --references: chrF/100 (default), sentence BLEU/100 "
-                        "(effective order) or 1 - TER/100 clipped at 0")
     parser.add_argument("--all-ranks", action="store_true",
                         help="evaluate every hypothesis of the n-best lists (needs --references)")
-    parser.add_argument("--bad-below", type=float, default=BAD_BELOW,
-                        help="a sentence whose gold is below this is BAD (for ECE's outcome "
-                        "the gold itself is used; labels: 0 is BAD)")
     parser.add_argument("--calibration", nargs="+", default=[], metavar="FILE.json",
                         help="also rate each method calibrated by these files (fairseq-sigmoid-qe "
                         "calibrate) as METHOD+calibrated, tagged BAD below its threshold")
-    parser.add_argument("--word-labels", metavar="FILE",
-                        help="word-level gold: a line per sentence of OK/BAD tags, one per word "
-                        "of its hypothesis; adds a word-level table")
-    parser.add_argument("--reference-word-labels", action="store_true",
-                        help="word-level gold from --references: a word is OK if it occurs in "
-                        "the best-matching reference (a proxy)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR", help="write DIR/scatter.png (needs matplotlib)")
     return parser.parse_args(argv)

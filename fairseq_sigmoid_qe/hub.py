@@ -192,7 +192,8 @@ def main(argv=None):
     install_excepthook()
     parser = argparse.ArgumentParser(
         prog="fairseq-sigmoid-qe",
-        description="Translate raw text with QE, or score given translations (JSONL out).")
+        description="Translate raw text with QE, or score given translations (JSONL out). "
+        "'fairseq-sigmoid-qe calibrate --help': fit a calibration on a dev set.")
     parser.add_argument("command", choices=["translate", "score"])
     parser.add_argument("--checkpoint", required=True, help="sigmoid-head checkpoint")
     parser.add_argument("--data-dir", required=True, help="binarized data dir (dict.*.txt)")
