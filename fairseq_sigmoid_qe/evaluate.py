@@ -8,9 +8,10 @@
 
 Records (JSONL from ``--qe-output``, the raw-text API or the quickstart) are matched to gold by
 sample ``id``, the line index of the test set; every key of ``sentence_scores`` is a method.
-Per method: Pearson, Spearman, Kendall, PRR and, for binary gold, BCE and ROC-AUC. With
-several references per segment the pseudo-gold is sacrebleu's multi-reference sentence score
-(chrF keeps the best-matching reference). ``--ambiguity`` reads QE of force-decoded *valid*
+Per method: Pearson, Spearman, Kendall, PRR, as a decision ECE, Brier, MCC and F1 of BAD
+(also of calibrated scores, ``--calibration``, and at word level with word labels) and, for
+binary gold, BCE and ROC-AUC. With several references per segment the pseudo-gold is
+sacrebleu's multi-reference sentence score (chrF keeps the best-matching reference). ``--ambiguity`` reads QE of force-decoded *valid*
 translations (several per source) and reports how alike each method scores them.
 """
 import argparse
@@ -541,8 +542,9 @@ def add_gold_arguments(parser):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="fairseq-sigmoid-qe-evaluate",
-        description="Correlation (Pearson, Spearman, Kendall), PRR and, for binary gold, BCE "
-        "and ROC-AUC of sentence QE scores against gold quality.")
+        description="Correlation (Pearson, Spearman, Kendall), PRR, ECE, Brier, MCC and F1 of "
+        "BAD and, for binary gold, BCE and ROC-AUC of sentence QE scores against gold quality; "
+        "with word labels, word-level ECE, Brier, MCC, F1 of BAD and ROC-AUC.")
     parser.add_argument("--qe", nargs="+", required=True, metavar="FILE.jsonl",
                         help="QE records (fairseq-generate --qe-output, fairseq-sigmoid-qe)")
     parser.add_argument("--names", nargs="+", help="a label per --qe file: methods become "
