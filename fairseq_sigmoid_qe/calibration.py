@@ -231,7 +231,7 @@ def _numbers(value, name, count=None):
                                          and math.isfinite(v) for v in value)
     if not ok or not value or (count is not None and len(value) != count):
         raise ValueError(f"'{name}' is not a list of finite numbers" + (
-            f" as long as 'x'" if count is not None else ""))
+            " as long as 'x'" if count is not None else ""))
     return value
 
 
