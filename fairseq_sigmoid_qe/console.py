@@ -25,7 +25,12 @@ def quickstart():
 
 
 def raw_text():
-    """``fairseq-sigmoid-qe``: the raw-text API's translate / score command."""
+    """``fairseq-sigmoid-qe``: the raw-text API's translate / score command, and
+    ``calibrate`` (which needs no fairseq)."""
+    if sys.argv[1:2] == ["calibrate"]:
+        from .calibrate import main
+
+        return main(sys.argv[2:])
     require_fairseq("fairseq-sigmoid-qe")
     from .hub import main
 

@@ -8,9 +8,10 @@
 
 Records (JSONL from ``--qe-output``, the raw-text API or the quickstart) are matched to gold by
 sample ``id``, the line index of the test set; every key of ``sentence_scores`` is a method.
-Per method: Pearson, Spearman, Kendall, PRR and, for binary gold, BCE and ROC-AUC. With
-several references per segment the pseudo-gold is sacrebleu's multi-reference sentence score
-(chrF keeps the best-matching reference). ``--ambiguity`` reads QE of force-decoded *valid*
+Per method: Pearson, Spearman, Kendall, PRR, as a decision ECE, Brier, MCC and F1 of BAD
+(also of calibrated scores, ``--calibration``, and at word level with word labels) and, for
+binary gold, BCE and ROC-AUC. With several references per segment the pseudo-gold is
+sacrebleu's multi-reference sentence score (chrF keeps the best-matching reference). ``--ambiguity`` reads QE of force-decoded *valid*
 translations (several per source) and reports how alike each method scores them.
 """
 import argparse
@@ -18,12 +19,15 @@ import json
 import logging
 import math
 import os
+import string
 import sys
 
 import numpy as np
 from scipy import stats
 
-from .errors import QEUserError, install_excepthook
+from .calibration import (
+    RAW_THRESHOLD, decision_measures, features, load_calibration, sentence_log_score)
+from .errors import QEUserError, check_range, install_excepthook
 from .textfiles import read_lines
 from .words import detokenize
 
@@ -34,6 +38,8 @@ AMBIGUITY_VALID = 0.5
 GOLD_NAMES = {"scores": "gold score", "labels": "gold label", "chrf": "chrF / 100",
               "bleu": "sentence BLEU / 100", "ter": "1 - TER / 100"}
 BCE_EPSILON = 1e-7
+BAD_BELOW = 0.5
+WORD_TAGS = {"OK": 1, "BAD": 0}
 
 
 def _correlation_defined(x, y):
@@ -247,6 +253,89 @@ def gold_values(records, gold, kind="scores", metric="chrf", source="gold"):
                      for r, ref in zip(records, matched)])
 
 
+def reference_word_labels(hypothesis, references):
+    """Proxy word labels of a hypothesis: 1 (OK) for each word that occurs in its
+    best-matching reference (highest sentence chrF), else 0 (BAD); words are compared
+    without the punctuation at their ends (a proxy: a valid word the reference did not use,
+    or a word in the wrong place, is not judged as a human would)."""
+    references = [references] if isinstance(references, str) else list(references)
+    best = max(references, key=lambda ref: sentence_quality(hypothesis, ref))
+
+    def bare(word):
+        return word.strip(string.punctuation + "„“”‚‘’«»–—…") or word
+
+    vocabulary = {bare(word) for word in best.split()}
+    return [int(bare(word) in vocabulary) for word in hypothesis.split()]
+
+
+def load_word_labels(path):
+    """Word labels, a line per sentence (line i = sample id i) of whitespace-separated OK/BAD
+    tags, one per word of its hypothesis (WMT word-level QE without gap tags), as 1/0."""
+    labels = []
+    for number, line in enumerate(read_lines(path, "word labels"), 1):
+        tags = line.split()
+        wrong = next((t for t in tags if t not in WORD_TAGS), None)
+        if wrong is not None:
+            raise QEUserError(f"{path} line {number}: word label {wrong!r} is not OK or BAD")
+        labels.append([WORD_TAGS[t] for t in tags])
+    return labels
+
+
+def record_word_scores(record, method):
+    words = record.get("word_scores")
+    if not isinstance(words, dict) or not isinstance(words.get(method), list):
+        raise QEUserError(f"QE record id {record['id']} has no {method} word_scores (they are "
+                          "written with --post-process or --bpe)")
+    return words[method]
+
+
+def word_text(record):
+    """The text whose words the word scores are: the record's pieces detokenized by the one
+    detokenizer (a hypothesis of pieces none of which starts a word is taken as words, as its
+    word scores are), else its hypothesis text."""
+    if isinstance(record.get("tokens"), list):
+        return detokenize(record["tokens"])
+    return hypothesis_text(record)
+
+
+def word_gold(records, labels=None, references=None, source="word labels"):
+    """Per record its words' 0/1 labels: the line of ``labels`` of its sample id, or
+    :func:`reference_word_labels` against its ``references``; each as long as its word
+    scores."""
+    if labels is not None:
+        matched = match_gold(records, labels, source)
+    else:
+        matched = [reference_word_labels(word_text(r), refs)
+                   for r, refs in zip(records, match_gold(records, references, source))]
+    method = method_names(records)[0]
+    for record, tags in zip(records, matched):
+        words = len(record_word_scores(record, method))
+        if len(tags) != words:
+            raise QEUserError(f"QE record id {record['id']} has {words} words but {len(tags)} "
+                              f"word labels in {source}")
+    return matched
+
+
+def word_rows(records, gold, label=None, calibrations=()):
+    """Word-level rows: per method (raw word scores, tagged BAD below 0.5) and per word
+    calibration (``METHOD+calibrated``), the number of words, ECE, Brier, MCC and F1 of BAD,
+    and ROC-AUC of OK words."""
+    outcomes = np.array([tag for tags in gold for tag in tags], float)
+    entries = [(method, method, lambda scores: scores, RAW_THRESHOLD)
+               for method in method_names(records)]
+    entries += [(f"{c.method}+calibrated", c.method,
+                 lambda scores, level=c.levels["word"]: level(features("word", scores)),
+                 c.levels["word"].threshold) for c in calibrations if "word" in c.levels]
+    rows = []
+    for name, method, transform, threshold in entries:
+        scores = np.array([s for r in records for s in record_word_scores(r, method)], float)
+        probs = transform(scores)
+        rows.append({"method": f"{label}/{name}" if label else name, "n": int(len(outcomes)),
+                     **decision_measures(probs, outcomes, outcomes == 0, threshold),
+                     "roc_auc": roc_auc(probs, outcomes)})
+    return rows
+
+
 def method_names(records):
     """Methods (``sentence_scores`` keys) in order of first appearance."""
     return list(dict.fromkeys(m for r in records for m in r["sentence_scores"]))
@@ -263,41 +352,55 @@ def method_scores(records, method):
     return np.asarray(scores, float)
 
 
-def method_pairs(records, gold, label=None):
-    """(method label, predicted, gold, dropped) per method: the pairs whose score and gold
-    are both finite, and how many are not (NaN: e.g. an empty hypothesis); a method without
-    one finite pair is an error."""
+def method_pairs(records, gold, label=None, calibrations=()):
+    """(method label, predicted, gold, dropped, BAD threshold) per method, and per sentence
+    calibration (``METHOD+calibrated``: calibrated scores, the calibration's threshold): the
+    pairs whose score and gold are both finite, and how many are not (NaN: e.g. an empty
+    hypothesis); a method without one finite pair is an error."""
     gold = np.asarray(gold, float)
-    for method in method_names(records):
+    entries = [(method, method_scores(records, method), RAW_THRESHOLD)
+               for method in method_names(records)]
+    for calibration in calibrations:
+        level = calibration.levels.get("sentence")
+        if level is not None:
+            x = features("sentence", [sentence_log_score(r, calibration.method)
+                                      for r in records])
+            predicted = np.where(np.isfinite(x), level(np.nan_to_num(x)), math.nan)
+            entries.append((f"{calibration.method}+calibrated", predicted, level.threshold))
+    for method, predicted, threshold in entries:
         name = f"{label}/{method}" if label else method
-        predicted = method_scores(records, method)
         finite = np.isfinite(predicted) & np.isfinite(gold)
         if not finite.any():
             raise QEUserError(f"method {name}: none of its {len(gold)} sentences has a finite "
                               "score and gold value (all NaN or infinite)")
-        yield name, predicted[finite], gold[finite], int((~finite).sum())
+        yield name, predicted[finite], gold[finite], int((~finite).sum()), threshold
 
 
-def evaluate_method(predicted, gold, binary=False):
-    """Metrics of one method's scores against gold (aligned arrays)."""
+def evaluate_method(predicted, gold, binary=False, bad_below=BAD_BELOW,
+                    threshold=RAW_THRESHOLD):
+    """Metrics of one method's scores against gold (aligned arrays): correlations, PRR, and
+    as a decision (gold below ``bad_below`` is BAD, a score below ``threshold`` is tagged BAD)
+    ECE, Brier, MCC and F1 of BAD."""
     row = {"n": int(len(gold)), "pearson": pearson(predicted, gold),
            "spearman": spearman(predicted, gold), "kendall": kendall(predicted, gold),
            "prr": prediction_rejection_ratio(predicted, gold)}
     if binary:
         row["bce"] = binary_cross_entropy(predicted, gold)
         row["roc_auc"] = roc_auc(predicted, gold)
-    return row
+    gold = np.asarray(gold, float)
+    return {**row, **decision_measures(predicted, gold, gold < bad_below, threshold)}
 
 
-def rows_of_pairs(pairs, binary=False):
+def rows_of_pairs(pairs, binary=False, bad_below=BAD_BELOW):
     """One row per :func:`method_pairs` entry: its measures and its dropped count."""
-    return [{"method": name, **evaluate_method(predicted, quality, binary), "dropped": dropped}
-            for name, predicted, quality, dropped in pairs]
+    return [{"method": name, **evaluate_method(predicted, quality, binary, bad_below, threshold),
+             "dropped": dropped}
+            for name, predicted, quality, dropped, threshold in pairs]
 
 
-def evaluate_methods(records, gold, binary=False, label=None):
+def evaluate_methods(records, gold, binary=False, label=None, bad_below=BAD_BELOW):
     """One row per method of ``records`` against ``gold`` (one value per record)."""
-    return rows_of_pairs(method_pairs(records, gold, label), binary)
+    return rows_of_pairs(method_pairs(records, gold, label), binary, bad_below)
 
 
 def format_table(rows):
@@ -317,17 +420,36 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def plot_scatter(panels, directory, gold_name="gold"):
-    """Figure-2-style scatter plots, gold on x and predicted QE on y, one panel per
-    (label, predicted, gold) entry, written to ``directory/scatter.png``; returns the paths."""
+def pyplot(option="--plot"):
+    """matplotlib's pyplot drawing to files (Agg), or one error line naming ``option``."""
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     try:
         import matplotlib
     except ImportError:
-        raise QEUserError("--plot needs matplotlib: pip install matplotlib") from None
+        raise QEUserError(f"{option} needs matplotlib: pip install matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(plt, figure, path, option="--plot"):
+    """Write ``figure`` to ``path`` (its folder made), closing it; one error line if it
+    cannot be written."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        figure.savefig(path, dpi=120)
+    except OSError as exc:
+        raise QEUserError(f"cannot write {option} {path}: {exc.strerror}") from exc
+    finally:
+        plt.close(figure)
+    return path
+
+
+def plot_scatter(panels, directory, gold_name="gold"):
+    """Figure-2-style scatter plots, gold on x and predicted QE on y, one panel per
+    (label, predicted, gold) entry, written to ``directory/scatter.png``; returns the paths."""
+    plt = pyplot()
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.6 * rows), squeeze=False)
@@ -339,15 +461,7 @@ def plot_scatter(panels, directory, gold_name="gold"):
     for axis in axes.flat[len(panels):]:
         axis.set_visible(False)
     figure.tight_layout()
-    try:
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, "scatter.png")
-        figure.savefig(path, dpi=120)
-    except OSError as exc:
-        raise QEUserError(f"cannot write plots to {directory}: {exc.strerror}") from exc
-    finally:
-        plt.close(figure)
-    return [path]
+    return [save_figure(plt, figure, os.path.join(directory, "scatter.png"))]
 
 
 def group_records(records, groups=None):
@@ -402,22 +516,40 @@ def _json_safe(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="fairseq-sigmoid-qe-evaluate",
-        description="Correlation (Pearson, Spearman, Kendall), PRR and, for binary gold, BCE "
-        "and ROC-AUC of sentence QE scores against gold quality.")
-    parser.add_argument("--qe", nargs="+", required=True, metavar="FILE.jsonl",
-                        help="QE records (fairseq-generate --qe-output, fairseq-sigmoid-qe)")
-    parser.add_argument("--names", nargs="+", help="a label per --qe file: methods become "
-                        "LABEL/method (default: the file names when several)")
-    parser.add_argument("--gold-scores", metavar="FILE", help="continuous gold, one per line")
+def add_gold_arguments(parser):
+    """The gold options of the evaluator and of ``fairseq-sigmoid-qe calibrate``."""
+    parser.add_argument("--gold-scores", metavar="FILE",
+                        help="continuous gold (in [0, 1] for ECE and Brier), one per line")
     parser.add_argument("--gold-labels", metavar="FILE", help="binary 0/1 gold, one per line")
     parser.add_argument("--references", nargs="+", metavar="FILE",
                         help="reference translations, one per line (several files: several "
                         "references per segment): sentence-level pseudo-gold from --metric")
     parser.add_argument("--references-tsv", metavar="FILE",
                         help="several references per segment, tab-separated on its line")
+    parser.add_argument("--metric", choices=REFERENCE_METRICS, default=None,
+                        help="pseudo-gold with --references: chrF/100 (default), sentence BLEU/100 "
+                        "(effective order) or 1 - TER/100 clipped at 0")
+    parser.add_argument("--bad-below", type=float, default=BAD_BELOW,
+                        help="a sentence whose gold is below this is BAD (labels: 0 is BAD)")
+    parser.add_argument("--word-labels", metavar="FILE",
+                        help="word-level gold: a line per sentence of OK/BAD tags, one per word "
+                        "of its hypothesis")
+    parser.add_argument("--reference-word-labels", action="store_true",
+                        help="word-level gold from the references: a word is OK if it occurs in "
+                        "the best-matching reference (a proxy)")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="fairseq-sigmoid-qe-evaluate",
+        description="Correlation (Pearson, Spearman, Kendall), PRR, ECE, Brier, MCC and F1 of "
+        "BAD and, for binary gold, BCE and ROC-AUC of sentence QE scores against gold quality; "
+        "with word labels, word-level ECE, Brier, MCC, F1 of BAD and ROC-AUC.")
+    parser.add_argument("--qe", nargs="+", required=True, metavar="FILE.jsonl",
+                        help="QE records (fairseq-generate --qe-output, fairseq-sigmoid-qe)")
+    parser.add_argument("--names", nargs="+", help="a label per --qe file: methods become "
+                        "LABEL/method (default: the file names when several)")
+    add_gold_arguments(parser)
     parser.add_argument("--ambiguity", action="store_true",
                         help="--qe holds force-decoded valid translations, several per source: "
                         "report per method the mean min/max score over each source's "
@@ -425,11 +557,11 @@ def parse_args(argv=None):
     parser.add_argument("--groups", metavar="FILE",
                         help="with --ambiguity: one source key per line (line i = sample id i); "
                         "default: records grouped by their source text")
-    parser.add_argument("--metric", choices=REFERENCE_METRICS, default=None,
-                        help="pseudo-gold with --references: chrF/100 (default), sentence BLEU/100 "
-                        "(effective order) or 1 - TER/100 clipped at 0")
     parser.add_argument("--all-ranks", action="store_true",
                         help="evaluate every hypothesis of the n-best lists (needs --references)")
+    parser.add_argument("--calibration", nargs="+", default=[], metavar="FILE.json",
+                        help="also rate each method calibrated by these files (fairseq-sigmoid-qe "
+                        "calibrate) as METHOD+calibrated, tagged BAD below its threshold")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR", help="write DIR/scatter.png (needs matplotlib)")
     return parser.parse_args(argv)
@@ -467,6 +599,20 @@ def labelled_files(args):
     return list(zip(args.names, args.qe))
 
 
+def word_gold_source(args, kind, gold, path):
+    """The keyword arguments of :func:`word_gold` for ``--word-labels`` or
+    ``--reference-word-labels`` (None without either)."""
+    if args.word_labels and args.reference_word_labels:
+        raise QEUserError("give one of --word-labels and --reference-word-labels")
+    if args.word_labels:
+        return {"labels": load_word_labels(args.word_labels), "source": args.word_labels}
+    if args.reference_word_labels:
+        if kind not in REFERENCE_KINDS:
+            raise QEUserError("--reference-word-labels needs --references or --references-tsv")
+        return {"references": gold, "source": f"words of the best-matching reference ({path})"}
+    return None
+
+
 def load_gold_source(kind, path):
     if kind == "references":
         return load_references(path), ", ".join(path)
@@ -480,7 +626,11 @@ def run_ambiguity(args):
                                       ("--references", args.references),
                                       ("--references-tsv", args.references_tsv),
                                       ("--metric", args.metric), ("--plot", args.plot),
-                                      ("--all-ranks", args.all_ranks)) if value]
+                                      ("--all-ranks", args.all_ranks),
+                                      ("--calibration", args.calibration),
+                                      ("--word-labels", args.word_labels),
+                                      ("--reference-word-labels", args.reference_word_labels))
+             if value]
     if given:
         raise QEUserError(f"--ambiguity takes no {given[0]}: it compares the scores of several "
                           "valid translations of one source")
@@ -500,16 +650,26 @@ def run(args):
     kind, path = gold_source(args)
     metric = (args.metric or "chrf") if kind in REFERENCE_KINDS else None
     gold, path = load_gold_source(kind, path)
-    rows, panels = [], []
+    word_source = word_gold_source(args, kind, gold, path)
+    check_range("--bad-below", args.bad_below)
+    rows, panels, words = [], [], []
     for label, qe_path in labelled_files(args):
         records = load_records(qe_path, args.all_ranks)
+        calibrations = [load_calibration(c, method_names(records), "--calibration")
+                        for c in args.calibration]
         quality = gold_values(records, gold, kind, metric, source=path)
-        pairs = list(method_pairs(records, quality, label))
-        rows += rows_of_pairs(pairs, binary=kind == "labels")
+        pairs = list(method_pairs(records, quality, label, calibrations))
+        rows += rows_of_pairs(pairs, kind == "labels", args.bad_below)
         panels += [pair[:3] for pair in pairs]
+        if word_source is not None:
+            words += word_rows(records, word_gold(records, **word_source), label, calibrations)
     if not rows:
         raise QEUserError("the QE records have no sentence_scores methods")
-    result = {"gold": kind, "gold_file": path, "metric": metric, "methods": rows}
+    result = {"gold": kind, "gold_file": path, "metric": metric, "bad_below": args.bad_below,
+              "methods": rows}
+    if word_source is not None:
+        result["word_gold"] = word_source["source"]
+        result["word_methods"] = words
     if args.plot:
         result["plots"] = plot_scatter(panels, args.plot, GOLD_NAMES[metric or kind])
     return result
@@ -530,8 +690,9 @@ def main(argv=None):
     result = run(args)
     warn_dropped(result["methods"])
     if args.json:
-        rows = [{k: _json_safe(v) for k, v in row.items()} for row in result["methods"]]
-        print(json.dumps({**result, "methods": rows}, indent=2))
+        tables = {key: [{k: _json_safe(v) for k, v in row.items()} for row in result[key]]
+                  for key in ("methods", "word_methods") if key in result}
+        print(json.dumps({**result, **tables}, indent=2))
         return 0
     if result.get("report") == "ambiguity":
         print("QE of valid translations, several per source (min/max: 1 = scored alike)")
@@ -539,6 +700,9 @@ def main(argv=None):
         return 0
     print(f"QE vs {GOLD_NAMES[result['metric'] or result['gold']]} ({result['gold_file']})")
     print(format_table(result["methods"]))
+    if "word_methods" in result:
+        print(f"\nword-level QE vs {result['word_gold']} (BAD: a score below the threshold)")
+        print(format_table(result["word_methods"]))
     for path in result.get("plots", []):
         print(f"plot: {path}")
     return 0

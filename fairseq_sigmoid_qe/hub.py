@@ -13,6 +13,7 @@ from argparse import Namespace
 
 from fairseq.data import LanguagePairDataset
 
+from .calibration import load_calibration
 from .errors import QEUserError, check_range, install_excepthook, warn_once
 from .inference import generate_with_qe, load_head_model, max_positions
 from .run_report import Progress, ScoreSummary
@@ -40,14 +41,18 @@ class QEModel:
     @classmethod
     def from_checkpoint(cls, checkpoint, data_dir, spm_model=None, beam=5, max_tokens=4000,
                         include_eos=False, sentence_agg="prod", word_agg="min", batch_size=None,
-                        device="cpu", methods=DEFAULT_METHODS, mc_samples=None, seed=1):
+                        device="cpu", methods=DEFAULT_METHODS, mc_samples=None, seed=1,
+                        calibration=None):
         """``methods``: QE methods (names of ``scoring.METHODS``, a tuple or comma list);
-        ``mc_samples``, ``seed``: of the Monte-Carlo methods."""
+        ``mc_samples``, ``seed``: of the Monte-Carlo methods; ``calibration``: a calibration
+        file (``fairseq-sigmoid-qe calibrate``) whose calibrated scores, tags and error spans
+        every record also gets."""
         if not isinstance(methods, str):
             methods = ",".join(methods)
         model, task = load_head_model(checkpoint, data_dir, qe_include_eos=include_eos,
                                       qe_sentence_agg=sentence_agg, qe_word_agg=word_agg,
-                                      qe_methods=methods, qe_mc_samples=mc_samples, seed=seed)
+                                      qe_methods=methods, qe_mc_samples=mc_samples, seed=seed,
+                                      qe_calibration=calibration)
         model.to(device)
         spm = None
         if spm_model:
@@ -193,7 +198,8 @@ def main(argv=None):
     install_excepthook()
     parser = argparse.ArgumentParser(
         prog="fairseq-sigmoid-qe",
-        description="Translate raw text with QE, or score given translations (JSONL out).")
+        description="Translate raw text with QE, or score given translations (JSONL out). "
+        "'fairseq-sigmoid-qe calibrate --help': fit a calibration on a dev set.")
     parser.add_argument("command", choices=["translate", "score"])
     parser.add_argument("--checkpoint", required=True, help="sigmoid-head checkpoint")
     parser.add_argument("--data-dir", required=True, help="binarized data dir (dict.*.txt)")
@@ -224,6 +230,9 @@ def main(argv=None):
                         help="samples of the Monte-Carlo methods (default 10)")
     parser.add_argument("--seed", type=int, default=1,
                         help="seed of the Monte-Carlo methods (default 1)")
+    parser.add_argument("--calibration", default=None, metavar="FILE.json",
+                        help="a calibration file (fairseq-sigmoid-qe calibrate): calibrated "
+                        "scores, OK/BAD tags and error spans in each record")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--summary", action="store_true",
                         help="at the end, each method's mean and 10/50/90%% quantiles of the "
@@ -244,6 +253,8 @@ def main(argv=None):
     if args.sources == "-" and args.translations == "-":
         raise QEUserError("--sources and --translations cannot both be stdin")
     check_output(args.output)
+    if args.calibration:  # checked before the model is loaded
+        load_calibration(args.calibration, METHODS, "--calibration")
     device = device_of(args)
     spm_model = args.spm_model or find_spm_model(args.data_dir)
     if spm_model is None:
@@ -259,7 +270,7 @@ def main(argv=None):
                                  max_tokens=args.max_tokens, include_eos=args.include_eos,
                                  batch_size=args.batch_size, device=device,
                                  methods=args.qe_methods, mc_samples=args.qe_mc_samples,
-                                 seed=args.seed)
+                                 seed=args.seed, calibration=args.calibration)
     progress = None if args.quiet else Progress(len(sources), sys.stderr)
     summary = ScoreSummary() if args.summary else None
     records = qe.records(sources, translations, nbest=args.nbest,

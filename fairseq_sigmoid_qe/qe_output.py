@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from fairseq.utils import strip_pad
 
+from .calibration import drop_word_level
 from .errors import QEUserError
 from .textfiles import StreamedOutput, part_file
 
@@ -98,6 +99,7 @@ class QEPrinter:
             self.decode = decode
         if not self.word_level:
             record["word_scores"] = None
+            drop_word_level(record)
         source = task.source_dictionary
         hypothesis = task.target_dictionary.string(hypo["tokens"], self.post_process)
         texts = {"source": source.string(strip_pad(src_tokens, source.pad()), self.post_process),

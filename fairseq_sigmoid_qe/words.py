@@ -46,3 +46,17 @@ def aggregate_words(scores, ids, aggregation="min"):
         groups.setdefault(word, []).append(score)
     combine = {"min": min, "prod": math.prod, "mean": lambda v: sum(v) / len(v)}
     return [combine[aggregation](groups[w]) for w in sorted(groups)]
+
+
+def word_spans(text):
+    """(start, end) character offsets of each whitespace-separated word of ``text`` (as
+    :func:`detokenize` writes it: one word per :func:`word_ids` group)."""
+    spans, start = [], None
+    for index, char in enumerate(text + " "):
+        if char.isspace():
+            if start is not None:
+                spans.append((start, index))
+                start = None
+        elif start is None:
+            start = index
+    return spans

@@ -199,7 +199,8 @@ def test_cli_table(cli_files):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     header = lines.index(next(line for line in lines if line.startswith("method")))
-    assert lines[header].split() == ["method", "n", "pearson", "spearman", "kendall", "prr"]
+    assert lines[header].split() == ["method", "n", "pearson", "spearman", "kendall", "prr",
+                                     "ece", "brier", "mcc", "f1_bad"]
     sigmoid = lines[header + 1].split()
     assert sigmoid[:2] == ["sigmoid", "25"]
     r = stats.pearsonr(cli_files["scores"]["sigmoid"], cli_files["values"])[0]
@@ -397,3 +398,20 @@ def test_evaluator_never_imports_fairseq(cli_files):
                             cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "fairseq imported: False"
+
+
+def test_reference_word_labels_use_the_best_matching_reference():
+    references = ["Öffnen Sie die Datei.", "Öffne die Datei jetzt."]
+    # the second reference matches best (chrF); "Öffne" and "Datei," count without punctuation
+    assert evaluate.reference_word_labels("Öffne bitte die Datei, jetzt", references) == \
+        [1, 0, 1, 1, 1]
+    assert evaluate.reference_word_labels("Sie Datei", "Öffnen Sie die Datei.") == [1, 1]
+    records = [{"id": 0, "tokens": ["Monitor", "profil"], "detokenized": "Monitorprofil",
+                "word_scores": {"sigmoid": [0.9, 0.8]}, "sentence_scores": {"sigmoid": 0.7}},
+               {"id": 1, "tokens": ["\u2581Das", "\u2581Haus", "."], "detokenized": "Das Haus.",
+                "word_scores": {"sigmoid": [0.9, 0.3]}, "sentence_scores": {"sigmoid": 0.2}}]
+    # words as the word scores have them: pieces with no word start are taken as words
+    labels = evaluate.word_gold(records, references=[["Monitor"], ["Das Haus."]])
+    assert labels == [[1, 0], [1, 1]]
+    with pytest.raises(QEUserError, match="has 2 words but 3 word labels"):
+        evaluate.word_gold(records, labels=[[1, 0, 1], [1, 1]])

@@ -249,3 +249,34 @@ done
 # 6. Tables (RESULTS.md): learning curves on valid/mrdev, final results on test/mrtest.
 step "tables"
 "$py" "$repo/examples/l10n_cpu/results_table.py" "$work" | tee "$work/results.md"
+
+# 7. Calibration of each method's scores by the chosen head (fairseq-sigmoid-qe calibrate,
+#    isotonic): fitted on valid (one reference) and mrdev (all references), rated once on test
+#    and mrtest. Sentence gold: chrF (BAD below 0.5); word gold: a word is OK if it occurs in
+#    the best-matching reference (a proxy).
+calibrations=$work/calibration/$chosen-$n
+calibrate_pair() {  # calibrate_pair DEV TEST GOLD_OPTION DEV_GOLD TEST_GOLD
+  local out=$calibrations/$1-$2 method
+  mkdir -p "$out"
+  for method in sigmoid softmax boostedprob; do
+    [ -f "$out/$method.json" ] && continue
+    step "calibrate $method ($chosen after $n updates) on $1"
+    rm -f "$out/$method.json.part" "$out/$method.png"
+    "$py" -m fairseq_sigmoid_qe.calibrate --qe "$work/self/$1/qe-$chosen-$n.jsonl" \
+      --method "$method" "$3" "$4" --reference-word-labels --output "$out/$method.json" \
+      > "$out/$method.txt"
+  done
+  [ -f "$out/report.json" ] && return
+  step "calibrated QE on $2"
+  "$py" -m fairseq_sigmoid_qe.evaluate --qe "$work/self/$2/qe-$chosen-$n.jsonl" "$3" "$5" \
+    --reference-word-labels --calibration "$out"/{sigmoid,softmax,boostedprob}.json --json \
+    > "$out/report.part"
+  mv "$out/report.part" "$out/report.json"
+}
+calibrate_pair valid test --references "$work/text/valid.raw.de" "$work/text/test.raw.de"
+if [ $MULTIREF = 1 ]; then
+  calibrate_pair mrdev mrtest --references-tsv "$work/text/mrdev.refs.tsv" \
+    "$work/text/mrtest.refs.tsv"
+fi
+"$py" "$repo/examples/l10n_cpu/calibration_table.py" "$calibrations" \
+  | tee "$calibrations/results.md"

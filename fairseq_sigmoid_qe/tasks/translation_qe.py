@@ -15,6 +15,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import II
 
+from ..calibration import calibrate_record, load_calibration
 from ..errors import QEUserError, check_range, warn_once
 from ..monte_carlo import check_dropout, translation_sampler
 from ..qe_output import active_printer
@@ -54,6 +55,9 @@ class TranslationQEConfig(TranslationConfig):
         "differs; auto: step from a decoder width of 512"})
     qe_output: Optional[str] = field(default=None, metadata={
         "help": "also write one JSON object per hypothesis to this file (must not exist)"})
+    qe_calibration: Optional[str] = field(default=None, metadata={
+        "help": "a calibration file (fairseq-sigmoid-qe calibrate): each QE record also gets "
+        "its method's calibrated sentence and word scores, OK/BAD tags and error spans"})
 
 
 MC_SAMPLES = 10
@@ -105,6 +109,11 @@ class TranslationQETask(TranslationTask):
             raise QEUserError("--qe-output needs --print-qe")
         self.qe_methods, self.qe_mc_samples = qe_methods(cfg)
         self.qe_nbest, self.qe_temperature, self.qe_sampler = 1, 1.0, None
+        self.qe_calibration = None
+        if cfg.qe_calibration:
+            if not cfg.print_qe:
+                raise QEUserError("--qe-calibration needs --print-qe")
+            self.qe_calibration = load_calibration(cfg.qe_calibration, self.qe_methods)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
                         prefix_allowed_tokens_fn=None):
@@ -165,7 +174,8 @@ class TranslationQETask(TranslationTask):
             sampler=self.qe_sampler,
             **qe_options(self.cfg))
         for (_, hypo), record in zip(pairs, records):
-            hypo["qe"] = record
+            hypo["qe"] = (record if self.qe_calibration is None
+                          else calibrate_record(record, self.qe_calibration))
         printer = active_printer()
         if printer is not None:
             printer.add(self, sample, hypos)
