@@ -14,6 +14,7 @@ from fairseq.models.transformer import TransformerModel, base_architecture
 
 import fairseq_sigmoid_qe  # noqa: F401
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
+from fairseq_sigmoid_qe.models.qe_heads import build_qe_head
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
 
 
@@ -80,7 +81,7 @@ def main():
     base_time = time_updates(base, base_criterion, sample, options.repeats)
 
     head = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder, base.decoder,
-                                       torch.nn.Linear(dim, vocab, bias=False))
+                                       build_qe_head(base.decoder.output_projection))
     head.train()
     results = {}
     for sampler in ("token_freq+softmax", "token_freq", "random"):

@@ -200,3 +200,18 @@ def test_bad_head_options_give_one_line(options, message, tmp_path, real_data_bi
                                          "--max-update", "1", *options), check=False)
     assert message in one_error_line(result)
     assert not (tmp_path / "head").exists() or not list((tmp_path / "head").glob("*.pt"))
+
+
+@pytest.mark.parametrize("head_type,rank", TYPES)
+def test_deltalm_heads_start_at_its_shared_projection(head_type, rank):
+    dictionary = deltalm.placeholder_dictionary(40)
+    model = deltalm.build_deltalm(dictionary, "deltalm_base", encoder_layers=1, decoder_layers=1,
+                                  encoder_embed_dim=DIM, decoder_embed_dim=DIM,
+                                  encoder_ffn_embed_dim=32, decoder_ffn_embed_dim=32,
+                                  encoder_attention_heads=2, decoder_attention_heads=2)
+    projection = model.decoder.output_projection
+    assert projection.weight is model.decoder.embed_tokens.weight
+    head = build_qe_head(projection, head_type, rank)
+    features = torch.randn(2, 3, DIM)
+    torch.testing.assert_close(head(features), projection(features), rtol=1e-5, atol=1e-5)
+    assert all(p is not projection.weight for p in head.parameters())
