@@ -20,12 +20,10 @@ import time
 from argparse import Namespace
 
 import torch
-from fairseq.models.transformer import TransformerModel, base_architecture
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_training import Task, make_batch, make_dictionary  # noqa: E402
+from bench_training import Task, build_transformer, make_batch, make_dictionary  # noqa: E402
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion  # noqa: E402
 from fairseq_sigmoid_qe.models.qe_heads import build_qe_head, describe  # noqa: E402
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import (  # noqa: E402
@@ -51,10 +49,7 @@ def main():
         (4000, 128, 2, 32, 20) if options.quick else (32000, 512, 6, 64, 32))
     dictionary = make_dictionary(vocab)
     task = Task(dictionary)
-    args = Namespace(arch="transformer", encoder_layers=layers, decoder_layers=layers,
-                     encoder_embed_dim=dim, decoder_embed_dim=dim, share_all_embeddings=True)
-    base_architecture(args)
-    base = TransformerModel.build_model(args, task)
+    base = build_transformer(task, dim, layers)
     n_base = sum(p.numel() for p in base.parameters())
     sample = make_batch(dictionary, sentences, length, torch.Generator().manual_seed(1))
     net_input, target = sample["net_input"], sample["target"]

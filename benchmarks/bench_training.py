@@ -43,6 +43,15 @@ def make_batch(dictionary, sentences, length, generator):
     }
 
 
+def build_transformer(task, dim, layers):
+    """fairseq's base Transformer with ``layers`` + ``layers`` layers of width ``dim``."""
+    args = Namespace(arch="transformer", encoder_layers=layers, decoder_layers=layers,
+                     encoder_embed_dim=dim, decoder_embed_dim=dim, dropout=0.1,
+                     share_decoder_input_output_embed=True)
+    base_architecture(args)
+    return TransformerModel.build_model(args, task)
+
+
 def time_updates(model, criterion, sample, repeats, before_update=None):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=1e-4)
@@ -70,11 +79,7 @@ def main():
         (4000, 128, 2, 64, 20) if options.quick else (32000, 512, 6, 128, 32))
     dictionary = make_dictionary(vocab)
     task = Task(dictionary)
-    args = Namespace(arch="transformer", encoder_layers=layers, decoder_layers=layers,
-                     encoder_embed_dim=dim, decoder_embed_dim=dim, dropout=0.1,
-                     share_decoder_input_output_embed=True)
-    base_architecture(args)
-    base = TransformerModel.build_model(args, task)
+    base = build_transformer(task, dim, layers)
     sample = make_batch(dictionary, sentences, length, torch.Generator().manual_seed(1))
     base_criterion = LabelSmoothedCrossEntropyCriterion(task, False, 0.1)
     base.train()
