@@ -164,7 +164,9 @@ def head_type_table(evaluation):
     """The compact head types beside the full head at the same updates: size, Pearson on
     valid/mrdev (choosing) and test/mrtest (reported), ambiguity on mrtest."""
     tested = scored_heads(evaluation.workdir, "test")
-    compact = sorted(head for head in tested if head[0].startswith(HEAD_TYPE_PREFIX))
+    compact = sorted((head for head in tested if head[0].startswith(HEAD_TYPE_PREFIX)),
+                     key=lambda head: ((head_size(evaluation.workdir, head[0]) or (0, 0))[1],
+                                       head))
     if not compact:
         return None
     rows = [head for head in tested if head[0] == FULL_HEAD and head[1] == compact[0][1]]
