@@ -60,8 +60,7 @@ def test_parameters_equal_the_closed_form_and_the_projection_is_not_copied(head_
 
 
 @pytest.mark.parametrize("arch", ["deltalm_base", "deltalm_large"])
-@pytest.mark.parametrize("head_type,rank", [("full", None), ("rescaling", None),
-                                            ("lowrank", 16), ("lowrank", 256)])
+@pytest.mark.parametrize("head_type,rank", [("full", None), ("rescaling", None), ("lowrank", 16)])
 def test_deltalm_head_sizes_are_the_closed_form(arch, head_type, rank):
     """Counted on the real modules (meta device), on DeltaLM's 250k vocabulary."""
     n_base, n_head = deltalm.parameter_counts(arch, head_type=head_type, rank=rank)
