@@ -14,7 +14,17 @@ from fairseq.models.transformer import TransformerModel, base_architecture
 
 import fairseq_sigmoid_qe  # noqa: F401
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
+from fairseq_sigmoid_qe.models.qe_heads import build_qe_head
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
+
+
+def build_transformer(task, dim, layers):
+    """fairseq's base Transformer with ``layers`` + ``layers`` layers of width ``dim``."""
+    args = Namespace(arch="transformer", encoder_layers=layers, decoder_layers=layers,
+                     encoder_embed_dim=dim, decoder_embed_dim=dim, dropout=0.1,
+                     share_decoder_input_output_embed=True)
+    base_architecture(args)
+    return TransformerModel.build_model(args, task)
 
 
 def time_updates(model, criterion, sample, repeats, before_update=None):
@@ -44,18 +54,14 @@ def main():
         (4000, 128, 2, 64, 20) if options.quick else (32000, 512, 6, 128, 32))
     dictionary = make_dictionary(vocab)
     task = Task(dictionary)
-    args = Namespace(arch="transformer", encoder_layers=layers, decoder_layers=layers,
-                     encoder_embed_dim=dim, decoder_embed_dim=dim, dropout=0.1,
-                     share_decoder_input_output_embed=True)
-    base_architecture(args)
-    base = TransformerModel.build_model(args, task)
+    base = build_transformer(task, dim, layers)
     sample = make_batch(dictionary, sentences, length, torch.Generator().manual_seed(1))
     base_criterion = LabelSmoothedCrossEntropyCriterion(task, False, 0.1)
     base.train()
     base_time = time_updates(base, base_criterion, sample, options.repeats)
 
     head = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder, base.decoder,
-                                       torch.nn.Linear(dim, vocab, bias=False))
+                                       build_qe_head(base.decoder.output_projection))
     head.train()
     results = {}
     for sampler in ("token_freq+softmax", "token_freq", "random"):

@@ -27,7 +27,7 @@ def test_head_loss_falls(trained_head):
 
 def test_logs_parameter_counts_and_statistics(trained_head):
     _, output = trained_head
-    assert re.search(r"sigmoid head: base \d+ parameters \(frozen\), head \d+ trainable", output)
+    assert re.search(r"sigmoid head \(full\): base \d+ parameters \(frozen\), head \d+ trainable", output)
     for name in ("sigmoid_pos", "sigmoid_neg", "dominant_size"):
         assert f"| {name} " in output, name
 

@@ -10,6 +10,7 @@ from fairseq.models.transformer import TransformerModel, base_architecture
 
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
 from fairseq_sigmoid_qe.errors import QEUserError
+from fairseq_sigmoid_qe.models.qe_heads import build_qe_head
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
 
 
@@ -30,8 +31,7 @@ def tiny_setup(words):
                      decoder_attention_heads=2)
     base_architecture(args)
     base = TransformerModel.build_model(args, task)
-    head = torch.nn.Linear(16, len(dictionary), bias=False)
-    head.weight.data.copy_(base.decoder.output_projection.weight.data)
+    head = build_qe_head(base.decoder.output_projection)
     model = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder,
                                         base.decoder, head)
     model.train()

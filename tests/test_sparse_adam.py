@@ -75,7 +75,7 @@ def test_fairseq_wrapper_marks_params_clips_sparse_norms_and_reads_betas():
 
 
 def test_head_emits_sparse_gradients_only_for_a_marked_weight():
-    from fairseq_sigmoid_qe.models.sigmoid_head_transformer import embedding_rows
+    from fairseq_sigmoid_qe.models.qe_heads import embedding_rows
 
     weight = torch.nn.Parameter(torch.randn(7, 4))
     embedding_rows(weight, torch.tensor([[1, 2]])).sum().backward()

@@ -9,6 +9,9 @@
    run.sh scored on test (the converged one, which the rule never chooses from), and the
    unsupervised baselines of ``--qe-methods`` (entropy, MC dropout, MC sequence entropy; run.sh
    step 5b) on the same hypotheses.
+3. Head types (``run.sh`` with ``HEAD_TYPES=1``): the compact heads ``type_*``, trained with
+   the settings of ``dense_adam`` and as many updates, beside it on test and mrtest (they are
+   never candidates for the choice).
 Rule: the (head, checkpoint) with the highest Eval Self Pearson against multi-reference chrF
 on mrdev (``init``, the untrained head, a copy of the softmax projection, is a candidate).
 
@@ -32,13 +35,23 @@ UNSUPERVISED = (("token entropy, exp(-mean H)", "entropy"),
                 ("MC dropout D-Var, N = 10 (lower = more certain)", "mc_dropout_var"),
                 ("MC sequence entropy, exp(-Ĥ), N = 10", "mc_seq_entropy"))
 QE_FILE = re.compile(r"^qe-(.+)-(\d+)\.jsonl$")
+HEAD_TYPE_PREFIX = "type_"  # compact head types, compared with FULL_HEAD at equal updates
+FULL_HEAD = "dense_adam"
+HEAD_SIZE = re.compile(r"sigmoid head(?: \((.+?)\))?: base (\d+) parameters \(frozen\), "
+                       r"head (\d+) trainable")
+
+
+def scored_heads(workdir, split):
+    """{(name, updates)} scored on ``split`` by Eval Self."""
+    folder = os.path.join(workdir, "self", split)
+    found = [QE_FILE.match(f) for f in sorted(os.listdir(folder))] if os.path.isdir(folder) else []
+    return {(m.group(1), int(m.group(2))) for m in found if m}
 
 
 def heads(workdir):
-    """{(name, updates)} scored on valid by Eval Self."""
-    folder = os.path.join(workdir, "self", "valid")
-    found = [QE_FILE.match(f) for f in sorted(os.listdir(folder))] if os.path.isdir(folder) else []
-    return sorted({(m.group(1), int(m.group(2))) for m in found if m},
+    """{(name, updates)} scored on valid by Eval Self, head types aside."""
+    return sorted((head for head in scored_heads(workdir, "valid")
+                   if not head[0].startswith(HEAD_TYPE_PREFIX)),
                   key=lambda head: (head[0] != "init", head[0], head[1]))
 
 
@@ -141,11 +154,49 @@ def chosen_head(evaluation, found):
 
 
 def tested_heads(workdir, chosen):
-    """The chosen head, then every other head that run.sh scored on test."""
-    folder = os.path.join(workdir, "self", "test")
-    found = [QE_FILE.match(f) for f in sorted(os.listdir(folder))] if os.path.isdir(folder) else []
-    others = sorted({(m.group(1), int(m.group(2))) for m in found if m} - {chosen})
+    """The chosen head, then every other head that run.sh scored on test (head types aside)."""
+    others = sorted(head for head in scored_heads(workdir, "test") - {chosen}
+                    if not head[0].startswith(HEAD_TYPE_PREFIX))
     return [chosen] + others
+
+
+def head_size(workdir, name):
+    """(type, trainable head parameters, frozen base parameters) from the head's training log
+    (logs written before head types existed name no type: ``full``), or None."""
+    path = os.path.join(workdir, f"train-head-{name}.log")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        match = next((m for m in map(HEAD_SIZE.search, f) if m), None)
+    return match and (match.group(1) or "full", int(match.group(3)), int(match.group(2)))
+
+
+def head_type_table(evaluation):
+    """The compact head types beside the full head at the same updates: size, Pearson on
+    valid/mrdev (choosing) and test/mrtest (reported), ambiguity on mrtest."""
+    tested = scored_heads(evaluation.workdir, "test")
+    compact = sorted((head for head in tested if head[0].startswith(HEAD_TYPE_PREFIX)),
+                     key=lambda head: ((head_size(evaluation.workdir, head[0]) or (0, 0))[1],
+                                       head))
+    if not compact:
+        return None
+    rows = [head for head in tested if head[0] == FULL_HEAD and head[1] == compact[0][1]]
+    lines = ["| head | type | trainable parameters | overhead | valid Pearson (1 ref) | "
+             "mrdev Pearson (multi-ref) | test Self Pearson (1 ref) | test Other Pearson (1 ref) "
+             "| mrtest Self Pearson (multi-ref) | mrtest Other Pearson (multi-ref) | "
+             "mrtest min/max |", "|---" * 11 + "|"]
+    for head in rows + compact:
+        size = head_size(evaluation.workdir, head[0])
+        kind, params = (size[0], f"{size[1]:,}") if size else ("–", "–")
+        overhead = f"+{100 * size[1] / size[2]:.2f}%" if size else "–"
+        cells = [evaluation.metrics(system, split, head, "sigmoid") for system, split in
+                 (("self", "valid"), ("self", "mrdev"), ("self", "test"), ("other", "test"),
+                  ("self", "mrtest"), ("other", "mrtest"))]
+        amb = (evaluation.ambiguity("mrtest", head) or {}).get("sigmoid", {})
+        lines.append(f"| {head[0]}, {head[1]} updates | {kind} | {params} | {overhead} | "
+                     + " | ".join(fmt(c and c["pearson"]) for c in cells)
+                     + f" | {fmt(amb.get('min_max_ratio'))} |")
+    return "\n".join(lines)
 
 
 def final_table(evaluation, tested):
@@ -192,6 +243,10 @@ def main(workdir, choose=False):
         also = "".join(f"; also {name} after {n} updates" for name, n in tested[1:])
         print(f"\n## Chosen on mrdev: {head[0]} after {head[1]} updates{also}; test and mrtest\n")
         print(final_table(evaluation, tested))
+    types = head_type_table(evaluation)
+    if types is not None:
+        print(f"\n## Head types at equal updates (the settings of {FULL_HEAD}); test and mrtest\n")
+        print(types)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 # Usage: bash examples/l10n_cpu/run.sh [WORKDIR]   (default ~/.cache/fairseq-sigmoid-qe/runs/l10n_cpu)
 # Env:   L10N_EN_DE_DIR, L10N_MULTIREF_DIR (corpora), PYTHON (default: .venv/bin/python),
 #        THREADS (default 2), TABLE6=1 (also the seven 200-update heads of the paper's Table 6),
+#        HEAD_TYPES=1 (also the compact --qe-head-type heads, scored on test and mrtest),
 #        HEADS_ONLY="name ..." (train and score only these heads, "init" for the 0-update point:
 #        run two at once on two cores)
 set -euo pipefail
@@ -48,6 +49,17 @@ TABLE6_HEADS=(
   "softmax_T2+token_freq+avoid|200|$BEST --optimizer adam --lr 0.001"
 )
 [ "${TABLE6:-0}" = 1 ] && HEADS+=("${TABLE6_HEADS[@]}")
+# Compact head types (HEAD_TYPES=1): the chosen head's settings (dense Adam at 1e-3, 200
+# updates) with another --qe-head-type; named type_*, compared with it on test and mrtest at
+# equal updates, never candidates for the choice.
+CHOSEN_SETTINGS="$BEST --optimizer adam --lr 0.001"
+HEAD_TYPE_HEADS=(
+  "type_rescaling|200|$CHOSEN_SETTINGS --qe-head-type rescaling"
+  "type_lowrank16|200|$CHOSEN_SETTINGS --qe-head-type lowrank --qe-head-rank 16"
+  "type_lowrank64|200|$CHOSEN_SETTINGS --qe-head-type lowrank --qe-head-rank 64"
+  "type_lowrank256|200|$CHOSEN_SETTINGS --qe-head-type lowrank --qe-head-rank 256"
+)
+[ "${HEAD_TYPES:-0}" = 1 ] && HEADS+=("${HEAD_TYPE_HEADS[@]}")
 
 if [ -n "${HEADS_ONLY:-}" ] && [ ! -f "$work/evaluations-ready" ]; then
   echo "run.sh: error: HEADS_ONLY instances share steps 1-3 (text, base, translations): run once" \
@@ -205,6 +217,10 @@ for entry in "${HEADS[@]}"; do
     step "QE for choosing: $name after $n updates"
     score_head "$name" "$n" "$(ls "$save"/checkpoint_*_"$n".pt | head -1)" TUNE_EVALS mrdev
   done
+  if [[ $name == type_* ]]; then
+    step "QE of the compact head $name on test and mrtest"
+    score_head "$name" "$last" "$(ls "$save"/checkpoint_*_"$last".pt | head -1)" FINAL_EVALS mrtest
+  fi
 done
 # The 0-update point of every curve: W_qe = the softmax projection (from any head checkpoint).
 if [ -z "${HEADS_ONLY:-}" ] || [[ " $HEADS_ONLY " == *" init "* ]]; then

@@ -30,6 +30,7 @@ from fairseq.modules.transformer_layer import TransformerDecoderLayerBase
 
 from ..errors import QEUserError
 from .deltalm_checkpoint import load_official_checkpoint
+from .qe_heads import build_qe_head, describe
 
 MODEL_NAME = "deltalm"
 # fairseq Dictionary built from DeltaLM's dict.txt (249,997 pieces + <s> <pad> </s> <unk>); the
@@ -240,23 +241,33 @@ def build_deltalm(dictionary, arch="deltalm_base", **options):
     return DeltaLMModel.build_model(args, task)
 
 
-def parameter_counts(arch="deltalm_base", vocab_size=DELTALM_DICTIONARY_SIZE):
-    """(base parameters, sigmoid-head parameters) for ``arch`` on a ``vocab_size`` vocabulary,
-    counted from the real modules built on the meta device (no memory)."""
+def parameter_counts(arch="deltalm_base", vocab_size=DELTALM_DICTIONARY_SIZE, head_type="full",
+                     rank=None):
+    """(base parameters, sigmoid-head parameters) for ``arch`` on a ``vocab_size`` vocabulary
+    and a head of ``head_type`` (rank ``rank`` for ``lowrank``), counted from the real modules
+    built on the meta device (no memory)."""
     dictionary = placeholder_dictionary(vocab_size)
     with torch.device("meta"):
         model = build_deltalm(dictionary, arch)
+        projection = model.decoder.output_projection
+        assert isinstance(projection, nn.Linear) and projection.bias is None
+        head = build_qe_head(projection, head_type, rank)
     base = sum(param.numel() for param in model.parameters())  # tied weights count once
-    projection = model.decoder.output_projection
-    assert isinstance(projection, nn.Linear) and projection.bias is None
-    return base, projection.weight.numel()
+    return base, sum(param.numel() for param in head.parameters())
+
+
+REPORTED_HEADS = (("full", None), ("rescaling", None), ("lowrank", 16), ("lowrank", 64),
+                  ("lowrank", 256))
 
 
 def overhead_report():
-    """One line per architecture: base and head sizes on DeltaLM's real vocabulary."""
+    """One line per architecture and head type: base and head sizes on DeltaLM's real
+    vocabulary."""
     lines = []
     for arch in ARCHITECTURES:
-        n_base, n_head = parameter_counts(arch)
-        share = 100 * n_head / n_base
-        lines.append(f"{arch}: base {n_base:,}, sigmoid head {n_head:,} (+{share:.1f}%)")
+        for head_type, rank in REPORTED_HEADS:
+            n_base, n_head = parameter_counts(arch, head_type=head_type, rank=rank)
+            share = 100 * n_head / n_base
+            lines.append(f"{arch}: base {n_base:,}, sigmoid head "
+                         f"{describe(head_type, rank)} {n_head:,} (+{share:.2f}%)")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import torch
 
 from ..errors import QEUserError
 from . import base_checkpoint as bc
+from . import qe_heads
 
 DEFAULT_RESTORE_FILE = "checkpoint_last.pt"
 RESUME_OPTIONS = ("restore_file", "finetune_from_model", "continue_once")
@@ -64,6 +65,9 @@ def not_own_reason(path, args, head_arch):
     if arch != head_arch:
         return f"a '{arch}' checkpoint, not a sigmoid head"
     stored = dict(vars(model_cfg)) if hasattr(model_cfg, "__dict__") else dict(model_cfg)
+    stored_type = (stored.get("qe_head_type") or "full", stored.get("qe_head_rank"))
+    if stored_type != (args.qe_head_type, args.qe_head_rank):
+        return f"a sigmoid head of another type ({qe_heads.describe(*stored_type)})"
     if stored.get("qe_dictionary_fingerprint") != args.qe_dictionary_fingerprint:
         return "a sigmoid head trained with other dictionaries"
     if stored.get("base_fingerprint") is None:  # heads saved before the fingerprint existed

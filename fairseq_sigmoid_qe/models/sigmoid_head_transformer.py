@@ -1,17 +1,17 @@
 """``sigmoid_head_transformer``: a frozen encoder-decoder Transformer plus a sigmoid QE head.
 
 The head ``W_qe`` (|V| x d) reads the same final decoder hidden states ``h`` as the softmax
-output projection and scores a token ``y`` as ``σ(h · W_qe[y])``. It starts as a copy of the
-softmax projection; only it is trained.
+output projection and scores a token ``y`` as ``σ(h · W_qe[y])``. It starts at the softmax
+projection (a copy, or for the compact head types a small change of it, see
+:mod:`.qe_heads`); only it is trained.
 """
 import logging
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.dataclass.utils import gen_parser_from_dataclass
 from fairseq.models import (
     ARCH_MODEL_REGISTRY,
@@ -23,9 +23,8 @@ from fairseq.models import (
 from fairseq.models.transformer import TransformerModel
 
 from ..errors import QEUserError
-from ..optim.sparse_adam import SPARSE_GRAD_ATTRIBUTE
 from . import base_checkpoint as bc
-from . import head_checkpoints, training_preflight
+from . import head_checkpoints, qe_heads, training_preflight
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +41,19 @@ class SigmoidHeadConfig(FairseqDataclass):
         },
     )
     qe_head_bias: bool = field(
-        default=False, metadata={"help": "give the sigmoid head a bias (the paper uses none)"}
+        default=False,
+        metadata={"help": "give the sigmoid head a per-token bias (the paper uses none)"},
+    )
+    qe_head_type: ChoiceEnum(qe_heads.HEAD_TYPES) = field(
+        default="full",
+        metadata={
+            "help": "full: W_qe, a trained copy of the output projection (|V|d parameters); "
+            "rescaling: the frozen projection read through a learned d x d map (d^2); "
+            "lowrank: the projection plus A B of rank --qe-head-rank (r(|V|+d))"
+        },
+    )
+    qe_head_rank: Optional[int] = field(
+        default=None, metadata={"help": "rank r of --qe-head-type lowrank"}
     )
     base_model_config: Optional[str] = field(
         default=None,
@@ -98,24 +109,17 @@ class SigmoidHeadTransformerModel(TransformerModel):
     @classmethod
     def build_model(cls, args, task):
         sigmoid_head_transformer(args)
+        qe_heads.check_head_options(args.qe_head_type, args.qe_head_rank)
         if args.base_model_config:
             base = _rebuild_base(args, task)
         else:
             base = _load_base(args, task)
-        projection = base.decoder.output_projection
-        qe_head = nn.Linear(
-            projection.in_features, projection.out_features, bias=bool(args.qe_head_bias)
-        )
-        with torch.no_grad():
-            qe_head.weight.copy_(projection.weight)
-            if qe_head.bias is not None:
-                qe_head.bias.zero_()
-                if projection.bias is not None:
-                    qe_head.bias.copy_(projection.bias)
+        qe_head = build_head(args, base.decoder.output_projection)
         model = cls(args, base.encoder, base.decoder, qe_head)
         n_base, n_head = _count(base.parameters()), _count(qe_head.parameters())
         logger.info(
-            "sigmoid head: base %d parameters (frozen), head %d trainable (+%.1f%%)",
+            "sigmoid head (%s): base %d parameters (frozen), head %d trainable (+%.2f%%)",
+            qe_heads.describe(args.qe_head_type, args.qe_head_rank),
             n_base, n_head, 100.0 * n_head / max(n_base, 1),
         )
         return model
@@ -161,18 +165,13 @@ class SigmoidHeadTransformerModel(TransformerModel):
 
         ``features`` [..., d] and ``tokens`` [..., m] -> logits [..., m].
         """
-        rows = embedding_rows(self.qe_head.weight, tokens)
-        logits = torch.einsum("...d,...md->...m", features.to(rows.dtype), rows)
-        if self.qe_head.bias is not None:
-            logits = logits + embedding_rows(self.qe_head.bias.unsqueeze(1), tokens).squeeze(-1)
-        return logits
+        return self.qe_head.logits_for(features, tokens)
 
 
-def embedding_rows(weight, tokens):
-    """``weight[tokens]``; its gradient is sparse (the touched rows only) when the optimizer
-    marked ``weight`` as accepting one (``--optimizer sparse_adam``)."""
-    sparse = torch.is_grad_enabled() and getattr(weight, SPARSE_GRAD_ATTRIBUTE, False)
-    return F.embedding(tokens, weight, sparse=sparse)
+def build_head(args, projection):
+    """The QE head the options ask for, on the base's frozen output ``projection``."""
+    return qe_heads.build_qe_head(projection, args.qe_head_type, args.qe_head_rank,
+                                  bool(args.qe_head_bias))
 
 
 def _load_base(args, task):
