@@ -23,8 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_training import build_transformer  # noqa: E402
-from common import Task, make_batch, make_dictionary  # noqa: E402
+from common import transformer_and_batch  # noqa: E402
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion  # noqa: E402
 from fairseq_sigmoid_qe.models.qe_heads import build_qe_head, describe  # noqa: E402
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import (  # noqa: E402
@@ -48,11 +47,8 @@ def main():
     torch.manual_seed(0)
     vocab, dim, layers, sentences, length = (
         (4000, 128, 2, 32, 20) if options.quick else (32000, 512, 6, 64, 32))
-    dictionary = make_dictionary(vocab)
-    task = Task(dictionary)
-    base = build_transformer(task, dim, layers)
+    dictionary, task, base, sample = transformer_and_batch(vocab, dim, layers, sentences, length)
     n_base = sum(p.numel() for p in base.parameters())
-    sample = make_batch(dictionary, sentences, length, torch.Generator().manual_seed(1))
     net_input, target = sample["net_input"], sample["target"]
     criterion = NceDominantCriterion(task, 10, "token_freq+softmax", 2.0, True, False, 0.3,
                                      0.005, "last")

@@ -8,23 +8,13 @@ import time
 from argparse import Namespace
 
 import torch
-from common import Task, make_batch, make_dictionary
+from common import transformer_and_batch
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
-from fairseq.models.transformer import TransformerModel, base_architecture
 
 import fairseq_sigmoid_qe  # noqa: F401
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
 from fairseq_sigmoid_qe.models.qe_heads import build_qe_head
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
-
-
-def build_transformer(task, dim, layers):
-    """fairseq's base Transformer with ``layers`` + ``layers`` layers of width ``dim``."""
-    args = Namespace(arch="transformer", encoder_layers=layers, decoder_layers=layers,
-                     encoder_embed_dim=dim, decoder_embed_dim=dim, dropout=0.1,
-                     share_decoder_input_output_embed=True)
-    base_architecture(args)
-    return TransformerModel.build_model(args, task)
 
 
 def time_updates(model, criterion, sample, repeats, before_update=None):
@@ -52,10 +42,7 @@ def main():
     torch.manual_seed(0)
     vocab, dim, layers, sentences, length = (
         (4000, 128, 2, 64, 20) if options.quick else (32000, 512, 6, 128, 32))
-    dictionary = make_dictionary(vocab)
-    task = Task(dictionary)
-    base = build_transformer(task, dim, layers)
-    sample = make_batch(dictionary, sentences, length, torch.Generator().manual_seed(1))
+    dictionary, task, base, sample = transformer_and_batch(vocab, dim, layers, sentences, length)
     base_criterion = LabelSmoothedCrossEntropyCriterion(task, False, 0.1)
     base.train()
     base_time = time_updates(base, base_criterion, sample, options.repeats)

@@ -62,6 +62,26 @@ def make_batch(dictionary, sentences, length, generator):
     }
 
 
+def build_transformer(task, dim, layers):
+    """fairseq's base Transformer with ``layers`` + ``layers`` layers of width ``dim``."""
+    from fairseq.models.transformer import TransformerModel, base_architecture
+
+    args = Namespace(arch="transformer", encoder_layers=layers, decoder_layers=layers,
+                     encoder_embed_dim=dim, decoder_embed_dim=dim, dropout=0.1,
+                     share_decoder_input_output_embed=True)
+    base_architecture(args)
+    return TransformerModel.build_model(args, task)
+
+
+def transformer_and_batch(vocab, dim, layers, sentences, length):
+    """A dictionary of ``vocab`` symbols, its task, :func:`build_transformer` and one batch."""
+    dictionary = make_dictionary(vocab)
+    task = Task(dictionary)
+    base = build_transformer(task, dim, layers)
+    sample = make_batch(dictionary, sentences, length, torch.Generator().manual_seed(1))
+    return dictionary, task, base, sample
+
+
 def _calibrate(model, dictionary, top_probability):
     """Scale the decoder's last layer norm (the one that makes ``h``, so the logits scale with
     it; embeddings untouched) so that the softmax of random weights has a trained model's mean
