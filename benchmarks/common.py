@@ -126,14 +126,12 @@ def build_base(shape, seed=0):
 
 def head_model(base):
     """The sigmoid-head model over ``base`` (head initialised from its output projection)."""
+    from fairseq_sigmoid_qe.models.qe_heads import build_qe_head
     from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
 
-    projection = base.decoder.output_projection
-    head = torch.nn.Linear(projection.in_features, projection.out_features, bias=False)
-    with torch.no_grad():
-        head.weight.copy_(projection.weight)
     model = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder,
-                                        base.decoder, head)
+                                        base.decoder,
+                                        build_qe_head(base.decoder.output_projection))
     for param in base.parameters():
         param.requires_grad_(False)
     return model
