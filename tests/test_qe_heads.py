@@ -1,6 +1,7 @@
 """--qe-head-type: parameter counts (closed forms), the starting logits, what training moves,
 checkpoints that round-trip through fairseq-generate, and bad options refused in one line."""
 import json
+import re
 from argparse import Namespace
 
 import pytest
@@ -11,7 +12,8 @@ from fairseq.models.transformer import TransformerModel, base_architecture
 from conftest import PACKAGE_DIR, fairseq, head_args, one_error_line
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
 from fairseq_sigmoid_qe.models import deltalm
-from fairseq_sigmoid_qe.models.qe_heads import build_qe_head, parameter_count
+from fairseq_sigmoid_qe.errors import QEUserError
+from fairseq_sigmoid_qe.models.qe_heads import build_qe_head, check_head_options, parameter_count
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
 from fairseq_sigmoid_qe.optim.sparse_adam import FairseqSparseAdam
 from test_criterion import batch
@@ -184,19 +186,31 @@ def test_head_of_another_type_is_not_resumed(compact_head, real_data_bin, base_c
     assert "a sigmoid head of another type" in one_error_line(result)
 
 
-@pytest.mark.parametrize("options,message", [
-    (["--qe-head-rank", "8"], "--qe-head-rank is only for --qe-head-type lowrank"),
-    (["--qe-head-type", "rescaling", "--qe-head-rank", "8"], "--qe-head-rank is only for"),
-    (["--qe-head-type", "lowrank"], "--qe-head-type lowrank needs --qe-head-rank"),
-    (["--qe-head-type", "lowrank", "--qe-head-rank", "0"], "--qe-head-rank 0 is out of range"),
-    (["--qe-head-type", "lowrank", "--qe-head-rank", "-3"], "--qe-head-rank -3 is out of range"),
-    (["--qe-head-type", "lowrank", "--qe-head-rank", "33"],
-     "it must be at most the model dimension 32"),
-])
+HEAD_OPTION_ERRORS = [
+    ((None, 8), "--qe-head-rank is only for --qe-head-type lowrank"),
+    (("rescaling", 8), "--qe-head-rank is only for"),
+    (("lowrank", None), "--qe-head-type lowrank needs --qe-head-rank"),
+    (("lowrank", 0), "--qe-head-rank 0 is out of range"),
+    (("lowrank", -3), "--qe-head-rank -3 is out of range"),
+    (("lowrank", DIM + 1), f"it must be at most the model dimension {DIM}"),
+]
+
+
+@pytest.mark.parametrize("options,message", HEAD_OPTION_ERRORS)
+def test_bad_head_options_are_refused(options, message):
+    head_type, rank = options
+    with pytest.raises(QEUserError, match=re.escape(message)):
+        check_head_options(head_type or "full", rank, DIM)
+
+
+@pytest.mark.parametrize("options,message", [HEAD_OPTION_ERRORS[0], HEAD_OPTION_ERRORS[3]])
 def test_bad_head_options_give_one_line(options, message, tmp_path, real_data_bin,
                                         base_checkpoint):
+    """Through fairseq-train: one error line, before any checkpoint is written."""
+    head_type, rank = options
+    flags = (["--qe-head-type", head_type] if head_type else []) + ["--qe-head-rank", str(rank)]
     result = fairseq("train", *head_args(real_data_bin, base_checkpoint, tmp_path / "head",
-                                         "--max-update", "1", *options), check=False)
+                                         "--max-update", "1", *flags), check=False)
     assert message in one_error_line(result)
     assert not (tmp_path / "head").exists() or not list((tmp_path / "head").glob("*.pt"))
 
