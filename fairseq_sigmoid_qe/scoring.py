@@ -180,18 +180,6 @@ def mean_log(token_scores):
     return log_product(token_scores) / len(token_scores)
 
 
-def qe_records(model, src_tokens, src_lengths, hypotheses, dictionary, encoder_out=None,
-               methods=DEFAULT_METHODS, **options):
-    """QE of a batch of hypotheses (1-D token tensors, row ``i`` translating source row ``i``,
-    whose encoder output may be given) in one force-decoded pass; ``options`` go to
-    :func:`hypothesis_qe`."""
-    padded = torch.nn.utils.rnn.pad_sequence(hypotheses, batch_first=True,
-                                             padding_value=dictionary.pad())
-    scores = score_tokens(model, src_tokens, src_lengths, padded, dictionary.pad(),
-                          dictionary.eos(), encoder_out=encoder_out, methods=methods)
-    return records_from_scores(scores.scores, hypotheses, dictionary, methods=methods, **options)
-
-
 def records_from_scores(scores, hypotheses, dictionary, methods=None, own=None, **options):
     """QE records of hypotheses from their token scores {method: [N, T]} (row ``i`` for
     hypothesis ``i``) and, for ``own`` methods, ``own[i]`` (see :func:`hypothesis_qe`);

@@ -164,11 +164,12 @@ class SearchRecord:
         logits = logits.float()
         log_partition = row_log_partition(
             logits.reshape(-1, logits.size(-1)))[1].view(logits.shape[:-1])
-        ids, mask, mass = dominant_summary(logits, *self.rule, log_partition=log_partition)
+        dominant = (dominant_summary(logits, *self.rule, log_partition=log_partition)
+                    if self.boosted else None)
         entropy = (token_entropy(logits - log_partition.unsqueeze(-1)) if self.entropy
                    else None)
         self.steps = {t: StepRecord(keys[:, t], features[:, t, :],
-                                    (ids[:, t], mask[:, t], mass[:, t]),
+                                    None if dominant is None else tuple(d[:, t] for d in dominant),
                                     None if entropy is None else entropy[:, t])
                       for t in range(features.size(1))}
 

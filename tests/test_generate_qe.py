@@ -438,7 +438,6 @@ def test_a_declining_record_is_said_once_and_force_decoded(head_model, capsys, m
     import torch
 
     from fairseq_sigmoid_qe import errors
-    from fairseq_sigmoid_qe.scoring import qe_records
     from fairseq_sigmoid_qe.search_capture import RecordingSequenceScorer, hypothesis_records
 
     monkeypatch.setattr(errors, "_WARNED", set())
@@ -455,9 +454,7 @@ def test_a_declining_record_is_said_once_and_force_decoded(head_model, capsys, m
     for _ in range(2):
         records = hypothesis_records(model, sample, rows, tokens, dictionary,
                                      scorer.search_record, positional)
-    net_input = sample["net_input"]
-    forced = qe_records(model, net_input["src_tokens"], net_input["src_lengths"], tokens,
-                        dictionary)
+    forced = hypothesis_records(model, sample, rows, tokens, dictionary)  # no record: forced
     assert [r["tokens"] for r in records] == [r["tokens"] for r in forced]
     for record, expected in zip(records, forced):
         for method in METHODS:
