@@ -24,7 +24,7 @@ from .evaluate import (
     REFERENCE_KINDS, add_gold_arguments, format_table, gold_source, gold_values,
     load_gold_source, load_records, method_names, pyplot, record_word_scores, save_figure,
     word_gold, word_gold_source)
-from .textfiles import StreamedOutput, part_file
+from .textfiles import StreamedOutput, refuse_existing
 
 
 def parse_args(argv=None):
@@ -116,22 +116,16 @@ def report(fitted):
     return format_table(rows)
 
 
-def check_new(path, option):
-    for existing in (path, part_file(path)):
-        if os.path.lexists(existing):
-            raise QEUserError(f"{option} {path}: {existing} exists; nothing is overwritten")
-
-
 def main(argv=None):
     install_excepthook()
     args = parse_args(argv)
     if args.target_precision is not None:
         check_range("--target-precision", args.target_precision, 0, 1, low_open=True)
     check_range("--bad-below", args.bad_below)
-    check_new(args.output, "--output")
+    refuse_existing(args.output, "--output")
     plot = args.plot
     if plot is not None:
-        check_new(plot, "--plot")
+        refuse_existing(plot, "--plot")
         pyplot("--plot")
     elif importlib.util.find_spec("matplotlib") is None:
         sys.stderr.write(f"{PROGRAM}: warning: no reliability diagram: matplotlib is not "

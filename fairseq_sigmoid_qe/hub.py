@@ -18,7 +18,7 @@ from .errors import QEUserError, check_range, install_excepthook, warn_once
 from .inference import generate_with_qe, load_head_model, max_positions
 from .run_report import Progress, ScoreSummary
 from .scoring import DEFAULT_METHODS, METHODS
-from .textfiles import StreamedOutput, part_file, read_lines
+from .textfiles import StreamedOutput, read_lines, refuse_existing
 from .words import detokenize
 
 
@@ -150,9 +150,7 @@ def check_output(path):
     a folder that exists and is writable."""
     if path == "-":
         return
-    for existing in (path, part_file(path)):
-        if os.path.lexists(existing):
-            raise QEUserError(f"--output {path}: {existing} exists; nothing is overwritten")
+    refuse_existing(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise QEUserError(f"--output {path}: folder {folder} does not exist")

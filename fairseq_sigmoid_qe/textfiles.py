@@ -42,6 +42,13 @@ def part_file(path):
     return path + ".part"
 
 
+def refuse_existing(path, option="--output"):
+    """Before any work: ``path`` and the ``.part`` file it is written through must not exist."""
+    for existing in (path, part_file(path)):
+        if os.path.lexists(existing):
+            raise QEUserError(f"{option} {path}: {existing} exists; nothing is overwritten")
+
+
 class StreamedOutput:
     """JSONL lines to stdout (``-``), or to a new ``PATH.part`` renamed to ``PATH`` by
     :meth:`commit` once everything is written and removed by :meth:`discard` when the run
