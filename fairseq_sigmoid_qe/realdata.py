@@ -50,12 +50,34 @@ def train_sentencepiece(texts, model_prefix, vocab_size, sample_size=0):
     return spm.SentencePieceProcessor(model_file=model_prefix + ".model")
 
 
+def hold_out(pairs, count, seed=1):
+    """``(kept, heldout, ownslice)``: ``count`` pairs drawn at random (seeded) out of ``pairs``,
+    the rest in corpus order, and a second random draw of ``count`` pairs from the rest: a
+    base trained on ``kept`` never sees ``heldout``, and ``ownslice`` is the same-sized
+    slice of what it did see."""
+    import random
+
+    if not 0 < count <= len(pairs) // 2:
+        raise QEUserError(f"--heldout-pairs {count}: must be between 1 and half of the "
+                          f"{len(pairs)} training pairs")
+    rng = random.Random(seed)
+    held = set(rng.sample(range(len(pairs)), count))
+    kept = [pair for index, pair in enumerate(pairs) if index not in held]
+    own = sorted(rng.sample(range(len(kept)), count))
+    return kept, [pairs[index] for index in sorted(held)], [kept[index] for index in own]
+
+
 def prepare_l10n(corpus_dir, text_dir, train_pairs, test_pairs, vocab_size, valid_pairs=500,
-                 spm_sample=0):
+                 spm_sample=0, heldout_pairs=0):
     """Write sentencepiece-encoded ``{split}.en/.de`` and raw ``{split}.raw.{en,de}`` to
-    text_dir, from ``corpus_dir/{train,valid,test}.{en,de}`` (None: every pair of a split)."""
+    text_dir, from ``corpus_dir/{train,valid,test}.{en,de}`` (None: every pair of a split).
+    With ``heldout_pairs`` N > 0, N random training pairs become the split ``heldout`` (not in
+    ``train``) and N random pairs of the rest of ``train`` the split ``ownslice``
+    (:func:`hold_out`); sentencepiece is trained on ``train`` only."""
     limits = {"train": train_pairs, "valid": valid_pairs, "test": test_pairs}
     data = {split: read_pairs(corpus_dir, split, limit=limits[split]) for split in SPLITS}
+    if heldout_pairs:
+        data["train"], data["heldout"], data["ownslice"] = hold_out(data["train"], heldout_pairs)
     os.makedirs(text_dir, exist_ok=True)
     prefix = os.path.join(text_dir, "spm")
     if os.path.exists(prefix + ".model"):
@@ -169,6 +191,9 @@ def main(argv=None):
     parser.add_argument("--spm-vocab", type=int, default=8000, help="sentencepiece vocabulary")
     parser.add_argument("--spm-sample", type=int, default=0,
                         help="train sentencepiece on this many random sentences (0: all)")
+    parser.add_argument("--heldout-pairs", type=int, default=0,
+                        help="hold this many random training pairs out of train (split "
+                        "'heldout') and write a same-sized random slice of train ('ownslice')")
     args = parser.parse_args(argv)
     if args.multiref:
         if args.corpus or not args.spm_model:
@@ -181,7 +206,7 @@ def main(argv=None):
     if not args.corpus:
         parser.error("give --corpus (or --multiref)")
     model = prepare_l10n(args.corpus, args.out, args.train_pairs, args.test_pairs,
-                         args.spm_vocab, args.valid_pairs, args.spm_sample)
+                         args.spm_vocab, args.valid_pairs, args.spm_sample, args.heldout_pairs)
     print(f"wrote {args.out} (sentencepiece model {model})")
     return 0
 

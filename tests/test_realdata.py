@@ -47,3 +47,18 @@ def test_multiref_bad_lines(tmp_path):
         read_multiref(str(tsv))
     with pytest.raises(QEUserError, match="cannot read multi-reference file"):
         read_multiref(str(tmp_path / "missing.tsv"))
+
+
+def test_hold_out_is_disjoint_same_sized_and_seeded():
+    from fairseq_sigmoid_qe.realdata import hold_out
+
+    pairs = [(f"s{i}", f"t{i}") for i in range(100)]
+    kept, heldout, own = hold_out(pairs, 20)
+    assert len(heldout) == len(own) == 20 and len(kept) == 80
+    assert not set(heldout) & set(kept) and set(own) <= set(kept)
+    assert sorted(kept + heldout) == sorted(pairs)
+    assert kept == [pair for pair in pairs if pair not in set(heldout)]  # corpus order kept
+    assert hold_out(pairs, 20) == (kept, heldout, own)
+    assert hold_out(pairs, 20, seed=2)[1] != heldout
+    with pytest.raises(QEUserError, match="--heldout-pairs 51"):
+        hold_out(pairs, 51)

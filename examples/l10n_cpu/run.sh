@@ -72,7 +72,7 @@ fi
 if [ ! -f "$work/text/test.de" ]; then
   step "prepare text"
   "$py" -m fairseq_sigmoid_qe.realdata --corpus "$corpus" --out "$work/text" \
-    --spm-vocab 8000 --spm-sample 400000
+    --spm-vocab 8000 --spm-sample 400000 --heldout-pairs 26000
 fi
 if [ ! -f "$work/data-bin/dict.de.txt" ]; then
   step "binarize"
@@ -80,6 +80,14 @@ if [ ! -f "$work/data-bin/dict.de.txt" ]; then
     --trainpref "$work/text/train" --validpref "$work/text/valid" --testpref "$work/text/test" \
     --destdir "$work/data-bin" --workers 2
 fi
+# The held-out comparison: 26,000 random training pairs the base never sees (heldout) and a
+# same-sized random slice of the base's own pairs (ownslice), each a head's training split.
+for slice in heldout ownslice; do
+  [ -f "$work/data-bin-$slice/dict.de.txt" ] && continue
+  fairseq preprocess --source-lang en --target-lang de --srcdict "$work/data-bin/dict.en.txt" \
+    --tgtdict "$work/data-bin/dict.de.txt" --trainpref "$work/text/$slice" \
+    --validpref "$work/text/valid" --destdir "$work/data-bin-$slice" --workers 2
+done
 # Evaluation splits: name -> binarized directory and subset.
 declare -A BIN=([valid]="$work/data-bin" [test]="$work/data-bin")
 declare -A SUBSET=([valid]=valid [test]=test)
