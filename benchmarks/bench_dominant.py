@@ -5,6 +5,7 @@ dominant tokens excluded), for information, and beside them a small vocabulary's
 k = 10 and at k = V - 2 (every allowed token: rows finished by one dense draw).
 Usage: python benchmarks/bench_dominant.py [--quick] [--repeats 5] [--threads N]
 """
+
 import argparse
 import statistics
 import time
@@ -12,8 +13,8 @@ import time
 import boostedprob
 import torch
 
-from fairseq_sigmoid_qe.dominant import dominant_sets
-from fairseq_sigmoid_qe.sampling import (
+from fairseq_sigmoid_qe.core.dominant import dominant_sets
+from fairseq_sigmoid_qe.core.negative_samplers import (
     sample_negatives,
     softmax_weights,
     token_frequency_distribution,
@@ -46,8 +47,11 @@ def compare_dominant(name, log_probs, repeats):
     outside the timed region."""
     scratch = torch.empty_like(log_probs)
     ours = median_seconds(lambda: dominant_sets(log_probs), repeats)
-    theirs = median_seconds(lambda: boostedprob.find_dominant(scratch), repeats,
-                            prepare=lambda: scratch.copy_(log_probs))
+    theirs = median_seconds(
+        lambda: boostedprob.find_dominant(scratch),
+        repeats,
+        prepare=lambda: scratch.copy_(log_probs),
+    )
     _, mask = dominant_sets(log_probs)
     sizes = mask.sum(-1).float()
     print(f"[{name}] mean dominant-set size {sizes.mean():.2f}, max {int(sizes.max())}")
@@ -63,16 +67,20 @@ def time_samplers(log_probs, repeats, generator, negatives=10):
     reference = torch.randint(4, vocab, (positions,), generator=generator)
     dominant = dominant_sets(log_probs)
     frequencies = token_frequency_distribution(
-        torch.randint(1, 10**6, (vocab,), generator=generator), [0, 1, 2, 3])
+        torch.randint(1, 10**6, (vocab,), generator=generator), [0, 1, 2, 3]
+    )
     buffer = torch.empty_like(log_probs)
     seconds = median_seconds(lambda: softmax_weights(log_probs, 2.0, [1], out=buffer), repeats)
     print(f"softmax_weights T=2 (per-row sampler's [N, V] weights): {seconds * 1000:8.1f} ms")
     weights, _ = softmax_weights(log_probs, 2.0, [1])
     for name, probs in (("token_freq [V]", frequencies), ("softmax T=2 [N, V]", weights)):
         seconds = median_seconds(
-            lambda: sample_negatives(negatives, reference, probs, dominant, generator), repeats)
-        print(f"sample_negatives k={negatives} {name:<19} dominant excluded: "
-              f"{seconds * 1000:8.1f} ms")
+            lambda probs=probs: sample_negatives(negatives, reference, probs, dominant, generator),
+            repeats,
+        )
+        print(
+            f"sample_negatives k={negatives} {name:<19} dominant excluded: {seconds * 1000:8.1f} ms"
+        )
 
 
 def time_near_capacity(positions, repeats, generator, vocab=208):
@@ -82,18 +90,22 @@ def time_near_capacity(positions, repeats, generator, vocab=208):
     reference = torch.randint(4, vocab, (positions,), generator=generator)
     dominant = dominant_sets(log_probs)
     weights, _ = softmax_weights(log_probs, 2.0, [1])
-    times = {k: median_seconds(
-        lambda k=k: sample_negatives(k, reference, weights, dominant, generator), repeats)
-        for k in (10, vocab - 2)}
-    print(f"[V={vocab}, {positions} positions, softmax T=2, dominant excluded] sample_negatives "
-          f"k=10: {times[10] * 1000:.1f} ms, k={vocab - 2}: {times[vocab - 2] * 1000:.1f} ms "
-          f"({times[vocab - 2] / times[10]:.1f}x for {(vocab - 2) / 10:.1f}x the negatives)")
+    times = {
+        k: median_seconds(
+            lambda k=k: sample_negatives(k, reference, weights, dominant, generator), repeats
+        )
+        for k in (10, vocab - 2)
+    }
+    print(
+        f"[V={vocab}, {positions} positions, softmax T=2, dominant excluded] sample_negatives "
+        f"k=10: {times[10] * 1000:.1f} ms, k={vocab - 2}: {times[vocab - 2] * 1000:.1f} ms "
+        f"({times[vocab - 2] / times[10]:.1f}x for {(vocab - 2) / 10:.1f}x the negatives)"
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="[512, 8000] instead of [4096, 32000]")
+    parser.add_argument("--quick", action="store_true", help="[512, 8000] instead of [4096, 32000]")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     options = parser.parse_args()
@@ -101,11 +113,14 @@ def main():
         torch.set_num_threads(options.threads)
     positions, vocab = (512, 8000) if options.quick else (4096, 32000)
     generator = torch.Generator().manual_seed(0)
-    print(f"log-probs [{positions}, {vocab}] float32, median of {options.repeats}, "
-          f"{torch.get_num_threads()} torch threads")
+    print(
+        f"log-probs [{positions}, {vocab}] float32, median of {options.repeats}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
     gaussian = torch.randn(positions, vocab, generator=generator)
-    compare_dominant("log_softmax(gaussian * 3)", torch.log_softmax(gaussian * 3, -1),
-                     options.repeats)
+    compare_dominant(
+        "log_softmax(gaussian * 3)", torch.log_softmax(gaussian * 3, -1), options.repeats
+    )
     scales = torch.rand(positions, 1, generator=generator) * 6 + 1
     mixed = torch.log_softmax(gaussian * scales, -1)
     compare_dominant("log_softmax(gaussian * U[1, 7] per row)", mixed, options.repeats)

@@ -21,6 +21,7 @@ Usage: python benchmarks/bench_generate.py DATA_BIN HEAD_CHECKPOINT [--subset te
        [--dominant-at auto step used_rows] [--methods default entropy mc_dropout mc_seq_entropy]
        [--mc-samples 10]
 """
+
 import argparse
 import math
 import os
@@ -36,7 +37,8 @@ def batches(task, model, subset, max_tokens, max_sentences=None):
 
     task.load_dataset(subset)
     iterator = task.get_batch_iterator(
-        dataset=task.dataset(subset), max_tokens=max_tokens,
+        dataset=task.dataset(subset),
+        max_tokens=max_tokens,
         max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
     ).next_epoch_itr(shuffle=False)
     samples = list(iterator)
@@ -58,7 +60,7 @@ def one_batch(task, generator, model, sample, qe):
     which records the search and runs score_qe, and the formatted QE lines."""
     from fairseq.tasks.translation import TranslationTask
 
-    from fairseq_sigmoid_qe.qe_output import qe_lines
+    from fairseq_sigmoid_qe.decoding.generate_output import qe_lines
 
     start = time.process_time()
     if not qe:
@@ -78,7 +80,7 @@ class WorkTimer:
     HELPERS = ("last_prefix_hash", "row_keys", "dominant_summary")
 
     def __init__(self):
-        import fairseq_sigmoid_qe.search_capture as module
+        import fairseq_sigmoid_qe.decoding.recording as module
 
         self.module, self.seconds, self.saved = module, 0.0, {}
 
@@ -99,6 +101,7 @@ class WorkTimer:
                 return helper(*args, **kwargs)
             finally:
                 self.seconds += time.process_time() - start
+
         return timed
 
 
@@ -107,7 +110,7 @@ def qe_work(task, generator, model, sample, repeats):
     the record's per-step work inside the search, and score_qe plus the lines after it."""
     from fairseq.tasks.translation import TranslationTask
 
-    from fairseq_sigmoid_qe.qe_output import qe_lines
+    from fairseq_sigmoid_qe.decoding.generate_output import qe_lines
 
     with WorkTimer() as in_search:
         hypos = TranslationTask.inference_step(task, generator, [model], sample)
@@ -129,7 +132,7 @@ def compare(task, generators, model, samples, repeats):
         one_batch(task, generators[True], model, sample, True)  # warm-up
         times = {False: [], True: []}
         for repeat in range(repeats):
-            for qe in ((False, True) if repeat % 2 == 0 else (True, False)):
+            for qe in (False, True) if repeat % 2 == 0 else (True, False):
                 times[qe].append(one_batch(task, generators[qe], model, sample, qe))
         plain += min(times[False])
         with_qe += min(times[True])
@@ -141,7 +144,7 @@ def method_costs(task, model, samples, generation, variants, repeats, mc_samples
     """{variant: CPU seconds} over ``samples`` for plain generation (``None``) and each
     ``--qe-methods`` list in ``variants`` (QE lines formatted too), the runs of one batch
     alternating, the fastest of ``repeats`` per batch and variant."""
-    from fairseq_sigmoid_qe.scoring import parse_methods
+    from fairseq_sigmoid_qe.core.qe_methods import parse_methods
 
     generators = {None: plain_generator(task, model, generation)}
     for variant in variants:
@@ -152,19 +155,20 @@ def method_costs(task, model, samples, generation, variants, repeats, mc_samples
     for sample in samples:
         times = {variant: [] for variant in order}
         for repeat in range(repeats):
-            for variant in (order if repeat % 2 == 0 else order[::-1]):
+            for variant in order if repeat % 2 == 0 else order[::-1]:
                 if variant is not None:
                     task.qe_methods = parse_methods(variant)
-                times[variant].append(one_batch(task, generators[variant], model, sample,
-                                                variant is not None))
+                times[variant].append(
+                    one_batch(task, generators[variant], model, sample, variant is not None)
+                )
         for variant in order:
             totals[variant] += min(times[variant])
     return totals
 
 
 def main():
-    from fairseq_sigmoid_qe.scoring import DEFAULT_METHODS
-    from fairseq_sigmoid_qe.search_capture import DOMINANT_AT
+    from fairseq_sigmoid_qe.core.qe_methods import DEFAULT_METHODS
+    from fairseq_sigmoid_qe.decoding.recording import DOMINANT_AT
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data_bin")
@@ -174,57 +178,83 @@ def main():
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--max-sentences", type=int, default=None,
-                        help="time every k-th batch, about this many sentences in all")
-    parser.add_argument("--dominant-at", nargs="+", default=["auto"],
-                        choices=DOMINANT_AT,
-                        help="--qe-dominant-at value(s) to time, each beside the same baseline")
-    parser.add_argument("--methods", nargs="+", default=None,
-                        help="time each --qe-methods list (default: the three of today) as a "
-                        "ratio to plain generation, instead of the comparisons above")
-    parser.add_argument("--mc-samples", type=int, default=10,
-                        help="--qe-mc-samples of the Monte-Carlo methods")
+    parser.add_argument(
+        "--max-sentences",
+        type=int,
+        default=None,
+        help="time every k-th batch, about this many sentences in all",
+    )
+    parser.add_argument(
+        "--dominant-at",
+        nargs="+",
+        default=["auto"],
+        choices=DOMINANT_AT,
+        help="--qe-dominant-at value(s) to time, each beside the same baseline",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="time each --qe-methods list (default: the three of today) as a "
+        "ratio to plain generation, instead of the comparisons above",
+    )
+    parser.add_argument(
+        "--mc-samples", type=int, default=10, help="--qe-mc-samples of the Monte-Carlo methods"
+    )
     options = parser.parse_args()
 
     import torch
 
-    from fairseq_sigmoid_qe.inference import load_head_model
+    from fairseq_sigmoid_qe.api import load_head_model
 
     torch.set_num_threads(options.threads)
     model, task = load_head_model(options.checkpoint, options.data_bin)
-    samples = batches(task, model, options.subset, options.max_tokens,
-                      options.max_sentences)
+    samples = batches(task, model, options.subset, options.max_tokens, options.max_sentences)
     sentences = sum(len(s["id"]) for s in samples)
-    modes = [(f"beam {options.beam}", Namespace(beam=options.beam, max_len_b=200),
-              options.dominant_at),
-             ("score-reference", Namespace(score_reference=True), options.dominant_at[:1])]
-    print(f"{sentences} sentences, {len(samples)} batches, {options.repeats} alternating "
-          f"runs per batch and mode, {options.threads} threads, V={len(task.target_dictionary)}")
+    modes = [
+        (f"beam {options.beam}", Namespace(beam=options.beam, max_len_b=200), options.dominant_at),
+        ("score-reference", Namespace(score_reference=True), options.dominant_at[:1]),
+    ]
+    print(
+        f"{sentences} sentences, {len(samples)} batches, {options.repeats} alternating "
+        f"runs per batch and mode, {options.threads} threads, V={len(task.target_dictionary)}"
+    )
     if options.methods:
         variants = [",".join(DEFAULT_METHODS) if m == "default" else m for m in options.methods]
         generation = Namespace(beam=options.beam, max_len_b=200)
         with torch.no_grad():
-            totals = method_costs(task, model, samples, generation, variants, options.repeats,
-                                  options.mc_samples)
-        print(f"beam {options.beam}, plain generation {totals[None]:.3f} s; "
-              f"--qe-mc-samples {options.mc_samples}")
+            totals = method_costs(
+                task, model, samples, generation, variants, options.repeats, options.mc_samples
+            )
+        print(
+            f"beam {options.beam}, plain generation {totals[None]:.3f} s; "
+            f"--qe-mc-samples {options.mc_samples}"
+        )
         for variant in variants:
-            print(f"  --qe-methods {variant:<34} {totals[variant]:8.3f} s   "
-                  f"ratio {totals[variant] / totals[None]:.2f}")
+            print(
+                f"  --qe-methods {variant:<34} {totals[variant]:8.3f} s   "
+                f"ratio {totals[variant] / totals[None]:.2f}"
+            )
         return
     with torch.no_grad():
         for name, generation, variants in modes:
             for where in variants:
                 task.cfg.qe_dominant_at = where
-                generators = {False: plain_generator(task, model, generation),
-                              True: task.build_generator([model], generation)}
+                generators = {
+                    False: plain_generator(task, model, generation),
+                    True: task.build_generator([model], generation),
+                }
                 label = name if len(variants) == 1 else f"{name}, {where}"
                 a, b, work = compare(task, generators, model, samples, options.repeats)
                 target = "  (target <= 1.03)" if name.startswith("beam") else ""
-                print(f"{label:<22} without QE {a:7.3f} s   with QE {b:7.3f} s   "
-                      f"ratio {b / a:.3f}{target}")
-                print(f"{'':<22} QE work alone {work:7.3f} s: 1 + work / without QE = "
-                      f"{1 + work / a:.3f}")
+                print(
+                    f"{label:<22} without QE {a:7.3f} s   with QE {b:7.3f} s   "
+                    f"ratio {b / a:.3f}{target}"
+                )
+                print(
+                    f"{'':<22} QE work alone {work:7.3f} s: 1 + work / without QE = "
+                    f"{1 + work / a:.3f}"
+                )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ tests/test_qe_heads.py).
 
 Usage: python benchmarks/bench_head_types.py [--quick] [--repeats 5] [--ranks 16 64 256]
 """
+
 import argparse
 import os
 import statistics
@@ -20,16 +21,16 @@ import time
 from argparse import Namespace
 
 import torch
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import transformer_and_batch  # noqa: E402
+
+from fairseq_sigmoid_qe.core.qe_methods import score_tokens  # noqa: E402
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion  # noqa: E402
 from fairseq_sigmoid_qe.models.qe_heads import build_qe_head, describe  # noqa: E402
-from fairseq_sigmoid_qe.models.sigmoid_head_transformer import (  # noqa: E402
-    SigmoidHeadTransformerModel,
-)
-from fairseq_sigmoid_qe.scoring import score_tokens  # noqa: E402
+from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
 
 
 def cpu_seconds(work):
@@ -46,19 +47,23 @@ def main():
     options = parser.parse_args()
     torch.manual_seed(0)
     vocab, dim, layers, sentences, length = (
-        (4000, 128, 2, 32, 20) if options.quick else (32000, 512, 6, 64, 32))
+        (4000, 128, 2, 32, 20) if options.quick else (32000, 512, 6, 64, 32)
+    )
     dictionary, task, base, sample = transformer_and_batch(vocab, dim, layers, sentences, length)
     n_base = sum(p.numel() for p in base.parameters())
     net_input, target = sample["net_input"], sample["target"]
-    criterion = NceDominantCriterion(task, 10, "token_freq+softmax", 2.0, True, False, 0.3,
-                                     0.005, "last")
-    types = [("full", None), ("rescaling", None)] + [("lowrank", r) for r in options.ranks
-                                                     if r <= dim]
+    criterion = NceDominantCriterion(
+        task, 10, "token_freq+softmax", 2.0, True, False, 0.3, 0.005, "last"
+    )
+    types = [("full", None), ("rescaling", None)] + [
+        ("lowrank", r) for r in options.ranks if r <= dim
+    ]
     models, optimizers = {}, {}
     for head_type, rank in types:
         head = build_qe_head(base.decoder.output_projection, head_type, rank)
-        model = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder,
-                                            base.decoder, head)
+        model = SigmoidHeadTransformerModel(
+            Namespace(qe_head_bias=False), base.encoder, base.decoder, head
+        )
         models[head_type, rank] = model
         optimizers[head_type, rank] = torch.optim.Adam(head.parameters(), lr=1e-4)
 
@@ -72,8 +77,14 @@ def main():
 
     def scoring(key):
         model = models[key].eval()
-        score_tokens(model, net_input["src_tokens"], net_input["src_lengths"], target,
-                     dictionary.pad(), dictionary.eos())
+        score_tokens(
+            model,
+            net_input["src_tokens"],
+            net_input["src_lengths"],
+            target,
+            dictionary.pad(),
+            dictionary.eos(),
+        )
 
     features = torch.randn(sentences, length, dim)
 
@@ -85,25 +96,32 @@ def main():
     for step in range(options.repeats + 1):
         for key in models:
             for name, work in (("update", update), ("scoring", scoring), ("head", head_only)):
-                seconds = cpu_seconds(lambda: work(key))
+                seconds = cpu_seconds(lambda work=work, key=key: work(key))
                 if step:  # the first round warms up
                     times[name][key].append(seconds)
-    median = {name: {key: statistics.median(v) for key, v in per.items()}
-              for name, per in times.items()}
+    median = {
+        name: {key: statistics.median(v) for key, v in per.items()} for name, per in times.items()
+    }
     full = ("full", None)
-    print(f"batch: {sentences} x {length} target tokens, vocab {vocab}, dim {dim}, "
-          f"{layers}+{layers} layers (base {n_base:,} parameters), median of "
-          f"{options.repeats}, CPU seconds, {torch.get_num_threads()} threads")
-    print(f"{'head':<14} {'parameters':>12} {'overhead':>9} {'update ms':>10} {'ratio':>6} "
-          f"{'scoring ms':>11} {'ratio':>6} {'head part ms':>13}")
+    print(
+        f"batch: {sentences} x {length} target tokens, vocab {vocab}, dim {dim}, "
+        f"{layers}+{layers} layers (base {n_base:,} parameters), median of "
+        f"{options.repeats}, CPU seconds, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"{'head':<14} {'parameters':>12} {'overhead':>9} {'update ms':>10} {'ratio':>6} "
+        f"{'scoring ms':>11} {'ratio':>6} {'head part ms':>13}"
+    )
     for key, model in models.items():
         n_head = sum(p.numel() for p in model.qe_head.parameters())
-        print(f"{describe(*key):<14} {n_head:>12,} {100 * n_head / n_base:>8.2f}% "
-              f"{1000 * median['update'][key]:>10.1f} "
-              f"{median['update'][key] / median['update'][full]:>6.3f} "
-              f"{1000 * median['scoring'][key]:>11.1f} "
-              f"{median['scoring'][key] / median['scoring'][full]:>6.3f} "
-              f"{1000 * median['head'][key]:>13.2f}")
+        print(
+            f"{describe(*key):<14} {n_head:>12,} {100 * n_head / n_base:>8.2f}% "
+            f"{1000 * median['update'][key]:>10.1f} "
+            f"{median['update'][key] / median['update'][full]:>6.3f} "
+            f"{1000 * median['scoring'][key]:>11.1f} "
+            f"{median['scoring'][key] / median['scoring'][full]:>6.3f} "
+            f"{1000 * median['head'][key]:>13.2f}"
+        )
     from fairseq_sigmoid_qe.models.deltalm import overhead_report
 
     print("\nDeltaLM (250,001-symbol vocabulary), counted from the built modules:")

@@ -2,6 +2,7 @@
 
 Target: <= 0.40. Usage: python benchmarks/bench_training.py [--quick]
 """
+
 import argparse
 import statistics
 import time
@@ -41,32 +42,49 @@ def main():
     options = parser.parse_args()
     torch.manual_seed(0)
     vocab, dim, layers, sentences, length = (
-        (4000, 128, 2, 64, 20) if options.quick else (32000, 512, 6, 128, 32))
+        (4000, 128, 2, 64, 20) if options.quick else (32000, 512, 6, 128, 32)
+    )
     dictionary, task, base, sample = transformer_and_batch(vocab, dim, layers, sentences, length)
     base_criterion = LabelSmoothedCrossEntropyCriterion(task, False, 0.1)
     base.train()
     base_time = time_updates(base, base_criterion, sample, options.repeats)
 
-    head = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder, base.decoder,
-                                       build_qe_head(base.decoder.output_projection))
+    head = SigmoidHeadTransformerModel(
+        Namespace(qe_head_bias=False),
+        base.encoder,
+        base.decoder,
+        build_qe_head(base.decoder.output_projection),
+    )
     head.train()
     results = {}
     for sampler in ("token_freq+softmax", "token_freq", "random"):
         criterion = NceDominantCriterion(task, 10, sampler, 2.0, False, False, 0.3, 0.005, "last")
         results[sampler] = time_updates(head, criterion, sample, options.repeats)
-    criterion = NceDominantCriterion(task, 10, "token_freq+softmax", 2.0, False, False, 0.3,
-                                     0.005, "last")
-    fresh = time_updates(head, criterion, sample, options.repeats,
-                         before_update=lambda: setattr(head, "_logits_buffer", None))
-    print(f"batch: {sentences} x {length} target tokens, vocab {vocab}, dim {dim}, "
-          f"{layers}+{layers} layers, median of {options.repeats} updates")
+    criterion = NceDominantCriterion(
+        task, 10, "token_freq+softmax", 2.0, False, False, 0.3, 0.005, "last"
+    )
+    fresh = time_updates(
+        head,
+        criterion,
+        sample,
+        options.repeats,
+        before_update=lambda: setattr(head, "_logits_buffer", None),
+    )
+    print(
+        f"batch: {sentences} x {length} target tokens, vocab {vocab}, dim {dim}, "
+        f"{layers}+{layers} layers, median of {options.repeats} updates"
+    )
     print(f"base update (label-smoothed CE):        {base_time * 1000:8.1f} ms")
     for sampler, seconds in results.items():
-        print(f"head update ({sampler:<18}, avoid-dominant): {seconds * 1000:8.1f} ms   "
-              f"ratio {seconds / base_time:.3f} (target <= 0.40)")
+        print(
+            f"head update ({sampler:<18}, avoid-dominant): {seconds * 1000:8.1f} ms   "
+            f"ratio {seconds / base_time:.3f} (target <= 0.40)"
+        )
     best = results["token_freq+softmax"]
-    print(f"head update (token_freq+softmax), logits in a new tensor each update: "
-          f"{fresh * 1000:8.1f} ms   reused buffer / new tensor {best / fresh:.3f}")
+    print(
+        f"head update (token_freq+softmax), logits in a new tensor each update: "
+        f"{fresh * 1000:8.1f} ms   reused buffer / new tensor {best / fresh:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What the benchmarks share: model shapes with random weights, synthetic batches, and timing
 of several variants side by side (interleaved repeats, medians)."""
+
 import os
 import statistics
 import sys
@@ -12,21 +13,50 @@ import torch  # noqa: E402
 
 # name: (what it stands for, vocabulary, how to build it)
 SHAPES = {
-    "l10n": ("l10n recipe's base: transformer 3+3 layers, d=256, FFN 1024, pre-norm", 8000,
-             dict(encoder_layers=3, decoder_layers=3, encoder_embed_dim=256,
-                  decoder_embed_dim=256, encoder_ffn_embed_dim=1024,
-                  decoder_ffn_embed_dim=1024, encoder_attention_heads=4,
-                  decoder_attention_heads=4, encoder_normalize_before=True,
-                  decoder_normalize_before=True, share_all_embeddings=True)),
-    "transformer_base": ("Transformer Base: 6+6 layers, d=512, FFN 2048, post-norm", 32000,
-                         dict(encoder_layers=6, decoder_layers=6, encoder_embed_dim=512,
-                              decoder_embed_dim=512, share_all_embeddings=True)),
+    "l10n": (
+        "l10n recipe's base: transformer 3+3 layers, d=256, FFN 1024, pre-norm",
+        8000,
+        dict(
+            encoder_layers=3,
+            decoder_layers=3,
+            encoder_embed_dim=256,
+            decoder_embed_dim=256,
+            encoder_ffn_embed_dim=1024,
+            decoder_ffn_embed_dim=1024,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_normalize_before=True,
+            decoder_normalize_before=True,
+            share_all_embeddings=True,
+        ),
+    ),
+    "transformer_base": (
+        "Transformer Base: 6+6 layers, d=512, FFN 2048, post-norm",
+        32000,
+        dict(
+            encoder_layers=6,
+            decoder_layers=6,
+            encoder_embed_dim=512,
+            decoder_embed_dim=512,
+            share_all_embeddings=True,
+        ),
+    ),
     "deltalm_base": ("DeltaLM base: 12+6 interleaved layers, d=768, FFN 3072", 250001, None),
-    "tiny": ("tiny smoke-test model: 1+1 layers, d=32", 300,
-             dict(encoder_layers=1, decoder_layers=1, encoder_embed_dim=32,
-                  decoder_embed_dim=32, encoder_ffn_embed_dim=64, decoder_ffn_embed_dim=64,
-                  encoder_attention_heads=2, decoder_attention_heads=2,
-                  share_all_embeddings=True)),
+    "tiny": (
+        "tiny smoke-test model: 1+1 layers, d=32",
+        300,
+        dict(
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_embed_dim=32,
+            decoder_embed_dim=32,
+            encoder_ffn_embed_dim=64,
+            decoder_ffn_embed_dim=64,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            share_all_embeddings=True,
+        ),
+    ),
 }
 TOP_PROBABILITY = 0.6  # mean top-1 softmax probability the random logits are scaled to (the
 # l10n recipe's trained base gives 0.61 on a batch of its training data, dominant sets of 3.3)
@@ -55,9 +85,14 @@ def make_batch(dictionary, sentences, length, generator):
     tgt[:, -1] = dictionary.eos()
     prev = torch.cat([torch.full((sentences, 1), dictionary.eos()), tgt[:, :-1]], dim=1)
     return {
-        "net_input": {"src_tokens": src, "src_lengths": torch.full((sentences,), length),
-                      "prev_output_tokens": prev},
-        "target": tgt, "ntokens": tgt.numel(), "nsentences": sentences,
+        "net_input": {
+            "src_tokens": src,
+            "src_lengths": torch.full((sentences,), length),
+            "prev_output_tokens": prev,
+        },
+        "target": tgt,
+        "ntokens": tgt.numel(),
+        "nsentences": sentences,
         "id": torch.arange(sentences),
     }
 
@@ -66,9 +101,15 @@ def build_transformer(task, dim, layers):
     """fairseq's base Transformer with ``layers`` + ``layers`` layers of width ``dim``."""
     from fairseq.models.transformer import TransformerModel, base_architecture
 
-    args = Namespace(arch="transformer", encoder_layers=layers, decoder_layers=layers,
-                     encoder_embed_dim=dim, decoder_embed_dim=dim, dropout=0.1,
-                     share_decoder_input_output_embed=True)
+    args = Namespace(
+        arch="transformer",
+        encoder_layers=layers,
+        decoder_layers=layers,
+        encoder_embed_dim=dim,
+        decoder_embed_dim=dim,
+        dropout=0.1,
+        share_decoder_input_output_embed=True,
+    )
     base_architecture(args)
     return TransformerModel.build_model(args, task)
 
@@ -129,9 +170,12 @@ def head_model(base):
     from fairseq_sigmoid_qe.models.qe_heads import build_qe_head
     from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
 
-    model = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder,
-                                        base.decoder,
-                                        build_qe_head(base.decoder.output_projection))
+    model = SigmoidHeadTransformerModel(
+        Namespace(qe_head_bias=False),
+        base.encoder,
+        base.decoder,
+        build_qe_head(base.decoder.output_projection),
+    )
     for param in base.parameters():
         param.requires_grad_(False)
     return model
@@ -142,9 +186,16 @@ def best_sampler_criterion(task, **changes):
     K=10)."""
     from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
 
-    settings = dict(num_negatives=10, negative_sampler="token_freq+softmax",
-                    sampling_temperature=2.0, avoid_dominant=False, no_avoid_dominant=False,
-                    dominant_p_jump=0.3, dominant_epsilon=0.005, dominant_cut="last")
+    settings = dict(
+        num_negatives=10,
+        negative_sampler="token_freq+softmax",
+        sampling_temperature=2.0,
+        avoid_dominant=False,
+        no_avoid_dominant=False,
+        dominant_p_jump=0.3,
+        dominant_epsilon=0.005,
+        dominant_cut="last",
+    )
     settings.update(changes)
     return NceDominantCriterion(task, **settings)
 
@@ -168,6 +219,7 @@ def update_step(model, criterion, sample, optimizer="adam"):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()  # gradients freed at once: variants timed side by side coexist
+
     return step
 
 
@@ -180,7 +232,7 @@ def interleaved_medians(functions, repeats, clock=time.perf_counter):
         functions[name]()
     times = {name: [] for name in names}
     for round_ in range(repeats):
-        for name in (names if round_ % 2 == 0 else names[::-1]):
+        for name in names if round_ % 2 == 0 else names[::-1]:
             start = clock()
             functions[name]()
             times[name].append(clock() - start)

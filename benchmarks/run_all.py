@@ -18,6 +18,7 @@ default), so other jobs on a shared machine change them little; each ratio is a 
     python benchmarks/run_all.py [--shapes l10n transformer_base deltalm_base]
         [--beams 1 5 10] [--repeats 3] [--threads 1]
 """
+
 import argparse
 import gc
 import json
@@ -30,7 +31,6 @@ import time
 from argparse import Namespace
 
 import torch
-
 from common import (
     SHAPES,
     TOP_PROBABILITY,
@@ -58,6 +58,7 @@ def base_criterion(task):
     from fairseq.criterions.label_smoothed_cross_entropy import (
         LabelSmoothedCrossEntropyCriterion,
     )
+
     return LabelSmoothedCrossEntropyCriterion(task, False, 0.1)
 
 
@@ -104,9 +105,16 @@ def time_training(shape, repeats):
         model.train()
         model.frozen_forward(**sample["net_input"])
 
-    times = interleaved_medians({"base": base_step, "head": head_step,
-                                 "sparse head": sparse_head_step, "forward": frozen_forward},
-                                repeats, CLOCK)
+    times = interleaved_medians(
+        {
+            "base": base_step,
+            "head": head_step,
+            "sparse head": sparse_head_step,
+            "forward": frozen_forward,
+        },
+        repeats,
+        CLOCK,
+    )
     return times, sample["ntokens"]
 
 
@@ -132,12 +140,18 @@ def largest_new_tensors(function):
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
-            given = {storage(t) for t in tree_flatten((args, kwargs))[0]
-                     if isinstance(t, torch.Tensor)}
+            given = {
+                storage(t) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)
+            }
             for tensor in tree_flatten(out)[0]:
                 if isinstance(tensor, torch.Tensor) and storage(tensor) not in given:
-                    self.tensors.append((tensor.numel() * tensor.element_size(),
-                                         tuple(tensor.shape), func.overloadpacket.__name__))
+                    self.tensors.append(
+                        (
+                            tensor.numel() * tensor.element_size(),
+                            tuple(tensor.shape),
+                            func.overloadpacket.__name__,
+                        )
+                    )
             return out
 
     with Recorder() as recorder:
@@ -189,19 +203,42 @@ def memory_child(shape, mode, updates=2):
         model._logits_buffer = None
     tensors = largest_new_tensors(step)
     positions, vocab = sample["ntokens"], len(dictionary)
-    big = [size for _, size, _ in tensors if size and (len(size) == 1 or size[-1] == vocab)
-           and torch.Size(size).numel() >= positions * vocab]
-    print(json.dumps({"peak_mib": peak_kib / 1024, "tensors": tensors[:4], "big": len(big),
-                      "since_build": since_build}))
+    big = [
+        size
+        for _, size, _ in tensors
+        if size
+        and (len(size) == 1 or size[-1] == vocab)
+        and torch.Size(size).numel() >= positions * vocab
+    ]
+    print(
+        json.dumps(
+            {
+                "peak_mib": peak_kib / 1024,
+                "tensors": tensors[:4],
+                "big": len(big),
+                "since_build": since_build,
+            }
+        )
+    )
 
 
 def measure_memory(shape, threads):
     results = {}
     for mode in ("base", "head"):
         done = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--memory-child", shape, mode,
-             "--threads", str(threads)],
-            capture_output=True, text=True, check=True)
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--memory-child",
+                shape,
+                mode,
+                "--threads",
+                str(threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
     return results
 
@@ -214,7 +251,7 @@ def time_dominant(shape, repeats):
     model (random weights, sharpened) for ``positions`` target positions."""
     import boostedprob
 
-    from fairseq_sigmoid_qe.dominant import dominant_sets
+    from fairseq_sigmoid_qe.core.dominant import dominant_sets
 
     base, dictionary = build_base(shape)
     base.eval()
@@ -232,12 +269,16 @@ def time_dominant(shape, repeats):
         scratch.copy_(log_probs)  # find_dominant works in place; the copy is timed apart
         boostedprob.find_dominant(scratch)
 
-    times = interleaved_medians({
-        "log_softmax": lambda: torch.log_softmax(logits, dim=-1, out=out),
-        "ours": lambda: dominant_sets(log_probs),
-        "copy": lambda: scratch.copy_(log_probs),
-        "boostedprob": theirs,
-    }, repeats, CLOCK)
+    times = interleaved_medians(
+        {
+            "log_softmax": lambda: torch.log_softmax(logits, dim=-1, out=out),
+            "ours": lambda: dominant_sets(log_probs),
+            "copy": lambda: scratch.copy_(log_probs),
+            "boostedprob": theirs,
+        },
+        repeats,
+        CLOCK,
+    )
     times["boostedprob"] -= times["copy"]
     identical = {}
     for cut in ("last", "first"):
@@ -271,17 +312,29 @@ def time_generation(shape, beams, repeats, dominant_at="auto"):
     sentences, source, output = SIZES[shape]["generate"]
     sample = make_batch(dictionary, sentences, source, torch.Generator().manual_seed(3))
     sample["target"] = sample["target"][:, :output]
-    modes = [(f"beam {beam}", Namespace(beam=beam, max_len_a=0, max_len_b=output))
-             for beam in beams]
+    modes = [
+        (f"beam {beam}", Namespace(beam=beam, max_len_a=0, max_len_b=output)) for beam in beams
+    ]
     modes.append(("score-reference", Namespace(score_reference=True)))
     results = {}
     with torch.no_grad():
         for name, generation in modes:
-            generators = {False: plain_generator(task, model, generation),
-                          True: task.build_generator([model], generation)}
-            times = interleaved_medians({
-                qe: (lambda qe=qe: one_batch(task, generators[qe], model, sample, qe))
-                for qe in (False, True)}, repeats, CLOCK)
+            generators = {
+                False: plain_generator(task, model, generation),
+                True: task.build_generator([model], generation),
+            }
+            times = interleaved_medians(
+                {
+                    qe: (
+                        lambda qe=qe, generators=generators: one_batch(
+                            task, generators[qe], model, sample, qe
+                        )
+                    )
+                    for qe in (False, True)
+                },
+                repeats,
+                CLOCK,
+            )
             work = qe_work(task, generators[True], model, sample, repeats)
             results[name] = (times[False], times[True], work)
     return results
@@ -293,16 +346,22 @@ def time_generation(shape, beams, repeats, dominant_at="auto"):
 def describe():
     load = os.getloadavg()
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
-                                check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit}; "
-            f"torch {torch.__version__}, "
-            f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPUs, "
-            f"{platform.processor() or platform.machine()}; load average at start "
-            f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit}; "
+        f"torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch thread(s), {os.cpu_count()} CPUs, "
+        f"{platform.processor() or platform.machine()}; load average at start "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
 
 
 def ratio(a, b):
@@ -312,9 +371,11 @@ def ratio(a, b):
 def run(options):
     print(f"# benchmarks/run_all.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"# {describe()}")
-    print(f"# CPU seconds (process_time), median of {options.repeats} interleaved rounds "
-          "after a warm-up; random weights, seeded; the final hidden state scaled "
-          f"so that the mean top-1 probability is {TOP_PROBABILITY} (a trained model's)")
+    print(
+        f"# CPU seconds (process_time), median of {options.repeats} interleaved rounds "
+        "after a warm-up; random weights, seeded; the final hidden state scaled "
+        f"so that the mean top-1 probability is {TOP_PROBABILITY} (a trained model's)"
+    )
     scaling = {}
     for shape in options.shapes:
         label, vocab, _ = SHAPES[shape]
@@ -327,66 +388,96 @@ def run(options):
         head_base = ratio(times["head"], times["base"])
         head_forward = ratio(times["head"], times["forward"])
         sparse = times["sparse head"]
-        print(f"training, batch {sizes['train'][0]} x {sizes['train'][1]} = {tokens} target "
-              f"tokens; head: token_freq+softmax T=2, avoid-dominant, K=10:")
-        print(f"  base update (Adam) {times['base']:.3f} s | head update: Adam "
-              f"{times['head']:.3f} s, sparse_adam {sparse:.3f} s | frozen forward "
-              f"{times['forward']:.3f} s (/ base update "
-              f"{ratio(times['forward'], times['base']):.3f})")
-        print(f"  head / base update: Adam {head_base:.3f}, sparse_adam "
-              f"{ratio(sparse, times['base']):.3f} (target <= 0.36) | head update / frozen "
-              f"forward: Adam {head_forward:.3f}, sparse_adam "
-              f"{ratio(sparse, times['forward']):.3f} (floor 1)")
+        print(
+            f"training, batch {sizes['train'][0]} x {sizes['train'][1]} = {tokens} target "
+            f"tokens; head: token_freq+softmax T=2, avoid-dominant, K=10:"
+        )
+        print(
+            f"  base update (Adam) {times['base']:.3f} s | head update: Adam "
+            f"{times['head']:.3f} s, sparse_adam {sparse:.3f} s | frozen forward "
+            f"{times['forward']:.3f} s (/ base update "
+            f"{ratio(times['forward'], times['base']):.3f})"
+        )
+        print(
+            f"  head / base update: Adam {head_base:.3f}, sparse_adam "
+            f"{ratio(sparse, times['base']):.3f} (target <= 0.36) | head update / frozen "
+            f"forward: Adam {head_forward:.3f}, sparse_adam "
+            f"{ratio(sparse, times['forward']):.3f} (floor 1)"
+        )
 
         memory = measure_memory(shape, options.threads)
-        when = ("during 2 updates, the built model included" if memory["head"]["since_build"]
-                else "2 updates, building the model included")
-        print(f"  peak RSS ({when}; own process): base training "
-              f"{memory['base']['peak_mib']:.0f} MiB | head training "
-              f"{memory['head']['peak_mib']:.0f} MiB | head / base "
-              f"{ratio(memory['head']['peak_mib'], memory['base']['peak_mib']):.3f} "
-              f"(target <= 1)")
+        when = (
+            "during 2 updates, the built model included"
+            if memory["head"]["since_build"]
+            else "2 updates, building the model included"
+        )
+        print(
+            f"  peak RSS ({when}; own process): base training "
+            f"{memory['base']['peak_mib']:.0f} MiB | head training "
+            f"{memory['head']['peak_mib']:.0f} MiB | head / base "
+            f"{ratio(memory['head']['peak_mib'], memory['base']['peak_mib']):.3f} "
+            f"(target <= 1)"
+        )
         for mode in ("base", "head"):
-            listed = ", ".join(f"{op} {list(size)} {nbytes / 2**20:.0f} MiB"
-                               for nbytes, size, op in memory[mode]["tensors"][:3])
-            print(f"  largest tensors allocated by a {mode} update: {listed}; [positions x V] "
-                  f"tensors (or larger): {memory[mode]['big']}")
+            listed = ", ".join(
+                f"{op} {list(size)} {nbytes / 2**20:.0f} MiB"
+                for nbytes, size, op in memory[mode]["tensors"][:3]
+            )
+            print(
+                f"  largest tensors allocated by a {mode} update: {listed}; [positions x V] "
+                f"tensors (or larger): {memory[mode]['big']}"
+            )
 
         dominant, identical, mean_size, positions = time_dominant(shape, options.repeats)
         gc.collect()
-        print(f"dominant sets over the frozen logits [{positions} x {vocab}] (mean set size "
-              f"{mean_size:.2f}):")
-        print(f"  ours {dominant['ours'] * 1000:.1f} ms | log_softmax "
-              f"{dominant['log_softmax'] * 1000:.1f} ms | boostedprob "
-              f"{dominant['boostedprob'] * 1000:.1f} ms")
-        print(f"  ours / log_softmax {ratio(dominant['ours'], dominant['log_softmax']):.3f} "
-              f"(target <= 1.0) | boostedprob / ours "
-              f"{ratio(dominant['boostedprob'], dominant['ours']):.1f}x | identical sets "
-              f"(cut last, first): {identical['last']}, {identical['first']}")
+        print(
+            f"dominant sets over the frozen logits [{positions} x {vocab}] (mean set size "
+            f"{mean_size:.2f}):"
+        )
+        print(
+            f"  ours {dominant['ours'] * 1000:.1f} ms | log_softmax "
+            f"{dominant['log_softmax'] * 1000:.1f} ms | boostedprob "
+            f"{dominant['boostedprob'] * 1000:.1f} ms"
+        )
+        print(
+            f"  ours / log_softmax {ratio(dominant['ours'], dominant['log_softmax']):.3f} "
+            f"(target <= 1.0) | boostedprob / ours "
+            f"{ratio(dominant['boostedprob'], dominant['ours']):.1f}x | identical sets "
+            f"(cut last, first): {identical['last']}, {identical['first']}"
+        )
 
         generation = time_generation(shape, options.beams, options.repeats)
         gc.collect()
         sentences, source, output = sizes["generate"]
-        print(f"generation, {sentences} sentences of {source} tokens, {output} output tokens "
-              f"(max_len_b), QE with / without:")
+        print(
+            f"generation, {sentences} sentences of {source} tokens, {output} output tokens "
+            f"(max_len_b), QE with / without:"
+        )
         for mode, (plain, with_qe, work) in generation.items():
             target = " (target <= 1.01)" if mode in ("beam 5", "score-reference") else ""
-            print(f"  {mode:<15} without {plain:.3f} s | with {with_qe:.3f} s | end to end "
-                  f"{ratio(with_qe, plain):.3f}{target} | QE work alone {work:.3f} s: 1 + "
-                  f"work / without {1 + ratio(work, plain):.3f}")
+            print(
+                f"  {mode:<15} without {plain:.3f} s | with {with_qe:.3f} s | end to end "
+                f"{ratio(with_qe, plain):.3f}{target} | QE work alone {work:.3f} s: 1 + "
+                f"work / without {1 + ratio(work, plain):.3f}"
+            )
         scaling[shape] = (vocab, head_base, ratio(sparse, times["base"]), generation)
         print(f"  ({time.time() - start:.0f} s wall for this shape)")
 
     print("\n## scaling: cost against V (the shapes above) and beam")
     beams = [f"beam {b}" for b in options.beams] + ["score-reference"]
-    print("| V | d | head/base update: Adam | sparse_adam | " + " | ".join(
-        f"QE {b}: end to end · work alone" for b in beams) + " |")
+    print(
+        "| V | d | head/base update: Adam | sparse_adam | "
+        + " | ".join(f"QE {b}: end to end · work alone" for b in beams)
+        + " |"
+    )
     print("|---" * (4 + len(beams)) + "|")
     for shape, (vocab, head_base, sparse_base, generation) in scaling.items():
         dim = build_dim(shape)
         cells = " | ".join(
             f"{ratio(generation[b][1], generation[b][0]):.3f} · "
-            f"{1 + ratio(generation[b][2], generation[b][0]):.3f}" for b in beams)
+            f"{1 + ratio(generation[b][2], generation[b][0]):.3f}"
+            for b in beams
+        )
         print(f"| {vocab} | {dim} | {head_base:.3f} | {sparse_base:.3f} | {cells} |")
 
 
@@ -397,13 +488,18 @@ def build_dim(shape):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shapes", nargs="+", default=["l10n", "transformer_base",
-                                                        "deltalm_base"], choices=list(SHAPES))
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        default=["l10n", "transformer_base", "deltalm_base"],
+        choices=list(SHAPES),
+    )
     parser.add_argument("--beams", nargs="+", type=int, default=[1, 5, 10])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--memory-child", nargs=2, metavar=("SHAPE", "MODE"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memory-child", nargs=2, metavar=("SHAPE", "MODE"), help=argparse.SUPPRESS
+    )
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
     if options.memory_child:

@@ -3,15 +3,21 @@
 Used as ``--user-dir fairseq_sigmoid_qe``: fairseq imports the package after itself, which
 then registers the ``sigmoid_head_transformer`` architecture, the ``nce_dominant`` criterion,
 the ``sparse_adam`` optimizer and the ``translation_qe`` task (whose ``score_qe`` hook is
-behind ``fairseq-generate --print-qe``). Imported without fairseq (the evaluator, the pure
-math modules ``dominant``, ``sampling`` and ``words``), it leaves fairseq unimported; the
-modules that load checkpoints (``inference``, ``hub``) register on import, and other Python
-code calls :func:`register_fairseq_components` (or imports fairseq first).
+behind ``fairseq-generate --print-qe``). Imported without fairseq (the evaluator, the
+fairseq-free ``core`` and ``evaluation``), it leaves fairseq unimported; the Python API
+(``fairseq_sigmoid_qe.QEModel``, :mod:`.api`) registers on import, and other Python code calls
+:func:`register_fairseq_components` (or imports fairseq first).
+
+Layers (lowest first; each imports only its own and lower ones, ``tests/test_structure.py``):
+``core/`` (fairseq-free math and files), ``evaluation/`` (fairseq-free), the fairseq plugin
+(``models/ criterions/ optim/``), ``decoding/``, ``tasks/``, ``api.py``, ``demo/`` and
+``testing/``, ``cli/``.
 """
+
 import argparse
 import sys
 
-from .errors import QEUserError, install_excepthook
+from .core.errors import QEUserError, install_excepthook  # noqa: F401  (QEUserError: public)
 
 __version__ = "0.1.0"
 
@@ -23,15 +29,32 @@ def register_fairseq_components():
 
     # fairseq checkpoints pickle their argparse config, and with --eval-bleu the BLEU
     # statistics as numpy arrays; torch >= 2.6 loads with weights_only.
-    torch.serialization.add_safe_globals([
-        argparse.Namespace, numpy._core.multiarray._reconstruct, numpy.ndarray, numpy.dtype,
-        numpy.dtypes.Int64DType, numpy.dtypes.Float64DType])
+    torch.serialization.add_safe_globals(
+        [
+            argparse.Namespace,
+            numpy._core.multiarray._reconstruct,
+            numpy.ndarray,
+            numpy.dtype,
+            numpy.dtypes.Int64DType,
+            numpy.dtypes.Float64DType,
+        ]
+    )
     install_excepthook()
     from . import criterions, models, optim, tasks  # noqa: F401
-    from .generate_hook import install
+    from .tasks.generate_hook import install
 
     install()
 
 
 if "fairseq" in sys.modules:
     register_fairseq_components()
+
+
+def __getattr__(name):
+    """``fairseq_sigmoid_qe.QEModel``: the Python API (:mod:`.api`), imported when first asked
+    for, so that importing the package alone does not import fairseq."""
+    if name == "QEModel":
+        from .api import QEModel
+
+        return QEModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,8 @@ register_fairseq_components()  # as --user-dir does: tests load checkpoints in-p
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE_DIR = os.path.join(REPO, "fairseq_sigmoid_qe")
 L10N_DIR = os.environ.get(
-    "L10N_EN_DE_DIR", os.path.join(REPO, "..", "shared", "data", "l10n-en-de"))
+    "L10N_EN_DE_DIR", os.path.join(REPO, "..", "shared", "data", "l10n-en-de")
+)
 
 
 def fairseq(tool, *arguments, check=True, cwd=None):
@@ -19,7 +20,9 @@ def fairseq(tool, *arguments, check=True, cwd=None):
     command = [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, arguments)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -33,21 +36,65 @@ def one_error_line(result):
 
 
 TINY_BASE = [
-    "--arch", "transformer", "--encoder-layers", "1", "--decoder-layers", "1",
-    "--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
-    "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2",
-    "--decoder-attention-heads", "2", "--optimizer", "adam", "--lr", "0.003",
-    "--cpu", "--no-epoch-checkpoints", "--log-format", "simple", "--num-workers", "0",
+    "--arch",
+    "transformer",
+    "--encoder-layers",
+    "1",
+    "--decoder-layers",
+    "1",
+    "--encoder-embed-dim",
+    "32",
+    "--decoder-embed-dim",
+    "32",
+    "--encoder-ffn-embed-dim",
+    "64",
+    "--decoder-ffn-embed-dim",
+    "64",
+    "--encoder-attention-heads",
+    "2",
+    "--decoder-attention-heads",
+    "2",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.003",
+    "--cpu",
+    "--no-epoch-checkpoints",
+    "--log-format",
+    "simple",
+    "--num-workers",
+    "0",
 ]
 
 
 def head_args(data_bin, base_checkpoint, save_dir, *extra):
     return [
-        data_bin, "--user-dir", PACKAGE_DIR, "--arch", "sigmoid_head_transformer",
-        "--base-checkpoint", base_checkpoint, "--criterion", "nce_dominant",
-        "--optimizer", "adam", "--lr", "0.003", "--max-tokens", "1500", "--cpu",
-        "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "1",
-        "--num-workers", "0", "--save-dir", save_dir, *extra,
+        data_bin,
+        "--user-dir",
+        PACKAGE_DIR,
+        "--arch",
+        "sigmoid_head_transformer",
+        "--base-checkpoint",
+        base_checkpoint,
+        "--criterion",
+        "nce_dominant",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.003",
+        "--max-tokens",
+        "1500",
+        "--cpu",
+        "--no-epoch-checkpoints",
+        "--log-format",
+        "simple",
+        "--log-interval",
+        "1",
+        "--num-workers",
+        "0",
+        "--save-dir",
+        save_dir,
+        *extra,
     ]
 
 
@@ -61,24 +108,50 @@ def l10n_dir():
 @pytest.fixture(scope="session")
 def real_data_bin(tmp_path_factory, l10n_dir):
     """A small slice of real en-de text, sentencepiece-encoded and binarized."""
-    from fairseq_sigmoid_qe.realdata import prepare_l10n
+    from fairseq_sigmoid_qe.demo.l10n_data import prepare_l10n
 
     root = tmp_path_factory.mktemp("real")
     text = root / "text"
-    prepare_l10n(l10n_dir, str(text), train_pairs=3000, test_pairs=100, vocab_size=600,
-                 valid_pairs=100)
+    prepare_l10n(
+        l10n_dir, str(text), train_pairs=3000, test_pairs=100, vocab_size=600, valid_pairs=100
+    )
     data_bin = root / "data-bin"
-    fairseq("preprocess", "--source-lang", "en", "--target-lang", "de",
-            "--trainpref", text / "train", "--validpref", text / "valid",
-            "--testpref", text / "test", "--destdir", data_bin, "--workers", "1")
+    fairseq(
+        "preprocess",
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "de",
+        "--trainpref",
+        text / "train",
+        "--validpref",
+        text / "valid",
+        "--testpref",
+        text / "test",
+        "--destdir",
+        data_bin,
+        "--workers",
+        "1",
+    )
     return str(data_bin)
 
 
 @pytest.fixture(scope="session")
 def base_checkpoint(tmp_path_factory, real_data_bin):
     save_dir = tmp_path_factory.mktemp("base")
-    fairseq("train", real_data_bin, *TINY_BASE, "--max-tokens", "2000", "--max-update", "60",
-            "--save-dir", save_dir, "--seed", "3")
+    fairseq(
+        "train",
+        real_data_bin,
+        *TINY_BASE,
+        "--max-tokens",
+        "2000",
+        "--max-update",
+        "60",
+        "--save-dir",
+        save_dir,
+        "--seed",
+        "3",
+    )
     return str(save_dir / "checkpoint_last.pt")
 
 
@@ -86,6 +159,8 @@ def base_checkpoint(tmp_path_factory, real_data_bin):
 def trained_head(tmp_path_factory, real_data_bin, base_checkpoint):
     """A sigmoid head trained for 40 updates on the base; (save_dir, fairseq-train output)."""
     save_dir = tmp_path_factory.mktemp("head")
-    result = fairseq("train", *head_args(real_data_bin, base_checkpoint, save_dir,
-                                         "--max-update", "40", "--seed", "5"))
+    result = fairseq(
+        "train",
+        *head_args(real_data_bin, base_checkpoint, save_dir, "--max-update", "40", "--seed", "5"),
+    )
     return save_dir, result.stdout + result.stderr

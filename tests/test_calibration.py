@@ -1,6 +1,7 @@
 """Calibration (no fairseq): isotonic regression and Platt scaling against scikit-learn and
 scipy, the decision measures, thresholds, error spans, the calibration file, and the
 ``calibrate`` command end to end on the synthetic task's exact labels."""
+
 import importlib.util
 import json
 import math
@@ -9,13 +10,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO, one_error_line
 from scipy import optimize
 
-from conftest import REPO, one_error_line
-from fairseq_sigmoid_qe import calibration as cal
-from fairseq_sigmoid_qe.errors import QEUserError
-from fairseq_sigmoid_qe.synthetic import SyntheticConfig, SyntheticLanguage
-from fairseq_sigmoid_qe.words import SENTENCEPIECE_SPACE, detokenize, word_ids, word_spans
+from fairseq_sigmoid_qe.core.errors import QEUserError
+from fairseq_sigmoid_qe.core.words import SENTENCEPIECE_SPACE, detokenize, word_ids, word_spans
+from fairseq_sigmoid_qe.demo.synthetic import SyntheticConfig, SyntheticLanguage
+from fairseq_sigmoid_qe.evaluation import calibration as cal
 
 
 @pytest.mark.parametrize("n, ties", [(1, False), (2, False), (7, True), (300, True), (2000, False)])
@@ -51,8 +52,12 @@ def test_platt_minimises_cross_entropy():
         p = np.clip(cal.platt_predict(x, *theta), 1e-12, 1 - 1e-12)
         return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
 
-    best = optimize.minimize(loss, [0.0, 0.0], method="Nelder-Mead",
-                             options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 10000}).x
+    best = optimize.minimize(
+        loss,
+        [0.0, 0.0],
+        method="Nelder-Mead",
+        options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 10000},
+    ).x
     assert (a, b) == pytest.approx(tuple(best), abs=1e-4)
     assert loss((a, b)) <= loss(best) + 1e-12
 
@@ -67,9 +72,11 @@ def test_decision_measures_by_hand_and_against_scikit_learn():
     predicted_bad = np.asarray(probs) < 0.5
     gold_bad = np.asarray(labels) == 0
     assert cal.f1_bad(predicted_bad, gold_bad) == pytest.approx(
-        metrics.f1_score(gold_bad, predicted_bad))
+        metrics.f1_score(gold_bad, predicted_bad)
+    )
     assert cal.matthews(predicted_bad, gold_bad) == pytest.approx(
-        metrics.matthews_corrcoef(gold_bad, predicted_bad))
+        metrics.matthews_corrcoef(gold_bad, predicted_bad)
+    )
     assert cal.matthews([True] * 3, [True, False, True]) == 0.0
 
 
@@ -84,8 +91,11 @@ def test_threshold_maximises_f1_of_bad_or_reaches_a_precision():
     precise = cal.bad_threshold(scores, gold_bad, target_precision=0.9)
     flagged = scores < precise
     assert (flagged & gold_bad).sum() / flagged.sum() >= 0.9
-    recalls = [((scores < c) & gold_bad).sum() for c in cuts
-               if (scores < c).any() and ((scores < c) & gold_bad).sum() / (scores < c).sum() >= 0.9]
+    recalls = [
+        ((scores < c) & gold_bad).sum()
+        for c in cuts
+        if (scores < c).any() and ((scores < c) & gold_bad).sum() / (scores < c).sum() >= 0.9
+    ]
     assert (flagged & gold_bad).sum() == max(recalls)
     assert cal.bad_threshold([0.2, 0.9], [True, False], target_precision=1.0) == 0.55
     assert cal.bad_threshold([0.2, 0.9], [False, True], target_precision=1.0) is None
@@ -104,10 +114,12 @@ def test_spans_map_back_to_the_exact_characters():
     assert [text[a:b] for a, b in spans] == text.split()
     tags = ["OK", "BAD", "BAD", "OK", "OK", "BAD", "BAD"]
     errors = cal.error_spans(text, [0.1, 0.8, 0.6, 0.2, 0.3, 0.9, 0.7], tags)
-    assert errors == [{"start": 6, "end": 15, "text": "die Datei", "confidence": pytest.approx(0.7)},
-                      {"start": 24, "end": 32, "text": "— jetzt!", "confidence": pytest.approx(0.8)}]
+    assert errors == [
+        {"start": 6, "end": 15, "text": "die Datei", "confidence": pytest.approx(0.7)},
+        {"start": 24, "end": 32, "text": "— jetzt!", "confidence": pytest.approx(0.8)},
+    ]
     for error in errors:
-        assert text[error["start"]:error["end"]] == error["text"]
+        assert text[error["start"] : error["end"]] == error["text"]
     with pytest.raises(ValueError):
         cal.error_spans(text, [0.5], ["BAD"])
 
@@ -126,11 +138,16 @@ def synthetic_records(count, seed, miscalibrated=True):
         logits = 2.0 * np.asarray(tags) - 0.5 + rng.normal(scale=1.2, size=len(hyp))
         word = (1 / (1 + np.exp(-(logits + (2.0 if miscalibrated else 0.0))))).tolist()
         log_score = float(np.sum(np.log(word)))
-        records.append({"id": index, "tokens": [SENTENCEPIECE_SPACE + w for w in hyp],
-                        "detokenized": " ".join(hyp),
-                        "word_scores": {"sigmoid": word, "softmax": word[::-1]},
-                        "sentence_scores": {"sigmoid": math.exp(log_score), "softmax": 0.5},
-                        "sentence_log_scores": {"sigmoid": log_score, "softmax": math.log(0.5)}})
+        records.append(
+            {
+                "id": index,
+                "tokens": [SENTENCEPIECE_SPACE + w for w in hyp],
+                "detokenized": " ".join(hyp),
+                "word_scores": {"sigmoid": word, "softmax": word[::-1]},
+                "sentence_scores": {"sigmoid": math.exp(log_score), "softmax": 0.5},
+                "sentence_log_scores": {"sigmoid": log_score, "softmax": math.log(0.5)},
+            }
+        )
         labels.append(" ".join("OK" if t else "BAD" for t in tags))
         qualities.append(language.sentence_quality(src, hyp))
     return records, labels, qualities
@@ -147,15 +164,25 @@ def write_set(folder, name, count, seed):
 
 def calibrate_command(*arguments):
     """``fairseq-sigmoid-qe calibrate ...`` as the console script runs it."""
-    script = ("import sys; from fairseq_sigmoid_qe.console import raw_text; "
-              "sys.argv[0] = 'fairseq-sigmoid-qe'; sys.exit(raw_text())")
-    return subprocess.run([sys.executable, "-c", script, "calibrate", *map(str, arguments)],
-                          capture_output=True, text=True, cwd=REPO)
+    script = (
+        "import sys; from fairseq_sigmoid_qe.cli.console import raw_text; "
+        "sys.argv[0] = 'fairseq-sigmoid-qe'; sys.exit(raw_text())"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script, "calibrate", *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
 
 
 def evaluate_command(*arguments):
-    return subprocess.run([sys.executable, "-m", "fairseq_sigmoid_qe.evaluate",
-                           *map(str, arguments)], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "fairseq_sigmoid_qe.cli.evaluate", *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
 
 
 @pytest.mark.parametrize("kind", ["isotonic", "platt"])
@@ -166,9 +193,20 @@ def test_calibrate_command_end_to_end(tmp_path, kind):
     write_set(tmp_path, "dev", 300, seed=11)
     test_records = write_set(tmp_path, "test", 300, seed=12)
     output = tmp_path / f"{kind}.json"
-    result = calibrate_command("--qe", tmp_path / "dev.jsonl", "--method", "sigmoid",
-                               "--map", kind, "--gold-scores", tmp_path / "dev.gold",
-                               "--word-labels", tmp_path / "dev.tags", "--output", output)
+    result = calibrate_command(
+        "--qe",
+        tmp_path / "dev.jsonl",
+        "--method",
+        "sigmoid",
+        "--map",
+        kind,
+        "--gold-scores",
+        tmp_path / "dev.gold",
+        "--word-labels",
+        tmp_path / "dev.tags",
+        "--output",
+        output,
+    )
     assert result.returncode == 0, result.stderr
     assert "sentence after" in result.stdout and "word after" in result.stdout
     saved = json.loads(output.read_text())
@@ -178,9 +216,17 @@ def test_calibrate_command_end_to_end(tmp_path, kind):
         assert (tmp_path / f"{kind}.png").stat().st_size > 1000
     calibration = cal.load_calibration(output, ("sigmoid", "softmax"))
 
-    evaluation = evaluate_command("--qe", tmp_path / "test.jsonl", "--gold-scores",
-                                  tmp_path / "test.gold", "--word-labels", tmp_path / "test.tags",
-                                  "--calibration", output, "--json")
+    evaluation = evaluate_command(
+        "--qe",
+        tmp_path / "test.jsonl",
+        "--gold-scores",
+        tmp_path / "test.gold",
+        "--word-labels",
+        tmp_path / "test.tags",
+        "--calibration",
+        output,
+        "--json",
+    )
     assert evaluation.returncode == 0, evaluation.stderr
     report = json.loads(evaluation.stdout)
     words = {row["method"]: row for row in report["word_methods"]}
@@ -199,11 +245,14 @@ def test_calibrate_command_end_to_end(tmp_path, kind):
         bad_words = [w for w, t in zip(text.split(), tags) if t == "BAD"]
         assert [w for e in calibrated["errors"] for w in e["text"].split()] == bad_words
         for error in calibrated["errors"]:
-            assert text[error["start"]:error["end"]] == error["text"]
+            assert text[error["start"] : error["end"]] == error["text"]
             assert 0 <= error["confidence"] <= 1
         sentence = calibrated["calibrated"]
-        assert sentence["sentence_tag"] == ("OK" if sentence["sentence_score"]
-                                            >= calibration.levels["sentence"].threshold else "BAD")
+        assert sentence["sentence_tag"] == (
+            "OK"
+            if sentence["sentence_score"] >= calibration.levels["sentence"].threshold
+            else "BAD"
+        )
         assert {k: v for k, v in calibrated.items() if k not in ("calibrated", "errors")} == record
 
 
@@ -217,18 +266,24 @@ def test_calibration_file_round_trip_and_its_errors(tmp_path):
     np.testing.assert_array_equal(loaded.levels["word"](x), level(x))
     assert loaded.levels["word"].threshold == level.threshold
 
-    with pytest.raises(QEUserError, match="calibrates the method 'softmax', which this run "
-                                          "does not score"):
+    with pytest.raises(
+        QEUserError, match="calibrates the method 'softmax', which this run does not score"
+    ):
         cal.load_calibration(path, ("sigmoid",))
     data = json.loads(path.read_text())
-    broken = {"truncated": path.read_text()[:40], "not JSON": "{]",
-              "another format": json.dumps({**data, "format": "comet"}),
-              "another version": json.dumps({**data, "version": 99}),
-              "unsorted knots": json.dumps({**data, "word": {**data["word"],
-                                                             "x": data["word"]["x"][::-1]}}),
-              "no level": json.dumps({k: v for k, v in data.items() if k != "word"}),
-              "a NaN threshold": path.read_text().replace(
-                  f'"threshold": {json.dumps(level.threshold)}', '"threshold": NaN')}
+    broken = {
+        "truncated": path.read_text()[:40],
+        "not JSON": "{]",
+        "another format": json.dumps({**data, "format": "comet"}),
+        "another version": json.dumps({**data, "version": 99}),
+        "unsorted knots": json.dumps(
+            {**data, "word": {**data["word"], "x": data["word"]["x"][::-1]}}
+        ),
+        "no level": json.dumps({k: v for k, v in data.items() if k != "word"}),
+        "a NaN threshold": path.read_text().replace(
+            f'"threshold": {json.dumps(level.threshold)}', '"threshold": NaN'
+        ),
+    }
     for name, text in broken.items():
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(QEUserError, match="is not a calibration file") as error:
@@ -242,22 +297,80 @@ def test_command_errors_are_one_line(tmp_path):
     write_set(tmp_path, "dev", 20, seed=1)
     (tmp_path / "corrupt.json").write_text('{"format": "fairseq-sigmoid-qe-calibration", ')
     cases = [
-        (calibrate_command("--qe", tmp_path / "dev.jsonl", "--method", "comet", "--gold-scores",
-                           tmp_path / "dev.gold", "--output", tmp_path / "a.json"),
-         "--method comet: "),
-        (calibrate_command("--qe", tmp_path / "dev.jsonl", "--method", "sigmoid",
-                           "--output", tmp_path / "a.json"), "calibrate needs gold"),
-        (calibrate_command("--qe", tmp_path / "dev.jsonl", "--method", "sigmoid",
-                           "--gold-scores", tmp_path / "dev.gold", "--output",
-                           tmp_path / "dev.jsonl"), "exists; nothing is overwritten"),
-        (calibrate_command("--qe", tmp_path / "dev.jsonl", "--method", "sigmoid",
-                           "--gold-scores", tmp_path / "dev.gold", "--target-precision", "0",
-                           "--output", tmp_path / "a.json"), "--target-precision 0.0 is out"),
-        (evaluate_command("--qe", tmp_path / "dev.jsonl", "--gold-scores", tmp_path / "dev.gold",
-                          "--calibration", tmp_path / "corrupt.json"),
-         "is not a calibration file: not JSON"),
-        (evaluate_command("--qe", tmp_path / "dev.jsonl", "--gold-scores", tmp_path / "dev.gold",
-                          "--word-labels", tmp_path / "dev.gold"), "is not OK or BAD"),
+        (
+            calibrate_command(
+                "--qe",
+                tmp_path / "dev.jsonl",
+                "--method",
+                "comet",
+                "--gold-scores",
+                tmp_path / "dev.gold",
+                "--output",
+                tmp_path / "a.json",
+            ),
+            "--method comet: ",
+        ),
+        (
+            calibrate_command(
+                "--qe",
+                tmp_path / "dev.jsonl",
+                "--method",
+                "sigmoid",
+                "--output",
+                tmp_path / "a.json",
+            ),
+            "calibrate needs gold",
+        ),
+        (
+            calibrate_command(
+                "--qe",
+                tmp_path / "dev.jsonl",
+                "--method",
+                "sigmoid",
+                "--gold-scores",
+                tmp_path / "dev.gold",
+                "--output",
+                tmp_path / "dev.jsonl",
+            ),
+            "exists; nothing is overwritten",
+        ),
+        (
+            calibrate_command(
+                "--qe",
+                tmp_path / "dev.jsonl",
+                "--method",
+                "sigmoid",
+                "--gold-scores",
+                tmp_path / "dev.gold",
+                "--target-precision",
+                "0",
+                "--output",
+                tmp_path / "a.json",
+            ),
+            "--target-precision 0.0 is out",
+        ),
+        (
+            evaluate_command(
+                "--qe",
+                tmp_path / "dev.jsonl",
+                "--gold-scores",
+                tmp_path / "dev.gold",
+                "--calibration",
+                tmp_path / "corrupt.json",
+            ),
+            "is not a calibration file: not JSON",
+        ),
+        (
+            evaluate_command(
+                "--qe",
+                tmp_path / "dev.jsonl",
+                "--gold-scores",
+                tmp_path / "dev.gold",
+                "--word-labels",
+                tmp_path / "dev.gold",
+            ),
+            "is not OK or BAD",
+        ),
     ]
     for result, message in cases:
         assert message in one_error_line(result)

@@ -1,12 +1,13 @@
 """The real fairseq CLI: base training, head training, freezing, resuming, bad inputs."""
+
 import os
 import re
 import shutil
 
 import torch
+from conftest import fairseq, head_args, one_error_line
 
 import fairseq_sigmoid_qe  # noqa: F401  (safe globals for torch.load)
-from conftest import fairseq, head_args, one_error_line
 
 
 def load_state(path):
@@ -27,7 +28,9 @@ def test_head_loss_falls(trained_head):
 
 def test_logs_parameter_counts_and_statistics(trained_head):
     _, output = trained_head
-    assert re.search(r"sigmoid head \(full\): base \d+ parameters \(frozen\), head \d+ trainable", output)
+    assert re.search(
+        r"sigmoid head \(full\): base \d+ parameters \(frozen\), head \d+ trainable", output
+    )
     for name in ("sigmoid_pos", "sigmoid_neg", "dominant_size"):
         assert f"| {name} " in output, name
 
@@ -44,9 +47,8 @@ def test_base_bit_identical_and_only_head_changed(trained_head, base_checkpoint)
     assert not torch.equal(head["qe_head.weight"], initial)
 
 
-def test_head_checkpoint_is_self_contained(trained_head, base_checkpoint, real_data_bin,
-                                           tmp_path):
-    from fairseq_sigmoid_qe.inference import load_head_model
+def test_head_checkpoint_is_self_contained(trained_head, base_checkpoint, real_data_bin, tmp_path):
+    from fairseq_sigmoid_qe.api import load_head_model
 
     save_dir, _ = trained_head
     moved_base = tmp_path / "moved.pt"
@@ -62,21 +64,31 @@ def test_head_checkpoint_is_self_contained(trained_head, base_checkpoint, real_d
 def test_resume_continues_the_same_run(tmp_path, real_data_bin, base_checkpoint, trained_head):
     """The session's head (40 updates in one run) again, in two runs of 20 updates."""
     straight, resumed = trained_head[0], tmp_path / "resumed"
-    fairseq("train", *head_args(real_data_bin, base_checkpoint, resumed,
-                                "--max-update", "20", "--seed", "5"))
-    second = fairseq("train", *head_args(real_data_bin, base_checkpoint, resumed,
-                                         "--max-update", "40", "--seed", "5"))
+    fairseq(
+        "train",
+        *head_args(real_data_bin, base_checkpoint, resumed, "--max-update", "20", "--seed", "5"),
+    )
+    second = fairseq(
+        "train",
+        *head_args(real_data_bin, base_checkpoint, resumed, "--max-update", "40", "--seed", "5"),
+    )
     assert "Loaded checkpoint" in second.stdout + second.stderr
     a = load_state(straight / "checkpoint_last.pt")
     b = load_state(resumed / "checkpoint_last.pt")
-    assert a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"] == 40
-    torch.testing.assert_close(b["model"]["qe_head.weight"], a["model"]["qe_head.weight"],
-                               rtol=0, atol=1e-6)
+    assert (
+        a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"] == 40
+    )
+    torch.testing.assert_close(
+        b["model"]["qe_head.weight"], a["model"]["qe_head.weight"], rtol=0, atol=1e-6
+    )
 
 
 def test_missing_base_checkpoint(tmp_path, real_data_bin):
-    result = fairseq("train", *head_args(real_data_bin, str(tmp_path / "nope.pt"),
-                                         tmp_path / "out", "--max-update", "1"), check=False)
+    result = fairseq(
+        "train",
+        *head_args(real_data_bin, str(tmp_path / "nope.pt"), tmp_path / "out", "--max-update", "1"),
+        check=False,
+    )
     assert "base checkpoint not found" in one_error_line(result)
 
 
@@ -87,10 +99,24 @@ def test_base_trained_with_another_dictionary(tmp_path, real_data_bin, base_chec
         for lang, words in (("en", "a b c d"), ("de", "x y z")):
             (text / f"{split}.{lang}").write_text(f"{words}\n{words} {words}\n")
     other_bin = tmp_path / "other-bin"
-    fairseq("preprocess", "--source-lang", "en", "--target-lang", "de", "--trainpref",
-            text / "train", "--validpref", text / "valid", "--destdir", other_bin)
-    result = fairseq("train", *head_args(other_bin, base_checkpoint, tmp_path / "out",
-                                         "--max-update", "1"), check=False)
+    fairseq(
+        "preprocess",
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "de",
+        "--trainpref",
+        text / "train",
+        "--validpref",
+        text / "valid",
+        "--destdir",
+        other_bin,
+    )
+    result = fairseq(
+        "train",
+        *head_args(other_bin, base_checkpoint, tmp_path / "out", "--max-update", "1"),
+        check=False,
+    )
     line = one_error_line(result)
     assert "dictionary mismatch" in line and "source vocabulary" in line
 
@@ -101,18 +127,28 @@ def test_base_that_is_not_an_encoder_decoder(tmp_path, real_data_bin, base_check
     state["cfg"]["model"]._name = "transformer_lm"
     fake = tmp_path / "lm.pt"
     torch.save(state, fake)
-    result = fairseq("train", *head_args(real_data_bin, fake, tmp_path / "out",
-                                         "--max-update", "1"), check=False)
+    result = fairseq(
+        "train", *head_args(real_data_bin, fake, tmp_path / "out", "--max-update", "1"), check=False
+    )
     assert "not an encoder-decoder Transformer" in one_error_line(result)
 
 
 def test_unknown_sampler(tmp_path, real_data_bin, base_checkpoint):
-    result = fairseq("train", *head_args(real_data_bin, base_checkpoint, tmp_path / "out",
-                                         "--max-update", "1", "--negative-sampler", "bogus"),
-                     check=False)
+    result = fairseq(
+        "train",
+        *head_args(
+            real_data_bin,
+            base_checkpoint,
+            tmp_path / "out",
+            "--max-update",
+            "1",
+            "--negative-sampler",
+            "bogus",
+        ),
+        check=False,
+    )
     assert "--negative-sampler" in one_error_line(result)
     assert not os.path.exists(tmp_path / "out" / "checkpoint_last.pt")
-
 
 
 def free_port():
@@ -132,12 +168,38 @@ def test_data_parallel_two_workers(tmp_path, real_data_bin, base_checkpoint):
     init = f"tcp://127.0.0.1:{free_port()}"
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "fairseq_cli.train", *map(str, head_args(
-                real_data_bin, base_checkpoint, save_dir, "--max-update", "6", "--seed", "9",
-                "--distributed-world-size", "2", "--distributed-rank", str(rank),
-                "--distributed-init-method", init, "--distributed-no-spawn",
-                "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp"))],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "fairseq_cli.train",
+                *map(
+                    str,
+                    head_args(
+                        real_data_bin,
+                        base_checkpoint,
+                        save_dir,
+                        "--max-update",
+                        "6",
+                        "--seed",
+                        "9",
+                        "--distributed-world-size",
+                        "2",
+                        "--distributed-rank",
+                        str(rank),
+                        "--distributed-init-method",
+                        init,
+                        "--distributed-no-spawn",
+                        "--distributed-backend",
+                        "gloo",
+                        "--ddp-backend",
+                        "legacy_ddp",
+                    ),
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for rank in range(2)
     ]
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
@@ -154,8 +216,9 @@ def test_data_parallel_two_workers(tmp_path, real_data_bin, base_checkpoint):
     assert not torch.equal(head["qe_head.weight"], base["decoder.output_projection.weight"])
 
 
-def test_resume_in_a_later_epoch_is_exact_when_batches_are_fixed(tmp_path, real_data_bin,
-                                                                  base_checkpoint):
+def test_resume_in_a_later_epoch_is_exact_when_batches_are_fixed(
+    tmp_path, real_data_bin, base_checkpoint
+):
     """A run resumed in epoch 2 equals an uninterrupted one when fairseq's batches cannot
     differ (one sentence each): the negatives depend only on fairseq's per-update seed, the
     rank and the batch. (fairseq breaks length ties with the seed of the epoch a run starts
@@ -169,10 +232,25 @@ def test_resume_in_a_later_epoch_is_exact_when_batches_are_fixed(tmp_path, real_
         (text / f"train.{lang}").write_text("".join(lines[:12]), encoding="utf-8")
         (text / f"valid.{lang}").write_text("".join(lines[12:16]), encoding="utf-8")
     small_bin = tmp_path / "data-bin"
-    fairseq("preprocess", "--source-lang", "en", "--target-lang", "de", "--trainpref",
-            text / "train", "--validpref", text / "valid", "--srcdict",
-            os.path.join(real_data_bin, "dict.en.txt"), "--tgtdict",
-            os.path.join(real_data_bin, "dict.de.txt"), "--destdir", small_bin, "--workers", "1")
+    fairseq(
+        "preprocess",
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "de",
+        "--trainpref",
+        text / "train",
+        "--validpref",
+        text / "valid",
+        "--srcdict",
+        os.path.join(real_data_bin, "dict.en.txt"),
+        "--tgtdict",
+        os.path.join(real_data_bin, "dict.de.txt"),
+        "--destdir",
+        small_bin,
+        "--workers",
+        "1",
+    )
     options = ["--batch-size", "1", "--seed", "4", "--max-update"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     fairseq("train", *head_args(small_bin, base_checkpoint, straight, *options, "18"))

@@ -1,4 +1,5 @@
 """nce_dominant in process: the loss formula, padding, statistics, per-worker sampling."""
+
 from argparse import Namespace
 
 import pytest
@@ -8,8 +9,8 @@ from fairseq import metrics
 from fairseq.data import Dictionary, LanguagePairDataset
 from fairseq.models.transformer import TransformerModel, base_architecture
 
+from fairseq_sigmoid_qe.core.errors import QEUserError
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
-from fairseq_sigmoid_qe.errors import QEUserError
 from fairseq_sigmoid_qe.models.qe_heads import build_qe_head
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
 
@@ -25,15 +26,23 @@ def tiny_setup(words):
     for i in range(words):
         dictionary.add_symbol(f"w{i}", n=10 + i)
     task = Task(dictionary)
-    args = Namespace(arch="transformer", encoder_layers=1, decoder_layers=1,
-                     encoder_embed_dim=16, decoder_embed_dim=16, encoder_ffn_embed_dim=32,
-                     decoder_ffn_embed_dim=32, encoder_attention_heads=2,
-                     decoder_attention_heads=2)
+    args = Namespace(
+        arch="transformer",
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_embed_dim=16,
+        decoder_embed_dim=16,
+        encoder_ffn_embed_dim=32,
+        decoder_ffn_embed_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+    )
     base_architecture(args)
     base = TransformerModel.build_model(args, task)
     head = build_qe_head(base.decoder.output_projection)
-    model = SigmoidHeadTransformerModel(Namespace(qe_head_bias=False), base.encoder,
-                                        base.decoder, head)
+    model = SigmoidHeadTransformerModel(
+        Namespace(qe_head_bias=False), base.encoder, base.decoder, head
+    )
     model.train()
     return dictionary, task, model
 
@@ -45,17 +54,30 @@ def setup():
 
 
 def batch(dictionary, pairs):
-    tensors = [(torch.tensor(s + [dictionary.eos()]), torch.tensor(t + [dictionary.eos()]))
-               for s, t in pairs]
+    tensors = [
+        (torch.tensor(s + [dictionary.eos()]), torch.tensor(t + [dictionary.eos()]))
+        for s, t in pairs
+    ]
     dataset = LanguagePairDataset(
-        [s for s, _ in tensors], [len(s) for s, _ in tensors], dictionary,
-        [t for _, t in tensors], [len(t) for _, t in tensors], dictionary)
+        [s for s, _ in tensors],
+        [len(s) for s, _ in tensors],
+        dictionary,
+        [t for _, t in tensors],
+        [len(t) for _, t in tensors],
+        dictionary,
+    )
     return dataset.collater([dataset[i] for i in range(len(tensors))])
 
 
 def criterion(task, sampler="random", negatives=10, **options):
-    settings = dict(sampling_temperature=2.0, avoid_dominant=False, no_avoid_dominant=True,
-                    dominant_p_jump=0.3, dominant_epsilon=0.005, dominant_cut="last")
+    settings = dict(
+        sampling_temperature=2.0,
+        avoid_dominant=False,
+        no_avoid_dominant=True,
+        dominant_p_jump=0.3,
+        dominant_epsilon=0.005,
+        dominant_cut="last",
+    )
     settings.update(options)
     return NceDominantCriterion(task, negatives, sampler, **settings)
 
@@ -76,14 +98,17 @@ def test_loss_is_the_nce_formula_and_padding_adds_nothing(setup):
     manual = 0.0
     for position, reference in enumerate(sample["target"][0].tolist()):
         negatives = [t for t in range(len(dictionary)) if t not in (reference, dictionary.pad())]
-        manual += -F.logsigmoid(z[position, reference]) - F.logsigmoid(-z[position, negatives]).sum()
+        manual += (
+            -F.logsigmoid(z[position, reference]) - F.logsigmoid(-z[position, negatives]).sum()
+        )
     torch.testing.assert_close(losses[0], manual, rtol=1e-5, atol=1e-5)
 
 
 def test_only_the_head_gets_gradients(setup):
     dictionary, task, model = setup
     loss, _, _ = criterion(task, "token_freq+softmax", negatives=4, no_avoid_dominant=False)(
-        model, batch(dictionary, [([4, 5, 6], [7, 8, 9])]))
+        model, batch(dictionary, [([4, 5, 6], [7, 8, 9])])
+    )
     model.zero_grad()
     loss.backward()
     assert model.qe_head.weight.grad is not None and model.qe_head.weight.grad.abs().sum() > 0
@@ -94,8 +119,10 @@ def test_only_the_head_gets_gradients(setup):
 def test_logged_statistics_reduce_over_workers(setup):
     dictionary, task, model = setup
     nce = criterion(task, "token_freq", negatives=3, no_avoid_dominant=False)
-    logs = [nce(model, batch(dictionary, pairs))[2] for pairs in (
-        [([4, 5], [6, 7, 8])], [([9, 10, 11], [4, 5]), ([6], [7])])]
+    logs = [
+        nce(model, batch(dictionary, pairs))[2]
+        for pairs in ([([4, 5], [6, 7, 8])], [([9, 10, 11], [4, 5]), ([6], [7])])
+    ]
     with metrics.aggregate() as aggregated:
         NceDominantCriterion.reduce_metrics(logs)
     values = aggregated.get_smoothed_values()
@@ -147,20 +174,31 @@ def test_positive_weight_and_ranking_term_by_hand(setup):
     positive = -F.logsigmoid(z[torch.arange(len(references)), references]).sum()
     torch.testing.assert_close(weighted - plain, 2.0 * positive, rtol=1e-5, atol=1e-5)
 
-    from fairseq_sigmoid_qe.dominant import dominant_sets
-    ids, mask = dominant_sets(torch.log_softmax(logits[0].float(), -1), epsilon=0.001,
-                              p_jump=0.01)
-    ranked = criterion(task, "random", ranking_loss_weight=0.5, ranking_margin=1.0,
-                       dominant_epsilon=0.001, dominant_p_jump=0.01, **everything)
-    rivals = {p: [t for t, m in zip(ids[p].tolist(), mask[p].tolist()) if m and t != int(r)]
-              for p, r in enumerate(references)}
+    from fairseq_sigmoid_qe.core.dominant import dominant_sets
+
+    ids, mask = dominant_sets(torch.log_softmax(logits[0].float(), -1), epsilon=0.001, p_jump=0.01)
+    ranked = criterion(
+        task,
+        "random",
+        ranking_loss_weight=0.5,
+        ranking_margin=1.0,
+        dominant_epsilon=0.001,
+        dominant_p_jump=0.01,
+        **everything,
+    )
+    rivals = {
+        p: [t for t, m in zip(ids[p].tolist(), mask[p].tolist()) if m and t != int(r)]
+        for p, r in enumerate(references)
+    }
     assert sum(map(len, rivals.values())) >= 2
-    expected = sum(F.relu(z[p, t] - z[p, references[p]] + 1.0)
-                   for p, ts in rivals.items() for t in ts)
+    expected = sum(
+        F.relu(z[p, t] - z[p, references[p]] + 1.0) for p, ts in rivals.items() for t in ts
+    )
     assert float(expected) > 0
     loss, _, log = ranked(model, sample)
-    torch.testing.assert_close(loss - plain, 0.5 * torch.as_tensor(expected, dtype=loss.dtype),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        loss - plain, 0.5 * torch.as_tensor(expected, dtype=loss.dtype), rtol=1e-5, atol=1e-5
+    )
     assert float(log["ranking"]) == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -195,8 +233,9 @@ def test_one_positions_by_vocabulary_tensor_per_update():
 
     torch.manual_seed(0)
     dictionary, task, model = tiny_setup(40_000)
-    sample = batch(dictionary, [(list(range(4, 24)), list(range(100, 119))),
-                                ([5, 6], list(range(200, 219)))])
+    sample = batch(
+        dictionary, [(list(range(4, 24)), list(range(100, 119))), ([5, 6], list(range(200, 219)))]
+    )
     positions, vocab = sample["target"].numel(), len(dictionary)
     assert positions * vocab * 4 > 4 * 2**20
 
@@ -205,11 +244,17 @@ def test_one_positions_by_vocabulary_tensor_per_update():
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
-            inputs = {a.untyped_storage().data_ptr() for a in list(args) + list(
-                (kwargs or {}).values()) if isinstance(a, torch.Tensor)}
+            inputs = {
+                a.untyped_storage().data_ptr()
+                for a in list(args) + list((kwargs or {}).values())
+                if isinstance(a, torch.Tensor)
+            }
             for tensor in out if isinstance(out, (tuple, list)) else [out]:
-                if (isinstance(tensor, torch.Tensor) and tensor.numel() >= positions * vocab
-                        and tensor.untyped_storage().data_ptr() not in inputs):
+                if (
+                    isinstance(tensor, torch.Tensor)
+                    and tensor.numel() >= positions * vocab
+                    and tensor.untyped_storage().data_ptr() not in inputs
+                ):
                     self.found.append(func.overloadpacket.__name__)
             return out
 
@@ -217,23 +262,36 @@ def test_one_positions_by_vocabulary_tensor_per_update():
     for first, sampler in zip((True, False, False), samplers):
         LargeAllocations.found = []
         with LargeAllocations():
-            criterion(task, sampler, negatives=4, no_avoid_dominant=False,
-                      ranking_loss_weight=0.5)(model, sample)
+            criterion(task, sampler, negatives=4, no_avoid_dominant=False, ranking_loss_weight=0.5)(
+                model, sample
+            )
         assert LargeAllocations.found == (["new_empty"] if first else []), sampler
 
 
 def test_token_freq_counts_the_target_side_of_a_joined_dictionary(tmp_path):
-    from fairseq.tasks.translation import TranslationConfig, TranslationTask
-
     from conftest import fairseq
+    from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
     (tmp_path / "train.en").write_text("open the file\nthe file\nclose the window\n")
     (tmp_path / "train.de").write_text("datei öffnen\ndie datei\nfenster schließen\n")
     data = tmp_path / "bin"
-    fairseq("preprocess", "--source-lang", "en", "--target-lang", "de", "--joined-dictionary",
-            "--trainpref", tmp_path / "train", "--destdir", data, "--workers", "1")
-    task = TranslationTask.setup_task(TranslationConfig(data=str(data), source_lang="en",
-                                                        target_lang="de"))
+    fairseq(
+        "preprocess",
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "de",
+        "--joined-dictionary",
+        "--trainpref",
+        tmp_path / "train",
+        "--destdir",
+        data,
+        "--workers",
+        "1",
+    )
+    task = TranslationTask.setup_task(
+        TranslationConfig(data=str(data), source_lang="en", target_lang="de")
+    )
     dictionary = task.target_dictionary
     assert dictionary.count[dictionary.index("the")] == 3  # the joined counts hold English too
     probs = criterion(task, "token_freq", negatives=2).frequency_probs
@@ -243,16 +301,19 @@ def test_token_freq_counts_the_target_side_of_a_joined_dictionary(tmp_path):
     assert float(probs[dictionary.eos()]) == 0.0
 
 
-@pytest.mark.parametrize("option, value, fragment", [
-    ("num_negatives", 0, "--num-negatives 0 is out of range: it must be at least 1"),
-    ("sampling_temperature", 0.0, "--sampling-temperature 0.0 is out of range"),
-    ("sampling_temperature", float("nan"), "--sampling-temperature nan is out of range"),
-    ("sampling_temperature", float("inf"), "--sampling-temperature inf is out of range"),
-    ("dominant_epsilon", 2.0, "--dominant-epsilon 2.0 is out of range: it must be (0, 1)"),
-    ("dominant_epsilon", 0.0, "--dominant-epsilon 0.0 is out of range"),
-    ("dominant_p_jump", -1.0, "--dominant-p-jump -1.0 is out of range: it must be (0, 1)"),
-    ("dominant_p_jump", 1.0, "--dominant-p-jump 1.0 is out of range"),
-])
+@pytest.mark.parametrize(
+    "option, value, fragment",
+    [
+        ("num_negatives", 0, "--num-negatives 0 is out of range: it must be at least 1"),
+        ("sampling_temperature", 0.0, "--sampling-temperature 0.0 is out of range"),
+        ("sampling_temperature", float("nan"), "--sampling-temperature nan is out of range"),
+        ("sampling_temperature", float("inf"), "--sampling-temperature inf is out of range"),
+        ("dominant_epsilon", 2.0, "--dominant-epsilon 2.0 is out of range: it must be (0, 1)"),
+        ("dominant_epsilon", 0.0, "--dominant-epsilon 0.0 is out of range"),
+        ("dominant_p_jump", -1.0, "--dominant-p-jump -1.0 is out of range: it must be (0, 1)"),
+        ("dominant_p_jump", 1.0, "--dominant-p-jump 1.0 is out of range"),
+    ],
+)
 def test_numeric_options_out_of_range(setup, option, value, fragment):
     _, task, _ = setup
     options = {"negatives": value} if option == "num_negatives" else {option: value}
@@ -263,8 +324,9 @@ def test_numeric_options_out_of_range(setup, option, value, fragment):
 
 def test_numeric_options_at_their_bounds_are_accepted(setup):
     _, task, _ = setup
-    criterion(task, negatives=1, sampling_temperature=1e-3, dominant_epsilon=0.999,
-              dominant_p_jump=1e-6)
+    criterion(
+        task, negatives=1, sampling_temperature=1e-3, dominant_epsilon=0.999, dominant_p_jump=1e-6
+    )
 
 
 def test_num_negatives_that_cannot_be_drawn(setup):
@@ -274,12 +336,18 @@ def test_num_negatives_that_cannot_be_drawn(setup):
     criterion(task, "random", negatives=10)
     criterion(task, "token_freq", negatives=7)
     criterion(task, "token_freq+random", negatives=14)  # 7 + 7
-    with pytest.raises(QEUserError, match=r"--num-negatives 11 does not fit: the random "
-                       r"sampler's share is 11 negatives per position but it can draw only "
-                       r"10 .* use --num-negatives 10 or less"):
+    with pytest.raises(
+        QEUserError,
+        match=r"--num-negatives 11 does not fit: the random "
+        r"sampler's share is 11 negatives per position but it can draw only "
+        r"10 .* use --num-negatives 10 or less",
+    ):
         criterion(task, "random", negatives=11)
-    with pytest.raises(QEUserError, match=r"token_freq sampler's share is 8 .* only 7 .* "
-                       r"--num-negatives 14 or less"):
+    with pytest.raises(
+        QEUserError,
+        match=r"token_freq sampler's share is 8 .* only 7 .* "
+        r"--num-negatives 14 or less",
+    ):
         criterion(task, "token_freq+random", negatives=16)  # 15 would give token_freq 8
     with pytest.raises(QEUserError, match=r"--num-negatives 15 or less"):
         criterion(task, "random+token_freq", negatives=16)  # 15 = random 8 + token_freq 7

@@ -1,4 +1,5 @@
 """DeltaLM: official-layout loading, interleaved decoder, incremental decoding, the CLI recipe."""
+
 import json
 import os
 import re
@@ -8,21 +9,21 @@ from argparse import Namespace
 
 import pytest
 import torch
+from conftest import REPO
 
-from fairseq_sigmoid_qe.deltalm_fixtures import TINY_OPTIONS, randomize_
-from fairseq_sigmoid_qe.errors import QEUserError
+from fairseq_sigmoid_qe.core.errors import QEUserError
 from fairseq_sigmoid_qe.models import deltalm
 from fairseq_sigmoid_qe.models.deltalm_checkpoint import official_state_dict
-
-from conftest import REPO
+from fairseq_sigmoid_qe.testing.deltalm_fixtures import TINY_OPTIONS, randomize_
 
 VOCAB = 40
 DIM, FFN, LAYERS = TINY_OPTIONS["encoder_embed_dim"], TINY_OPTIONS["encoder_ffn_embed_dim"], 1
 POSITIONS = 512 + 2  # fairseq's learned positions: max positions + padding_idx + 1, as released
 
 
-def official_layout(rows, enc_layers=LAYERS, dec_layers=LAYERS, dim=DIM, ffn=FFN,
-                    embedding_norm=True):
+def official_layout(
+    rows, enc_layers=LAYERS, dec_layers=LAYERS, dim=DIM, ffn=FFN, embedding_norm=True
+):
     """Names and shapes of the released deltalm-*.pt ``weights``, written out independently
     from the official code's modules (microsoft/unilm deltalm/models/deltalm.py: fairseq's
     encoder, the interleaved decoder layer, the names its loader maps); the large architecture
@@ -42,11 +43,25 @@ def official_layout(rows, enc_layers=LAYERS, dec_layers=LAYERS, dim=DIM, ffn=FFN
         layout[f"{prefix}.weight"] = layout[f"{prefix}.bias"] = (dim,)
 
     for side, count, attentions, ffns, norms in (
-        ("encoder", enc_layers, ["self_attn"], ["ffn"],
-         ["self_attn_layer_norm", "final_layer_norm"]),
-        ("decoder", dec_layers, ["self_attn", "encoder_attn"], ["ffn_1", "ffn_2"],
-         ["self_attn_layer_norm", "encoder_attn_layer_norm", "ffn_layer_norm",
-          "final_layer_norm"]),
+        (
+            "encoder",
+            enc_layers,
+            ["self_attn"],
+            ["ffn"],
+            ["self_attn_layer_norm", "final_layer_norm"],
+        ),
+        (
+            "decoder",
+            dec_layers,
+            ["self_attn", "encoder_attn"],
+            ["ffn_1", "ffn_2"],
+            [
+                "self_attn_layer_norm",
+                "encoder_attn_layer_norm",
+                "ffn_layer_norm",
+                "final_layer_norm",
+            ],
+        ),
     ):
         for i in range(count):
             for attention in attentions:
@@ -112,8 +127,10 @@ def test_official_layout_loads_to_the_same_model(reference):
     assert args.pretrained_deltalm_checkpoint is None  # the saved config forgets the file
     layer = loaded.decoder.layers[0]
     for module, name in [  # the first FFN (after self-attention) is ffn_1 -> fc3/fc4
-        (layer.fc3, "decoder.layers.0.ffn_1.fc1"), (layer.fc4, "decoder.layers.0.ffn_1.fc2"),
-        (layer.fc1, "decoder.layers.0.ffn_2.fc1"), (layer.fc2, "decoder.layers.0.ffn_2.fc2"),
+        (layer.fc3, "decoder.layers.0.ffn_1.fc1"),
+        (layer.fc4, "decoder.layers.0.ffn_1.fc2"),
+        (layer.fc1, "decoder.layers.0.ffn_2.fc1"),
+        (layer.fc2, "decoder.layers.0.ffn_2.fc2"),
         (loaded.encoder.layers[0].fc1, "encoder.layers.0.ffn.fc1"),
         (loaded.encoder.layernorm_embedding, "src_embedding.emb_layer_norm"),
     ]:
@@ -124,19 +141,30 @@ def test_official_layout_loads_to_the_same_model(reference):
     assert loaded.encoder.embed_tokens.weight is decoder.embed_tokens.weight
 
 
-@pytest.mark.parametrize("arch, sizes, embedding_norm", [
-    ("deltalm_base", (768, 3072, 12, 12, 6), True),
-    ("deltalm_large", (1024, 4096, 24, 16, 12), False),
-])
+@pytest.mark.parametrize(
+    "arch, sizes, embedding_norm",
+    [
+        ("deltalm_base", (768, 3072, 12, 12, 6), True),
+        ("deltalm_large", (1024, 4096, 24, 16, 12), False),
+    ],
+)
 def test_official_settings_per_size(arch, sizes, embedding_norm):
     """As the official architecture functions set them (microsoft/unilm, deltalm.py)."""
     args = Namespace()
     deltalm.ARCHITECTURES[arch](args)
     dim, ffn, encoder_layers, heads, decoder_layers = sizes
-    assert (args.encoder_embed_dim, args.encoder_ffn_embed_dim, args.encoder_layers,
-            args.encoder_attention_heads) == (dim, ffn, encoder_layers, heads)
-    assert (args.decoder_embed_dim, args.decoder_ffn_embed_dim, args.decoder_layers,
-            args.decoder_attention_heads) == (dim, ffn, decoder_layers, heads)
+    assert (
+        args.encoder_embed_dim,
+        args.encoder_ffn_embed_dim,
+        args.encoder_layers,
+        args.encoder_attention_heads,
+    ) == (dim, ffn, encoder_layers, heads)
+    assert (
+        args.decoder_embed_dim,
+        args.decoder_ffn_embed_dim,
+        args.decoder_layers,
+        args.decoder_attention_heads,
+    ) == (dim, ffn, decoder_layers, heads)
     assert args.layernorm_embedding is embedding_norm
     assert not args.encoder_normalize_before and not args.decoder_normalize_before
     assert args.encoder_learned_pos and args.decoder_learned_pos and args.no_scale_embedding
@@ -149,11 +177,15 @@ def test_official_large_layout_loads_to_the_same_model(tmp_path):
     model = randomize_(tiny_model(arch="deltalm_large", decoder_layers=2), seed=7).eval()
     weights = official_state_dict(model)
     assert {k: tuple(v.shape) for k, v in weights.items()} == official_layout(
-        VOCAB, dec_layers=2, embedding_norm=False)
+        VOCAB, dec_layers=2, embedding_norm=False
+    )
     path = tmp_path / "deltalm-large-tiny.pt"
     torch.save({"weights": weights}, path)
-    args = Namespace(pretrained_deltalm_checkpoint=str(path), arch="deltalm_large",
-                     **{**TINY_OPTIONS, "decoder_layers": 2})
+    args = Namespace(
+        pretrained_deltalm_checkpoint=str(path),
+        arch="deltalm_large",
+        **{**TINY_OPTIONS, "decoder_layers": 2},
+    )
     task = Namespace(source_dictionary=dictionary(), target_dictionary=dictionary())
     loaded = deltalm.DeltaLMModel.build_model(args, task).eval()
     assert loaded.encoder.layernorm_embedding is None
@@ -164,9 +196,15 @@ def test_base_and_large_files_do_not_cross(reference, tmp_path):
     _, weights, path = reference
     with pytest.raises(QEUserError, match=r"unexpected weights src_embedding\.emb_layer_norm"):
         load_pretrained(path, arch="deltalm_large")
-    no_norm = rewrite(tmp_path / "large.pt", weights, **{
-        f"{side}.emb_layer_norm.{param}": None
-        for side in ("src_embedding", "tgt_embedding") for param in ("weight", "bias")})
+    no_norm = rewrite(
+        tmp_path / "large.pt",
+        weights,
+        **{
+            f"{side}.emb_layer_norm.{param}": None
+            for side in ("src_embedding", "tgt_embedding")
+            for param in ("weight", "bias")
+        },
+    )
     with pytest.raises(QEUserError, match=r"missing weights src_embedding\.emb_layer_norm"):
         load_pretrained(no_norm)
 
@@ -198,13 +236,16 @@ def rewrite(path, weights, **changes):
     return path
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing_file", "not found"),
-    ("no_weights", "no 'weights'"),
-    ("unexpected", "unexpected weights decoder.layers.0.ffn_3.fc1.weight"),
-    ("missing", "missing weights decoder.layers.0.ffn_1.fc2.bias"),
-    ("shape", "decoder.layers.0.ffn_2.fc1.weight: [65, 32] vs [64, 32]"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_file", "not found"),
+        ("no_weights", "no 'weights'"),
+        ("unexpected", "unexpected weights decoder.layers.0.ffn_3.fc1.weight"),
+        ("missing", "missing weights decoder.layers.0.ffn_1.fc2.bias"),
+        ("shape", "decoder.layers.0.ffn_2.fc1.weight: [65, 32] vs [64, 32]"),
+    ],
+)
 def test_clear_errors(tmp_path, reference, case, message):
     _, weights, _ = reference
     path = tmp_path / "bad.pt"
@@ -227,7 +268,8 @@ def test_decoder_layer_is_interleaved():
         names = ("self_attn", "fc3", "fc4", "encoder_attn", "fc1", "fc2")
         for name in names:
             getattr(layer, name).register_forward_hook(
-                lambda module, inputs, output, name=name: calls.append(name))
+                lambda module, inputs, output, name=name: calls.append(name)
+            )
         assert layer.fc1 is not layer.fc3 and layer.ffn_layer_norm is not layer.final_layer_norm
     logits(model)
     order = ["self_attn", "fc3", "fc4", "encoder_attn", "fc1", "fc2"]
@@ -253,11 +295,9 @@ def test_incremental_decoding_and_reordering_match_full_forward():
                 model.decoder.reorder_incremental_state_scripting(state, order)
                 encoder_out = model.encoder.reorder_encoder_out(encoder_out, order)
             tokens = prev[:, : t + 1] if t < 2 else reordered[:, : t + 1]
-            steps.append(model.decoder(tokens, encoder_out=encoder_out,
-                                       incremental_state=state)[0])
+            steps.append(model.decoder(tokens, encoder_out=encoder_out, incremental_state=state)[0])
     torch.testing.assert_close(torch.cat(steps[2:], 1), full[:, 2:], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(torch.cat(steps[:2], 1)[order], full[:, :2],
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.cat(steps[:2], 1)[order], full[:, :2], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(torch.cat(steps[:2], 1), full[:, :2])  # the reorder mattered
 
 
@@ -272,8 +312,12 @@ def test_parameter_counts_match_the_formula():
     assert expected == 362_902_272
     d, f = 1024, 4096  # large: 24 / 12 layers, no embedding layer norm
     attention, ffn, norm = 4 * (d * d + d), 2 * d * f + f + d, 2 * d
-    large = (24 * (attention + ffn + 2 * norm) + 12 * (2 * attention + 2 * ffn + 4 * norm)
-             + vocab * d + 2 * 514 * d)
+    large = (
+        24 * (attention + ffn + 2 * norm)
+        + 12 * (2 * attention + 2 * ffn + 4 * norm)
+        + vocab * d
+        + 2 * 514 * d
+    )
     assert deltalm.parameter_counts("deltalm_large") == (large, vocab * d)
 
 
@@ -283,8 +327,9 @@ def test_smoke_recipe_end_to_end(tmp_path):
     work = tmp_path / "work"
     env = {**os.environ, "WORK": str(work), "PYTHON": sys.executable}
     script = os.path.join(REPO, "examples", "deltalm_paracrawl", "run.sh")
-    result = subprocess.run(["bash", script, "--smoke"], capture_output=True, text=True,
-                            env=env, timeout=900)
+    result = subprocess.run(
+        ["bash", script, "--smoke"], capture_output=True, text=True, env=env, timeout=900
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     assert "loaded DeltaLM weights" in log

@@ -1,10 +1,11 @@
 """The dominant-token rule and BoostedProb against the authors' `boostedprob` package."""
+
 import math
 
 import pytest
 import torch
 
-from fairseq_sigmoid_qe.dominant import (
+from fairseq_sigmoid_qe.core.dominant import (
     boosted_prob,
     dominant_sets,
     dominant_summary,
@@ -15,8 +16,10 @@ boostedprob = pytest.importorskip("boostedprob")
 
 
 def as_sets(indices, mask):
-    return [set(i[m].tolist()) for i, m in zip(indices.view(-1, indices.size(-1)),
-                                                  mask.view(-1, mask.size(-1)))]
+    return [
+        set(i[m].tolist())
+        for i, m in zip(indices.view(-1, indices.size(-1)), mask.view(-1, mask.size(-1)))
+    ]
 
 
 def reference_sets(log_probs, **options):
@@ -30,14 +33,16 @@ def random_distributions(generator):
     for vocab in (2, 3, 5, 17, 100, 1000, 32000):
         rows = 8 if vocab == 32000 else 64
         for scale in (0.1, 1.0, 3.0, 8.0, 20.0):
-            cases.append(torch.log_softmax(torch.randn(rows, vocab, generator=generator) * scale, -1))
+            cases.append(
+                torch.log_softmax(torch.randn(rows, vocab, generator=generator) * scale, -1)
+            )
         for alpha in (0.01, 0.1, 1.0):
             gamma = torch.distributions.Gamma(torch.full((rows, vocab), alpha), 1.0)
             probs = gamma.sample().clamp_min(1e-30)
             cases.append((probs / probs.sum(-1, keepdim=True)).log())
         ranks = torch.arange(1, vocab + 1, dtype=torch.float)
         for exponent in (0.5, 1.0, 2.0):
-            zipf = ranks ** -exponent
+            zipf = ranks**-exponent
             order = torch.argsort(torch.rand(rows, vocab, generator=generator), dim=-1)
             cases.append((zipf / zipf.sum()).log()[order])
         flat = torch.full((2, vocab), -math.log(vocab))
@@ -65,8 +70,7 @@ HANDMADE = [
 @pytest.mark.parametrize("p_jump,epsilon", [(0.3, 0.005), (0.1, 0.001), (0.5, 0.05)])
 def test_matches_boostedprob(cut, p_jump, epsilon):
     generator = torch.Generator().manual_seed(11)
-    cases = random_distributions(generator) + [
-        torch.tensor([row]).log() for row in HANDMADE]
+    cases = random_distributions(generator) + [torch.tensor([row]).log() for row in HANDMADE]
     rows = 0
     for log_probs in cases:
         options = dict(p_jump=p_jump, epsilon=epsilon)
@@ -109,6 +113,7 @@ def test_never_sorts_the_vocabulary(monkeypatch):
         def sorting(tensor, *args, **kwargs):
             sorted_sizes.append((name, tensor.numel()))
             return original(tensor, *args, **kwargs)
+
         return sorting
 
     for owner in (torch, torch.Tensor):

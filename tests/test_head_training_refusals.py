@@ -1,5 +1,6 @@
 """Head training (real fairseq-train) refuses, in one line and before any work, what would
 lose a checkpoint, learn garbage or crash in fairseq later."""
+
 import hashlib
 import importlib.util
 import os
@@ -7,7 +8,6 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import fairseq, head_args, one_error_line
 
 
@@ -16,8 +16,9 @@ def digest(path):
 
 
 def train_head(data_bin, base, save_dir, *extra):
-    return fairseq("train", *head_args(data_bin, base, save_dir, "--max-update", "1", *extra),
-                   check=False)
+    return fairseq(
+        "train", *head_args(data_bin, base, save_dir, "--max-update", "1", *extra), check=False
+    )
 
 
 def assert_nothing_trained(result):
@@ -35,25 +36,25 @@ def test_save_dir_holding_the_base_is_refused(tmp_path, real_data_bin, base_chec
     assert one_error_line(result).endswith(
         f"--save-dir {folder} holds {name}, a 'transformer' checkpoint, not a sigmoid head: "
         "head training would resume from it or write over it; give the head a --save-dir of "
-        "its own")
+        "its own"
+    )
     assert_nothing_trained(result)
     assert os.listdir(folder) == [name] and digest(base) == before
 
 
 def test_restore_file_that_is_not_a_head_is_refused(tmp_path, real_data_bin, base_checkpoint):
     save_dir = tmp_path / "head"
-    result = train_head(real_data_bin, base_checkpoint, save_dir,
-                        "--restore-file", base_checkpoint)
+    result = train_head(real_data_bin, base_checkpoint, save_dir, "--restore-file", base_checkpoint)
     assert one_error_line(result).endswith(
         f"--restore-file {base_checkpoint} is a 'transformer' checkpoint, not a sigmoid head: "
         "head training resumes only from its own checkpoints (the base goes to "
-        "--base-checkpoint)")
+        "--base-checkpoint)"
+    )
     assert_nothing_trained(result)
     assert not list(save_dir.glob("*.pt"))
 
 
-def test_head_of_another_base_is_refused(tmp_path, real_data_bin, base_checkpoint,
-                                         trained_head):
+def test_head_of_another_base_is_refused(tmp_path, real_data_bin, base_checkpoint, trained_head):
     """Another base (one weight changed) whose recorded data folder is gone: its dictionaries
     can only be compared by size (a warning); a head of it is not resumed with the first."""
     state = torch.load(base_checkpoint, map_location="cpu", weights_only=False)
@@ -68,15 +69,17 @@ def test_head_of_another_base_is_refused(tmp_path, real_data_bin, base_checkpoin
     warnings = [line for line in log.splitlines() if "not verified" in line]
     assert len(warnings) == 1 and warnings[0].endswith(
         f"dictionary content not verified (only sizes): the training data folder "
-        f"{tmp_path / 'moved-data-bin'} recorded in base checkpoint {other_base} is gone")
+        f"{tmp_path / 'moved-data-bin'} recorded in base checkpoint {other_base} is gone"
+    )
     saved = {name: digest(save_dir / name) for name in os.listdir(save_dir)}
     result = train_head(real_data_bin, base_checkpoint, save_dir)
     assert "holds checkpoint_best.pt, a sigmoid head of another base" in one_error_line(result)
     assert {name: digest(save_dir / name) for name in os.listdir(save_dir)} == saved
 
 
-def test_data_with_the_base_symbols_in_another_order_is_refused(tmp_path, real_data_bin,
-                                                                base_checkpoint):
+def test_data_with_the_base_symbols_in_another_order_is_refused(
+    tmp_path, real_data_bin, base_checkpoint
+):
     """Same sizes, two symbols swapped: only a content check sees it."""
     text, permuted = tmp_path / "text", tmp_path / "dicts"
     text.mkdir()
@@ -92,35 +95,62 @@ def test_data_with_the_base_symbols_in_another_order_is_refused(tmp_path, real_d
         for split in ("train", "valid"):
             (text / f"{split}.{lang}").write_text("".join(sample[:20]), encoding="utf-8")
     other_bin = tmp_path / "data-bin"
-    fairseq("preprocess", "--source-lang", "en", "--target-lang", "de", "--trainpref",
-            text / "train", "--validpref", text / "valid", "--srcdict", permuted / "dict.en.txt",
-            "--tgtdict", permuted / "dict.de.txt", "--destdir", other_bin, "--workers", "1")
+    fairseq(
+        "preprocess",
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "de",
+        "--trainpref",
+        text / "train",
+        "--validpref",
+        text / "valid",
+        "--srcdict",
+        permuted / "dict.en.txt",
+        "--tgtdict",
+        permuted / "dict.de.txt",
+        "--destdir",
+        other_bin,
+        "--workers",
+        "1",
+    )
     result = train_head(other_bin, base_checkpoint, tmp_path / "head")
     line = one_error_line(result)
     base_symbol, data_symbol = swapped["en"]  # dictionary index 4 (after the 4 specials)
-    assert (f"dictionary mismatch: the data's source dictionary differs from the base's "
-            f"({real_data_bin}/dict.en.txt) at symbol 4: {data_symbol!r} where the base has "
-            f"{base_symbol!r}") in line
-    assert line.endswith("binarize the data with the base's dictionaries (fairseq-preprocess "
-                         "--srcdict/--tgtdict)")
+    assert (
+        f"dictionary mismatch: the data's source dictionary differs from the base's "
+        f"({real_data_bin}/dict.en.txt) at symbol 4: {data_symbol!r} where the base has "
+        f"{base_symbol!r}"
+    ) in line
+    assert line.endswith(
+        "binarize the data with the base's dictionaries (fairseq-preprocess --srcdict/--tgtdict)"
+    )
     assert_nothing_trained(result)
 
 
 CUDA, XLA = torch.cuda.is_available(), importlib.util.find_spec("torch_xla") is not None
 
 
-@pytest.mark.parametrize("options, message", [
-    (["--fp16"], "--fp16 needs a CUDA GPU; on CPU train without it (fp32)"),
-    (["--bf16"], "--bf16 needs a TPU (in fairseq --bf16 implies --tpu) and torch_xla is not "
-                 "installed"),
-    (["--max-tokens", "60"], "--max-tokens 60 is below the longest sentence of the valid set"),
-    (["--max-tokens", "2", "--max-tokens-valid", "4000"],
-     "--max-tokens 2 is below the shortest training sentence"),
-    (["--dominant-epsilon", "2"], "--dominant-epsilon 2.0 is out of range: it must be (0, 1)"),
-    (["--num-negatives", "5000"], "--num-negatives 5000 does not fit"),
-])
-def test_settings_fairseq_or_the_head_cannot_use(tmp_path, real_data_bin, base_checkpoint,
-                                                 options, message):
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--fp16"], "--fp16 needs a CUDA GPU; on CPU train without it (fp32)"),
+        (
+            ["--bf16"],
+            "--bf16 needs a TPU (in fairseq --bf16 implies --tpu) and torch_xla is not installed",
+        ),
+        (["--max-tokens", "60"], "--max-tokens 60 is below the longest sentence of the valid set"),
+        (
+            ["--max-tokens", "2", "--max-tokens-valid", "4000"],
+            "--max-tokens 2 is below the shortest training sentence",
+        ),
+        (["--dominant-epsilon", "2"], "--dominant-epsilon 2.0 is out of range: it must be (0, 1)"),
+        (["--num-negatives", "5000"], "--num-negatives 5000 does not fit"),
+    ],
+)
+def test_settings_fairseq_or_the_head_cannot_use(
+    tmp_path, real_data_bin, base_checkpoint, options, message
+):
     if (options[0] == "--fp16" and CUDA) or (options[0] == "--bf16" and XLA):
         pytest.skip("the precision flag works on this machine")
     save_dir = tmp_path / "head"

@@ -1,12 +1,12 @@
 """pyproject.toml: the entry points exist, torch is pinned; a command that needs fairseq says
 in one line which extra installs it."""
+
 import importlib
 import importlib.util
 import os
 import tomllib
 
 import pytest
-
 from conftest import REPO
 
 
@@ -25,11 +25,14 @@ def test_entry_points_exist_and_torch_is_pinned():
 
 @pytest.mark.parametrize("command", ["quickstart", "raw_text"])
 def test_missing_fairseq_is_one_line_naming_the_extra(command, monkeypatch, capsys):
-    from fairseq_sigmoid_qe import console
+    from fairseq_sigmoid_qe.cli import console
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == "fairseq" else find_spec(name, *args))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "fairseq" else find_spec(name, *args),
+    )
     with pytest.raises(SystemExit) as exit_info:
         getattr(console, command)()
     assert exit_info.value.code == 1

@@ -1,22 +1,23 @@
 """--qe-head-type: parameter counts (closed forms), the starting logits, what training moves,
 checkpoints that round-trip through fairseq-generate, and bad options refused in one line."""
+
 import json
 import re
 from argparse import Namespace
 
 import pytest
 import torch
+from conftest import PACKAGE_DIR, fairseq, head_args, one_error_line
 from fairseq.data import Dictionary
 from fairseq.models.transformer import TransformerModel, base_architecture
+from test_criterion import batch
 
-from conftest import PACKAGE_DIR, fairseq, head_args, one_error_line
+from fairseq_sigmoid_qe.core.errors import QEUserError
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
 from fairseq_sigmoid_qe.models import deltalm
-from fairseq_sigmoid_qe.errors import QEUserError
 from fairseq_sigmoid_qe.models.qe_heads import build_qe_head, check_head_options, parameter_count
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
 from fairseq_sigmoid_qe.optim.sparse_adam import FairseqSparseAdam
-from test_criterion import batch
 
 TYPES = [("full", None), ("rescaling", None), ("lowrank", 4)]
 HEAD_KEYS = {"full": {"weight"}, "rescaling": {"rescale"}, "lowrank": {"up", "down"}}
@@ -34,30 +35,41 @@ def tiny(head_type, rank, bias=False, share=True):
     dictionary = Dictionary()
     for i in range(20):
         dictionary.add_symbol(f"w{i}", n=10 + i)
-    args = Namespace(arch="transformer", encoder_layers=1, decoder_layers=1,
-                     encoder_embed_dim=DIM, decoder_embed_dim=DIM, encoder_ffn_embed_dim=32,
-                     decoder_ffn_embed_dim=32, encoder_attention_heads=2,
-                     decoder_attention_heads=2, share_all_embeddings=share)
+    args = Namespace(
+        arch="transformer",
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_embed_dim=DIM,
+        decoder_embed_dim=DIM,
+        encoder_ffn_embed_dim=32,
+        decoder_ffn_embed_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        share_all_embeddings=share,
+    )
     base_architecture(args)
     task = Task(dictionary)
     base = TransformerModel.build_model(args, task)
     head = build_qe_head(base.decoder.output_projection, head_type, rank, bias)
-    model = SigmoidHeadTransformerModel(Namespace(qe_head_bias=bias), base.encoder, base.decoder,
-                                        head)
+    model = SigmoidHeadTransformerModel(
+        Namespace(qe_head_bias=bias), base.encoder, base.decoder, head
+    )
     return model, dictionary, task
 
 
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("head_type,rank", TYPES)
-def test_parameters_equal_the_closed_form_and_the_projection_is_not_copied(head_type, rank,
-                                                                           bias):
+def test_parameters_equal_the_closed_form_and_the_projection_is_not_copied(head_type, rank, bias):
     model, dictionary, _ = tiny(head_type, rank, bias)
     vocab = len(dictionary)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    expected = {"full": lambda: vocab * DIM, "rescaling": lambda: DIM * DIM,
-                "lowrank": lambda: rank * (vocab + DIM)}[head_type]() + (vocab if bias else 0)
+    expected = {
+        "full": lambda: vocab * DIM,
+        "rescaling": lambda: DIM * DIM,
+        "lowrank": lambda: rank * (vocab + DIM),
+    }[head_type]() + (vocab if bias else 0)
     assert trainable == expected == parameter_count(head_type, vocab, DIM, rank, bias)
-    head_keys = {k[len("qe_head."):] for k in model.state_dict() if k.startswith("qe_head.")}
+    head_keys = {k[len("qe_head.") :] for k in model.state_dict() if k.startswith("qe_head.")}
     assert head_keys == HEAD_KEYS[head_type] | ({"bias"} if bias else set())
 
 
@@ -80,8 +92,9 @@ def test_initial_logits_are_the_softmax_projections(head_type, rank, bias, share
     expected = model.decoder.output_layer(features)
     torch.testing.assert_close(model.qe_head(features), expected, rtol=1e-5, atol=1e-5)
     tokens = torch.randint(len(dictionary), (3, 5, 7))
-    torch.testing.assert_close(model.qe_logits(features, tokens), expected.gather(-1, tokens),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        model.qe_logits(features, tokens), expected.gather(-1, tokens), rtol=1e-5, atol=1e-5
+    )
 
 
 def adam(params):
@@ -89,8 +102,7 @@ def adam(params):
 
 
 def sparse_adam(params):
-    return FairseqSparseAdam(Namespace(lr=[0.01], adam_betas="(0.9, 0.98)", adam_eps=1e-8),
-                             params)
+    return FairseqSparseAdam(Namespace(lr=[0.01], adam_betas="(0.9, 0.98)", adam_eps=1e-8), params)
 
 
 @pytest.mark.parametrize("make_optimizer", [adam, sparse_adam])
@@ -99,8 +111,9 @@ def test_training_moves_only_the_head(head_type, rank, make_optimizer):
     model, dictionary, task = tiny(head_type, rank)
     model.train()
     before = {name: p.detach().clone() for name, p in model.state_dict().items()}
-    criterion = NceDominantCriterion(task, 5, "token_freq+softmax", 2.0, True, False, 0.3,
-                                     0.005, "last")
+    criterion = NceDominantCriterion(
+        task, 5, "token_freq+softmax", 2.0, True, False, 0.3, 0.005, "last"
+    )
     sample = batch(dictionary, [([4, 5, 6], [7, 8, 9, 10]), ([11, 12], [13, 14, 15])])
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad])
     for _ in range(2):  # the low-rank head's A first moves once B has left zero
@@ -126,10 +139,13 @@ def compact_head(request, tmp_path_factory, real_data_bin, base_checkpoint):
     options = ["--qe-head-type", request.param, "--seed", "5"]
     if request.param == "lowrank":
         options += ["--qe-head-rank", "8"]
-    first = fairseq("train", *head_args(real_data_bin, base_checkpoint, save_dir,
-                                        "--max-update", "6", *options))
-    second = fairseq("train", *head_args(real_data_bin, base_checkpoint, save_dir,
-                                         "--max-update", "10", *options))
+    first = fairseq(
+        "train", *head_args(real_data_bin, base_checkpoint, save_dir, "--max-update", "6", *options)
+    )
+    second = fairseq(
+        "train",
+        *head_args(real_data_bin, base_checkpoint, save_dir, "--max-update", "10", *options),
+    )
     return request.param, save_dir, first.stdout + first.stderr, second.stdout + second.stderr
 
 
@@ -149,17 +165,29 @@ def test_compact_head_trains_resumes_and_reports_its_size(compact_head, base_che
 def test_compact_head_round_trips_through_generate(compact_head, real_data_bin, tmp_path):
     """Beam search and --score-reference with --print-qe, and the raw-text API, from the
     checkpoint alone; force-decoding gives the search's own sigmoid scores."""
-    from fairseq_sigmoid_qe.hub import QEModel
+    from fairseq_sigmoid_qe.api import QEModel
 
     head_type, save_dir, _, _ = compact_head
     checkpoint = str(save_dir / "checkpoint_last.pt")
-    common = [real_data_bin, "--user-dir", PACKAGE_DIR, "--path", checkpoint, "--cpu",
-              "--batch-size", "16", "--max-len-b", "40", "--print-qe"]
+    common = [
+        real_data_bin,
+        "--user-dir",
+        PACKAGE_DIR,
+        "--path",
+        checkpoint,
+        "--cpu",
+        "--batch-size",
+        "16",
+        "--max-len-b",
+        "40",
+        "--print-qe",
+    ]
     searched = fairseq("generate", *common, "--beam", "4", "--qe-output", tmp_path / "beam.jsonl")
     plain = fairseq("generate", *common[:-1], "--beam", "4")
     hypotheses = [line for line in searched.stdout.splitlines() if line.startswith("H-")]
-    assert hypotheses and hypotheses == [l for l in plain.stdout.splitlines()
-                                         if l.startswith("H-")]
+    assert hypotheses and hypotheses == [
+        line for line in plain.stdout.splitlines() if line.startswith("H-")
+    ]
     records = [json.loads(line) for line in open(tmp_path / "beam.jsonl", encoding="utf-8")]
     assert len(records) == len(hypotheses)
     sigmoid = [s for r in records for s in r["token_scores"]["sigmoid"]]
@@ -174,15 +202,18 @@ def test_compact_head_round_trips_through_generate(compact_head, real_data_bin, 
     for searched_record, forced in zip(translated, rescored):
         if searched_record["tokens"] == forced["tokens"]:
             assert searched_record["token_scores"]["sigmoid"] == pytest.approx(
-                forced["token_scores"]["sigmoid"], rel=1e-3, abs=2e-4)
+                forced["token_scores"]["sigmoid"], rel=1e-3, abs=2e-4
+            )
 
 
 def test_head_of_another_type_is_not_resumed(compact_head, real_data_bin, base_checkpoint):
     head_type, save_dir, _, _ = compact_head
-    other = ["--qe-head-type", "lowrank", "--qe-head-rank", "2"] if head_type == "rescaling" \
-        else []
-    result = fairseq("train", *head_args(real_data_bin, base_checkpoint, save_dir,
-                                         "--max-update", "12", *other), check=False)
+    other = ["--qe-head-type", "lowrank", "--qe-head-rank", "2"] if head_type == "rescaling" else []
+    result = fairseq(
+        "train",
+        *head_args(real_data_bin, base_checkpoint, save_dir, "--max-update", "12", *other),
+        check=False,
+    )
     assert "a sigmoid head of another type" in one_error_line(result)
 
 
@@ -204,13 +235,15 @@ def test_bad_head_options_are_refused(options, message):
 
 
 @pytest.mark.parametrize("options,message", [HEAD_OPTION_ERRORS[0], HEAD_OPTION_ERRORS[3]])
-def test_bad_head_options_give_one_line(options, message, tmp_path, real_data_bin,
-                                        base_checkpoint):
+def test_bad_head_options_give_one_line(options, message, tmp_path, real_data_bin, base_checkpoint):
     """Through fairseq-train: one error line, before any checkpoint is written."""
     head_type, rank = options
     flags = (["--qe-head-type", head_type] if head_type else []) + ["--qe-head-rank", str(rank)]
-    result = fairseq("train", *head_args(real_data_bin, base_checkpoint, tmp_path / "head",
-                                         "--max-update", "1", *flags), check=False)
+    result = fairseq(
+        "train",
+        *head_args(real_data_bin, base_checkpoint, tmp_path / "head", "--max-update", "1", *flags),
+        check=False,
+    )
     assert message in one_error_line(result)
     assert not (tmp_path / "head").exists() or not list((tmp_path / "head").glob("*.pt"))
 
@@ -218,10 +251,18 @@ def test_bad_head_options_give_one_line(options, message, tmp_path, real_data_bi
 @pytest.mark.parametrize("head_type,rank", TYPES)
 def test_deltalm_heads_start_at_its_shared_projection(head_type, rank):
     dictionary = deltalm.placeholder_dictionary(40)
-    model = deltalm.build_deltalm(dictionary, "deltalm_base", encoder_layers=1, decoder_layers=1,
-                                  encoder_embed_dim=DIM, decoder_embed_dim=DIM,
-                                  encoder_ffn_embed_dim=32, decoder_ffn_embed_dim=32,
-                                  encoder_attention_heads=2, decoder_attention_heads=2)
+    model = deltalm.build_deltalm(
+        dictionary,
+        "deltalm_base",
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_embed_dim=DIM,
+        decoder_embed_dim=DIM,
+        encoder_ffn_embed_dim=32,
+        decoder_ffn_embed_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+    )
     projection = model.decoder.output_projection
     assert projection.weight is model.decoder.embed_tokens.weight
     head = build_qe_head(projection, head_type, rank)

@@ -1,24 +1,36 @@
 """The main job end to end (the README's step 2), at a reduced size: the same steps and code
 as its defaults, outputs written and consistent, QE informative, nothing overwritten."""
+
 import json
 import math
 
 import pytest
 
-from fairseq_sigmoid_qe import quickstart
-from fairseq_sigmoid_qe.errors import QEUserError
+from fairseq_sigmoid_qe.cli.quickstart import parse_args
+from fairseq_sigmoid_qe.core.errors import QEUserError
+from fairseq_sigmoid_qe.demo import quickstart
 
 METHODS = {"sigmoid", "softmax", "boostedprob"}
 TEST_PAIRS = 150
-REDUCED = ["--train-pairs", "2000", "--base-updates", "200", "--head-updates", "60",
-           "--test-pairs", str(TEST_PAIRS), "--max-tokens", "1024"]
+REDUCED = [
+    "--train-pairs",
+    "2000",
+    "--base-updates",
+    "200",
+    "--head-updates",
+    "60",
+    "--test-pairs",
+    str(TEST_PAIRS),
+    "--max-tokens",
+    "1024",
+]
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     """The quickstart with fewer pairs and updates (about 2 minutes on 2 cores)."""
     workdir = tmp_path_factory.mktemp("quickstart") / "run"
-    rows = quickstart.run(["--workdir", str(workdir), "--seed", "1", *REDUCED])
+    rows = quickstart.run(parse_args(["--workdir", str(workdir), "--seed", "1", *REDUCED]))
     return workdir, {row["method"]: row for row in rows}
 
 
@@ -50,20 +62,27 @@ def test_outputs_written(small_run):
         assert all(b >= s * (1 - 1e-4) for b, s in zip(scores["boostedprob"], scores["softmax"]))
         for method in METHODS:
             expected = math.prod(scores[method]) if record["tokens"] else math.nan
-            assert record["sentence_scores"][method] == pytest.approx(expected, nan_ok=True,
-                                                                      rel=1e-6, abs=1e-300)
+            assert record["sentence_scores"][method] == pytest.approx(
+                expected, nan_ok=True, rel=1e-6, abs=1e-300
+            )
 
 
 def test_token_groups_match_the_exact_labels(small_run):
-    from fairseq_sigmoid_qe.synthetic import load_language
+    from fairseq_sigmoid_qe.demo.synthetic import load_language
 
     workdir, _ = small_run
     groups = json.loads((workdir / "results.json").read_text())["token_groups"]
     records = [json.loads(line) for line in (workdir / "qe.jsonl").read_text().splitlines()]
     language = load_language(workdir / "text" / "lexicon.json")
-    labels = [label for r in records for word, label in zip(
-        r["hypothesis"].split(),
-        language.token_labels(r["source"].split(), r["hypothesis"].split())) if word != "<unk>"]
+    labels = [
+        label
+        for r in records
+        for word, label in zip(
+            r["hypothesis"].split(),
+            language.token_labels(r["source"].split(), r["hypothesis"].split()),
+        )
+        if word != "<unk>"
+    ]
     hypothesis = {row["group"]: row for row in groups["hypothesis"]}
     assert hypothesis["valid_argmax"]["count"] + hypothesis["valid_other"]["count"] == sum(labels)
     wrong = hypothesis["wrong_dominant"]["count"] + hypothesis["wrong_other"]["count"]
@@ -71,7 +90,8 @@ def test_token_groups_match_the_exact_labels(small_run):
     references = {row["group"]: row["count"] for row in groups["reference"]}
     assert references["wrong_dominant"] == references["wrong_other"] == 0
     assert references["valid_argmax"] + references["valid_other"] == sum(
-        1 for r in records for word in r["reference"].split() if word != "<unk>")
+        1 for r in records for word in r["reference"].split() if word != "<unk>"
+    )
     # force-decoded group means agree with the scores read off the beam search
     for method in ("sigmoid", "softmax", "boostedprob"):
         scores = [s for r in records for s in r["token_scores"][method]]
@@ -83,7 +103,7 @@ def test_existing_workdir_is_never_overwritten(small_run):
     workdir, _ = small_run
     before = (workdir / "results.json").read_text()
     with pytest.raises(QEUserError, match="already exists"):
-        quickstart.run(["--workdir", str(workdir)])
+        quickstart.run(parse_args(["--workdir", str(workdir)]))
     assert (workdir / "results.json").read_text() == before
 
 
@@ -92,18 +112,24 @@ def test_console_refuses_existing_workdir_with_one_line(small_run):
     import sys
 
     workdir, _ = small_run
-    result = subprocess.run([sys.executable, "-m", "fairseq_sigmoid_qe.quickstart",
-                             "--workdir", str(workdir)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "fairseq_sigmoid_qe.cli.quickstart", "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("fairseq-sigmoid-qe: error:")]
+    errors = [
+        line for line in result.stderr.splitlines() if line.startswith("fairseq-sigmoid-qe: error:")
+    ]
     assert len(errors) == 1 and "already exists" in errors[0]
     assert "Traceback" not in result.stderr
 
 
 def test_zero_threads_is_refused_with_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        quickstart.run(["--workdir", str(tmp_path / "run"), "--threads", "0"])
+        quickstart.run(parse_args(["--workdir", str(tmp_path / "run"), "--threads", "0"]))
     assert exit_info.value.code == 2
     assert [line for line in capsys.readouterr().err.splitlines() if "error:" in line] == [
-        "fairseq-sigmoid-qe-quickstart: error: --threads must be at least 1"]
+        "fairseq-sigmoid-qe-quickstart: error: --threads must be at least 1"
+    ]
     assert not (tmp_path / "run").exists()

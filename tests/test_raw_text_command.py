@@ -1,4 +1,5 @@
 """The raw-text command (fairseq-sigmoid-qe) given bad bytes, a bad --output, long text."""
+
 import json
 import math
 import subprocess
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import numpy
 import pytest
-
 from conftest import one_error_line
 
 
@@ -20,9 +20,21 @@ def command(real_data_bin, head_checkpoint, *arguments, stdin=b""):
     """The command in a subprocess, stdin given as bytes; its output decoded."""
     spm_model = Path(real_data_bin).parent / "text" / "spm.model"
     result = subprocess.run(
-        [sys.executable, "-m", "fairseq_sigmoid_qe.hub", *arguments, "--checkpoint",
-         head_checkpoint, "--data-dir", real_data_bin, "--spm-model", str(spm_model)],
-        input=stdin, capture_output=True)
+        [
+            sys.executable,
+            "-m",
+            "fairseq_sigmoid_qe.cli.raw_text",
+            *arguments,
+            "--checkpoint",
+            head_checkpoint,
+            "--data-dir",
+            real_data_bin,
+            "--spm-model",
+            str(spm_model),
+        ],
+        input=stdin,
+        capture_output=True,
+    )
     result.stdout, result.stderr = result.stdout.decode(), result.stderr.decode()
     return result
 
@@ -31,22 +43,34 @@ def test_non_utf8_input_is_one_error_line(real_data_bin, head_checkpoint, tmp_pa
     sources, translations = tmp_path / "src.txt", tmp_path / "hyp.txt"
     sources.write_bytes("Open the file.\nSave all.\n".encode("utf-8"))
     translations.write_bytes(b"\xd6ffne die Datei.\nSpeichern Sie alles.\n")  # Latin-1 "Ö"
-    result = command(real_data_bin, head_checkpoint, "score", "--sources", sources,
-                     "--translations", translations)
+    result = command(
+        real_data_bin,
+        head_checkpoint,
+        "score",
+        "--sources",
+        sources,
+        "--translations",
+        translations,
+    )
     assert one_error_line(result).endswith(
-        f"--translations {translations} is not UTF-8 text: line 1 has the byte 0xd6")
-    piped = command(real_data_bin, head_checkpoint, "translate",
-                    stdin=b"Open the file.\nSave \xff all.\n")
+        f"--translations {translations} is not UTF-8 text: line 1 has the byte 0xd6"
+    )
+    piped = command(
+        real_data_bin, head_checkpoint, "translate", stdin=b"Open the file.\nSave \xff all.\n"
+    )
     assert one_error_line(piped).endswith(
-        "--sources stdin is not UTF-8 text: line 2 has the byte 0xff")
+        "--sources stdin is not UTF-8 text: line 2 has the byte 0xff"
+    )
 
 
 def test_sentence_longer_than_max_tokens(real_data_bin, head_checkpoint, tmp_path):
     sources = tmp_path / "src.txt"
-    sources.write_text("Open the file.\nSave all of the files in the folder now.\n",
-                       encoding="utf-8")
-    result = command(real_data_bin, head_checkpoint, "translate", "--sources", sources,
-                     "--max-tokens", "8")
+    sources.write_text(
+        "Open the file.\nSave all of the files in the folder now.\n", encoding="utf-8"
+    )
+    result = command(
+        real_data_bin, head_checkpoint, "translate", "--sources", sources, "--max-tokens", "8"
+    )
     assert " ".join(one_error_line(result).split()[2:6]) == "source line 2 has"
     assert one_error_line(result).endswith("tokens, more than --max-tokens 8 lets into a batch")
 
@@ -56,13 +80,27 @@ def test_output_folder_is_checked_before_any_work(real_data_bin, tmp_path):
     sources.write_text("Open the file.\n", encoding="utf-8")
     output = tmp_path / "missing" / "qe.jsonl"
     # the checkpoint does not exist either: the output is checked before it would be read
-    result = command(real_data_bin, str(tmp_path / "no-head.pt"), "translate",
-                     "--sources", sources, "--output", output)
+    result = command(
+        real_data_bin,
+        str(tmp_path / "no-head.pt"),
+        "translate",
+        "--sources",
+        sources,
+        "--output",
+        output,
+    )
     assert f"--output {output}: folder {output.parent} does not exist" in one_error_line(result)
     existing = tmp_path / "qe.jsonl"
     existing.write_text("keep me\n")
-    result = command(real_data_bin, str(tmp_path / "no-head.pt"), "translate",
-                     "--sources", sources, "--output", existing)
+    result = command(
+        real_data_bin,
+        str(tmp_path / "no-head.pt"),
+        "translate",
+        "--sources",
+        sources,
+        "--output",
+        existing,
+    )
     assert "exists; nothing is overwritten" in one_error_line(result)
     assert existing.read_text() == "keep me\n"
 
@@ -71,11 +109,21 @@ def test_long_translations_keep_a_ranking(real_data_bin, head_checkpoint, tmp_pa
     """Two 1,000-token translations: the products underflow to 0, their logs still rank."""
     sources, translations = tmp_path / "src.txt", tmp_path / "hyp.txt"
     sources.write_text("Open the file.\nOpen the file.\n", encoding="utf-8")
-    translations.write_text(" ".join(["Datei"] * 1000) + "\n" + " ".join(["die"] * 1000) + "\n",
-                            encoding="utf-8")
+    translations.write_text(
+        " ".join(["Datei"] * 1000) + "\n" + " ".join(["die"] * 1000) + "\n", encoding="utf-8"
+    )
     output = tmp_path / "qe.jsonl"
-    result = command(real_data_bin, head_checkpoint, "score", "--sources", sources,
-                     "--translations", translations, "--output", output)
+    result = command(
+        real_data_bin,
+        head_checkpoint,
+        "score",
+        "--sources",
+        sources,
+        "--translations",
+        translations,
+        "--output",
+        output,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert all(len(r["tokens"]) >= 1000 for r in records)
@@ -96,20 +144,26 @@ def todays_jsonl(qe, sources, translations=None):
     sentence, all results held, written in input order at the end."""
     from argparse import Namespace
 
-    from fairseq_sigmoid_qe.inference import generate_with_qe
-    from fairseq_sigmoid_qe.words import detokenize
+    from fairseq_sigmoid_qe.core.words import detokenize
+    from fairseq_sigmoid_qe.decoding.search_loop import generate_with_qe
 
-    generation = (Namespace(score_reference=True) if translations is not None
-                  else Namespace(beam=qe.beam))
+    generation = (
+        Namespace(score_reference=True) if translations is not None else Namespace(beam=qe.beam)
+    )
     results = [None] * len(sources)
-    for sample, hypos in generate_with_qe(qe.task, qe.model, qe._dataset(sources, translations),
-                                          generation, qe.max_tokens):
+    for sample, hypos in generate_with_qe(
+        qe.task, qe.model, qe._dataset(sources, translations), generation, qe.max_tokens
+    ):
         for row, beams in enumerate(hypos):
             qe_record = beams[0]["qe"]
-            results[int(sample["id"][row])] = {"translation": detokenize(qe_record["tokens"]),
-                                               **qe_record}
-    return "".join(json.dumps({"source": source, **record}, ensure_ascii=False) + "\n"
-                   for source, record in zip(sources, results))
+            results[int(sample["id"][row])] = {
+                "translation": detokenize(qe_record["tokens"]),
+                **qe_record,
+            }
+    return "".join(
+        json.dumps({"source": source, **record}, ensure_ascii=False) + "\n"
+        for source, record in zip(sources, results)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -124,26 +178,47 @@ def test_text(real_data_bin, tmp_path_factory):
     return folder / "src.txt", folder / "ref.txt", (sources, references), str(text / "spm.model")
 
 
-def test_records_are_byte_identical_to_todays(real_data_bin, head_checkpoint, test_text,
-                                              tmp_path):
+def test_records_are_byte_identical_to_todays(real_data_bin, head_checkpoint, test_text, tmp_path):
     """Streamed to stdout or OUTPUT, with the sentencepiece model found beside the data dir:
     the same bytes as the whole-input path."""
-    from fairseq_sigmoid_qe.hub import QEModel
+    from fairseq_sigmoid_qe.api import QEModel
 
     src, ref, (sources, references), spm_model = test_text
     qe = QEModel.from_checkpoint(head_checkpoint, real_data_bin, spm_model)
-    for arguments, expected in [(["translate"], todays_jsonl(qe, sources)),
-                                (["score", "--translations", ref],
-                                 todays_jsonl(qe, sources, references))]:
+    for arguments, expected in [
+        (["translate"], todays_jsonl(qe, sources)),
+        (["score", "--translations", ref], todays_jsonl(qe, sources, references)),
+    ]:
         auto_spm = subprocess.run(
-            [sys.executable, "-m", "fairseq_sigmoid_qe.hub", *arguments, "--sources", src,
-             "--checkpoint", head_checkpoint, "--data-dir", real_data_bin, "--cpu", "--quiet"],
-            capture_output=True)
+            [
+                sys.executable,
+                "-m",
+                "fairseq_sigmoid_qe.cli.raw_text",
+                *arguments,
+                "--sources",
+                src,
+                "--checkpoint",
+                head_checkpoint,
+                "--data-dir",
+                real_data_bin,
+                "--cpu",
+                "--quiet",
+            ],
+            capture_output=True,
+        )
         assert auto_spm.returncode == 0, auto_spm.stderr[-3000:]
         assert auto_spm.stdout.decode("utf-8") == expected
         output = tmp_path / f"{arguments[0]}.jsonl"
-        result = command(real_data_bin, head_checkpoint, *arguments, "--sources", src,
-                         "--output", output, "--cpu")
+        result = command(
+            real_data_bin,
+            head_checkpoint,
+            *arguments,
+            "--sources",
+            src,
+            "--output",
+            output,
+            "--cpu",
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert output.read_text(encoding="utf-8") == expected
         assert not Path(f"{output}.part").exists()
@@ -152,7 +227,7 @@ def test_records_are_byte_identical_to_todays(real_data_bin, head_checkpoint, te
 def test_input_order_over_several_chunks_and_batches(real_data_bin, head_checkpoint, test_text):
     """Chunks of 7 sentences in batches of at most 3 give the records of one batch per
     sentence, in input order."""
-    from fairseq_sigmoid_qe.hub import QEModel
+    from fairseq_sigmoid_qe.api import QEModel
 
     _, _, (sources, references), spm_model = test_text
     batches = QEModel.from_checkpoint(head_checkpoint, real_data_bin, spm_model, batch_size=3)
@@ -166,8 +241,9 @@ def test_input_order_over_several_chunks_and_batches(real_data_bin, head_checkpo
     assert [r["translation"] for r in chunked] == [r["translation"] for r in one_by_one]
     for a, b in zip(chunked, one_by_one):
         for method in a["sentence_scores"]:
-            assert a["token_scores"][method] == pytest.approx(b["token_scores"][method],
-                                                              rel=1e-4, abs=1e-5)
+            assert a["token_scores"][method] == pytest.approx(
+                b["token_scores"][method], rel=1e-4, abs=1e-5
+            )
     scored = [r["tokens"] for r in batches.score(sources, references)]
     assert scored == [r["tokens"] for r in single.score(sources, references)]
 
@@ -176,37 +252,67 @@ def test_nbest_records_carry_ranks(real_data_bin, head_checkpoint, test_text, tm
     src = test_text[0]
     sources = test_text[2][0][:10]
     (tmp_path / "src.txt").write_text("\n".join(sources) + "\n", encoding="utf-8")
-    best = command(real_data_bin, head_checkpoint, "translate", "--sources",
-                   tmp_path / "src.txt", "--cpu", "--quiet")
-    nbest = command(real_data_bin, head_checkpoint, "translate", "--sources",
-                    tmp_path / "src.txt", "--cpu", "--quiet", "--nbest", "3")
+    best = command(
+        real_data_bin,
+        head_checkpoint,
+        "translate",
+        "--sources",
+        tmp_path / "src.txt",
+        "--cpu",
+        "--quiet",
+    )
+    nbest = command(
+        real_data_bin,
+        head_checkpoint,
+        "translate",
+        "--sources",
+        tmp_path / "src.txt",
+        "--cpu",
+        "--quiet",
+        "--nbest",
+        "3",
+    )
     assert best.returncode == 0 and nbest.returncode == 0, nbest.stderr[-3000:]
     best = [json.loads(line) for line in best.stdout.splitlines()]
     nbest = [json.loads(line) for line in nbest.stdout.splitlines()]
-    assert [(r["source"], r["rank"]) for r in nbest] == [(s, k) for s in sources
-                                                         for k in range(3)]
+    assert [(r["source"], r["rank"]) for r in nbest] == [(s, k) for s in sources for k in range(3)]
     assert [{k: v for k, v in r.items() if k != "rank"} for r in nbest if r["rank"] == 0] == best
     assert all("rank" not in r for r in best)
     for first in range(0, len(nbest), 3):
-        assert len({tuple(r["tokens"]) for r in nbest[first:first + 3]}) == 3
-    too_many = command(real_data_bin, head_checkpoint, "translate", "--sources", src,
-                       "--nbest", "6")
+        assert len({tuple(r["tokens"]) for r in nbest[first : first + 3]}) == 3
+    too_many = command(
+        real_data_bin, head_checkpoint, "translate", "--sources", src, "--nbest", "6"
+    )
     assert one_error_line(too_many).endswith(
-        "--nbest 6 is out of range: it must be [1, 5] (at most --beam)")
+        "--nbest 6 is out of range: it must be [1, 5] (at most --beam)"
+    )
 
 
 def test_summary_and_progress_on_stderr(real_data_bin, head_checkpoint, test_text, tmp_path):
     src, ref = test_text[0], test_text[1]
     output = tmp_path / "qe.jsonl"
-    result = command(real_data_bin, head_checkpoint, "score", "--sources", src,
-                     "--translations", ref, "--output", output, "--summary")
+    result = command(
+        real_data_bin,
+        head_checkpoint,
+        "score",
+        "--sources",
+        src,
+        "--translations",
+        ref,
+        "--output",
+        output,
+        "--summary",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     progress = [line for line in result.stderr.splitlines() if " sentences/s, " in line]
     assert progress[-1].startswith("fairseq-sigmoid-qe: 40/40 sentences (100%), ")
     assert progress[-1].endswith(" elapsed, done")
-    summary = [line.split() for line in result.stderr.splitlines()
-               if line.startswith("fairseq-sigmoid-qe: sentence scores ")]
+    summary = [
+        line.split()
+        for line in result.stderr.splitlines()
+        if line.startswith("fairseq-sigmoid-qe: sentence scores ")
+    ]
     assert summary[0][3:] == ["method", "mean", "p10", "p50", "p90"]
     assert [row[3] for row in summary[1:]] == list(records[0]["sentence_scores"])
     for row in summary[1:]:
@@ -215,17 +321,20 @@ def test_summary_and_progress_on_stderr(real_data_bin, head_checkpoint, test_tex
         expected = [values.mean(), *numpy.quantile(values, [0.1, 0.5, 0.9])]
         assert [float(v) for v in row[4:8]] == pytest.approx(expected, rel=1e-5)
         assert row[8] == f"({values.size}"
-    quiet = command(real_data_bin, head_checkpoint, "score", "--sources", src,
-                    "--translations", ref, "--quiet")
+    quiet = command(
+        real_data_bin, head_checkpoint, "score", "--sources", src, "--translations", ref, "--quiet"
+    )
     assert quiet.returncode == 0 and " sentences/s, " not in quiet.stderr
     assert "sentence scores" not in quiet.stderr
 
 
-def test_failed_run_leaves_no_output_file(real_data_bin, head_checkpoint, test_text, tmp_path,
-                                          monkeypatch):
+def test_failed_run_leaves_no_output_file(
+    real_data_bin, head_checkpoint, test_text, tmp_path, monkeypatch
+):
     """Records go to OUTPUT.part as they are made; a run stopped after the first is left
     with neither OUTPUT nor OUTPUT.part. A leftover .part file is refused, untouched."""
-    from fairseq_sigmoid_qe import hub
+    from fairseq_sigmoid_qe import api as hub
+    from fairseq_sigmoid_qe.cli import raw_text
 
     src, _, _, spm_model = test_text
     output = tmp_path / "qe.jsonl"
@@ -241,47 +350,94 @@ def test_failed_run_leaves_no_output_file(real_data_bin, head_checkpoint, test_t
 
     monkeypatch.setattr(hub.QEModel, "records", stopped_after_one)
     with pytest.raises(KeyboardInterrupt):
-        hub.main(["translate", "--checkpoint", head_checkpoint, "--data-dir", real_data_bin,
-                  "--spm-model", spm_model, "--sources", str(src), "--output", str(output),
-                  "--quiet", "--cpu"])
+        raw_text.main(
+            [
+                "translate",
+                "--checkpoint",
+                head_checkpoint,
+                "--data-dir",
+                real_data_bin,
+                "--spm-model",
+                spm_model,
+                "--sources",
+                str(src),
+                "--output",
+                str(output),
+                "--quiet",
+                "--cpu",
+            ]
+        )
     assert len(seen) == 1 and json.loads(seen[0])["source"] == test_text[2][0][0]
     assert not output.exists() and not part.exists()
     part.write_text("keep me\n")
-    result = command(real_data_bin, head_checkpoint, "translate", "--sources", src,
-                     "--output", output)
-    assert one_error_line(result).endswith(f"--output {output}: {part} exists; nothing is "
-                                           "overwritten")
+    result = command(
+        real_data_bin, head_checkpoint, "translate", "--sources", src, "--output", output
+    )
+    assert one_error_line(result).endswith(
+        f"--output {output}: {part} exists; nothing is overwritten"
+    )
     assert part.read_text() == "keep me\n" and not output.exists()
 
 
-@pytest.mark.parametrize("arguments,message", [
-    (["--threads", "0"], "--threads 0 is out of range: it must be at least 1"),
-    (["--batch-size", "0"], "--batch-size 0 is out of range: it must be at least 1"),
-    (["--nbest", "0"], "--nbest 0 is out of range: it must be [1, 5] (at most --beam)"),
-    (["--device", "abacus"], "--device abacus is not a device (cpu, cuda, cuda:N)"),
-    (["--cpu", "--device", "cuda"], "--cpu and --device cuda contradict each other"),
-])
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        (["--threads", "0"], "--threads 0 is out of range: it must be at least 1"),
+        (["--batch-size", "0"], "--batch-size 0 is out of range: it must be at least 1"),
+        (["--nbest", "0"], "--nbest 0 is out of range: it must be [1, 5] (at most --beam)"),
+        (["--device", "abacus"], "--device abacus is not a device (cpu, cuda, cuda:N)"),
+        (["--cpu", "--device", "cuda"], "--cpu and --device cuda contradict each other"),
+    ],
+)
 def test_bad_option_values_are_one_error_line(tmp_path, arguments, message):
     (tmp_path / "src.txt").write_text("Open the file.\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "fairseq_sigmoid_qe.hub", "translate", "--checkpoint",
-         str(tmp_path / "head.pt"), "--data-dir", str(tmp_path), "--sources",
-         str(tmp_path / "src.txt"), *arguments], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "fairseq_sigmoid_qe.cli.raw_text",
+            "translate",
+            "--checkpoint",
+            str(tmp_path / "head.pt"),
+            "--data-dir",
+            str(tmp_path),
+            "--sources",
+            str(tmp_path / "src.txt"),
+            *arguments,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert one_error_line(result).endswith(message)
 
 
 def test_score_refuses_nbest(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "fairseq_sigmoid_qe.hub", "score", "--checkpoint", "head.pt",
-         "--data-dir", str(tmp_path), "--translations", "hyp.txt", "--nbest", "2"],
-        capture_output=True, text=True)
-    assert one_error_line(result).endswith("--nbest is for translate (score has one "
-                                           "translation per source)")
+        [
+            sys.executable,
+            "-m",
+            "fairseq_sigmoid_qe.cli.raw_text",
+            "score",
+            "--checkpoint",
+            "head.pt",
+            "--data-dir",
+            str(tmp_path),
+            "--translations",
+            "hyp.txt",
+            "--nbest",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert one_error_line(result).endswith(
+        "--nbest is for translate (score has one translation per source)"
+    )
 
 
 def test_spm_model_is_found_beside_the_data_dir(tmp_path):
-    from fairseq_sigmoid_qe.errors import QEUserError
-    from fairseq_sigmoid_qe.hub import find_spm_model
+    from fairseq_sigmoid_qe.api import find_spm_model
+    from fairseq_sigmoid_qe.core.errors import QEUserError
 
     data_bin, text = tmp_path / "data-bin", tmp_path / "text"
     data_bin.mkdir()
@@ -291,18 +447,21 @@ def test_spm_model_is_found_beside_the_data_dir(tmp_path):
     (text / "spm.model").write_text("")
     assert find_spm_model(str(data_bin)) == str(text / "spm.model")
     (data_bin / "spm.model").write_text("")
-    with pytest.raises(QEUserError, match=r"--spm-model not given and 2 sentencepiece models "
-                       r"found near --data-dir \(.*data-bin/spm.model, .*text/spm.model\): "
-                       r"choose one with --spm-model"):
+    with pytest.raises(
+        QEUserError,
+        match=r"--spm-model not given and 2 sentencepiece models "
+        r"found near --data-dir \(.*data-bin/spm.model, .*text/spm.model\): "
+        r"choose one with --spm-model",
+    ):
         find_spm_model(str(data_bin))
     (text / "spm.model").unlink()
     assert find_spm_model(str(data_bin)) == str(data_bin / "spm.model")
 
 
 def test_output_becomes_its_name_only_when_complete(tmp_path, monkeypatch):
-    from fairseq_sigmoid_qe import textfiles
-    from fairseq_sigmoid_qe.errors import QEUserError
-    from fairseq_sigmoid_qe.textfiles import StreamedOutput
+    from fairseq_sigmoid_qe.core import textfiles
+    from fairseq_sigmoid_qe.core.errors import QEUserError
+    from fairseq_sigmoid_qe.core.textfiles import StreamedOutput
 
     path = tmp_path / "qe.jsonl"
     part = Path(f"{path}.part")
@@ -316,8 +475,11 @@ def test_output_becomes_its_name_only_when_complete(tmp_path, monkeypatch):
     output = StreamedOutput(str(raced))
     output.write("{}\n")
     raced.write_text("someone else's\n")
-    with pytest.raises(QEUserError, match=r"appeared while this ran; nothing is overwritten: "
-                                          r"the records are in .*raced.jsonl.part$"):
+    with pytest.raises(
+        QEUserError,
+        match=r"appeared while this ran; nothing is overwritten: "
+        r"the records are in .*raced.jsonl.part$",
+    ):
         output.commit()
     output.discard()  # as main does after a failure: the kept records stay
     assert raced.read_text() == "someone else's\n"
@@ -341,15 +503,38 @@ def peak_rss_of_score_run(real_data_bin, head_checkpoint, tmp_path, lines):
     translations.write_text("Öffne die Datei.\n" * lines, encoding="utf-8")
     output = tmp_path / f"qe{lines}.jsonl"
     spm_model = Path(real_data_bin).parent / "text" / "spm.model"
-    runner = ("import resource, sys\n"
-              "from fairseq_sigmoid_qe.hub import main\n"
-              "main(sys.argv[1:])\n"
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    runner = (
+        "import resource, sys\n"
+        "from fairseq_sigmoid_qe.cli.raw_text import main\n"
+        "main(sys.argv[1:])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", runner, "score", "--sources", sources, "--translations",
-         translations, "--output", output, "--checkpoint", head_checkpoint, "--data-dir",
-         real_data_bin, "--spm-model", spm_model, "--cpu", "--quiet", "--max-tokens", "20000"],
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            "-c",
+            runner,
+            "score",
+            "--sources",
+            sources,
+            "--translations",
+            translations,
+            "--output",
+            output,
+            "--checkpoint",
+            head_checkpoint,
+            "--data-dir",
+            real_data_bin,
+            "--spm-model",
+            spm_model,
+            "--cpu",
+            "--quiet",
+            "--max-tokens",
+            "20000",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sum(1 for _ in open(output, encoding="utf-8")) == lines
     return int(result.stdout.split()[-1])

@@ -1,8 +1,9 @@
 """Multi-reference preparation: parity split, length filter, encoded and raw files aligned."""
+
 import pytest
 
-from fairseq_sigmoid_qe.errors import QEUserError
-from fairseq_sigmoid_qe.realdata import prepare_multiref, read_multiref, train_sentencepiece
+from fairseq_sigmoid_qe.core.errors import QEUserError
+from fairseq_sigmoid_qe.demo.l10n_data import prepare_multiref, read_multiref, train_sentencepiece
 
 ENTRIES = [
     ("Move the file down", ["Datei nach unten verschieben", "Die Datei runter schieben"]),
@@ -20,8 +21,9 @@ def read(path):
 
 def test_multiref_split_and_files(tmp_path):
     tsv = tmp_path / "dev.tsv"
-    tsv.write_text("".join(src + "\t" + "\t".join(refs) + "\n" for src, refs in ENTRIES),
-                   encoding="utf-8")
+    tsv.write_text(
+        "".join(src + "\t" + "\t".join(refs) + "\n" for src, refs in ENTRIES), encoding="utf-8"
+    )
     texts = [s for src, refs in ENTRIES for s in [src, *refs]] * 20
     train_sentencepiece(texts, str(tmp_path / "spm"), vocab_size=60)
     out = tmp_path / "out"
@@ -50,7 +52,7 @@ def test_multiref_bad_lines(tmp_path):
 
 
 def test_hold_out_is_disjoint_same_sized_and_seeded():
-    from fairseq_sigmoid_qe.realdata import hold_out
+    from fairseq_sigmoid_qe.demo.l10n_data import hold_out
 
     pairs = [(f"s{i}", f"t{i}") for i in range(100)]
     kept, heldout, own = hold_out(pairs, 20)

@@ -1,11 +1,12 @@
 """The raw-text command's stderr report: progress lines and the sentence-score summary."""
+
 import io
 import math
 
 import numpy
 import pytest
 
-from fairseq_sigmoid_qe.run_report import Progress, ScoreSummary, duration
+from fairseq_sigmoid_qe.core.progress import Progress, ScoreSummary, duration
 
 
 class Clock:
@@ -24,8 +25,9 @@ def test_progress_lines_at_most_every_interval_with_rate_and_eta():
     assert stream.getvalue() == ""
     clock.now += 6
     progress.update(60)  # 100 sentences in 10 s: 10/s, 900 left: ETA 90 s
-    assert stream.getvalue() == ("fairseq-sigmoid-qe: 100/1000 sentences (10%), 10.0 "
-                                 "sentences/s, 10s elapsed, ETA 1m30s\n")
+    assert stream.getvalue() == (
+        "fairseq-sigmoid-qe: 100/1000 sentences (10%), 10.0 sentences/s, 10s elapsed, ETA 1m30s\n"
+    )
     clock.now += 5
     progress.update(100)  # 5 s after the last line: none
     assert stream.getvalue().count("\n") == 1
@@ -33,8 +35,9 @@ def test_progress_lines_at_most_every_interval_with_rate_and_eta():
     progress.update(800)
     progress.finish()
     last = stream.getvalue().splitlines()[-1]
-    assert last == ("fairseq-sigmoid-qe: 1000/1000 sentences (100%), 10.0 sentences/s, "
-                    "1m40s elapsed, done")
+    assert last == (
+        "fairseq-sigmoid-qe: 1000/1000 sentences (100%), 10.0 sentences/s, 1m40s elapsed, done"
+    )
     assert stream.getvalue().count("\n") == 2  # no ETA line once everything is done
 
 
@@ -62,10 +65,12 @@ def test_summary_is_mean_and_quantiles_of_finite_scores():
 
 
 def test_last_logged_update_of_a_fairseq_log():
-    from fairseq_sigmoid_qe.run_report import last_logged_update
+    from fairseq_sigmoid_qe.core.progress import last_logged_update
 
-    log = ("epoch 001:    100 / 771 loss=1.3, num_updates=100, lr=0.001\n"
-           "valid on 'valid' subset | loss 1.301 | num_updates 200 | best_loss 1.3\n")
+    log = (
+        "epoch 001:    100 / 771 loss=1.3, num_updates=100, lr=0.001\n"
+        "valid on 'valid' subset | loss 1.301 | num_updates 200 | best_loss 1.3\n"
+    )
     assert last_logged_update(log) == 200
     assert last_logged_update("loading data\n") == 0
 
@@ -76,14 +81,16 @@ def test_training_progress_follows_the_log(tmp_path):
     import subprocess
     import sys
 
-    from fairseq_sigmoid_qe.run_report import follow_training
+    from fairseq_sigmoid_qe.core.progress import follow_training
 
     log_path = tmp_path / "train.log"
-    script = ("import sys, time\n"
-              "for n in (50, 100, 150):\n"
-              "    print(f'epoch 001: loss=1.0, num_updates={n}', flush=True)\n"
-              "    time.sleep(0.3)\n"
-              "sys.exit(3)\n")
+    script = (
+        "import sys, time\n"
+        "for n in (50, 100, 150):\n"
+        "    print(f'epoch 001: loss=1.0, num_updates={n}', flush=True)\n"
+        "    time.sleep(0.3)\n"
+        "sys.exit(3)\n"
+    )
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "-c", script], stdout=log)
     stream = io.StringIO()

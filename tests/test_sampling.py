@@ -1,12 +1,13 @@
 """Negative samplers: the right distribution, never the reference/dominant/padding."""
+
 import itertools
 
 import pytest
 import torch
 from scipy.stats import chisquare
 
-from fairseq_sigmoid_qe.dominant import dominant_sets, is_dominant, row_log_partition
-from fairseq_sigmoid_qe.sampling import (
+from fairseq_sigmoid_qe.core.dominant import dominant_sets, is_dominant, row_log_partition
+from fairseq_sigmoid_qe.core.negative_samplers import (
     parse_sampler_spec,
     sample_negatives,
     softmax_weights,
@@ -57,8 +58,9 @@ def test_without_replacement_matches_exact_inclusion_probabilities(oversample, r
     weights = torch.tensor([0.0, 6.0, 3.0, 1.0, 0.5, 2.5])
     k = 3
     reference = torch.full((40000,), 1)
-    tokens, valid = sample_negatives(k, reference, weights, generator=generator(2),
-                                     oversample=oversample, rounds=rounds)
+    tokens, valid = sample_negatives(
+        k, reference, weights, generator=generator(2), oversample=oversample, rounds=rounds
+    )
     assert valid.all()
     allowed = weights.clone()
     allowed[1] = 0
@@ -75,8 +77,9 @@ def test_per_row_softmax_distribution_large_vocab():
     target = torch.softmax(logits / 2, -1)[0]
     target[1] = 0
     reference = torch.zeros(20000, dtype=torch.long)
-    tokens, _ = sample_negatives(1, reference, weights.expand(20000, -1).contiguous(),
-                                 generator=generator(4))
+    tokens, _ = sample_negatives(
+        1, reference, weights.expand(20000, -1).contiguous(), generator=generator(4)
+    )
     observed = torch.bincount(tokens.view(-1), minlength=vocab).double() / 20000
     top = torch.topk(target, 20).indices
     expected = (target / (target.sum() - target[0]))[top].double()
@@ -113,8 +116,7 @@ def test_k_near_the_vocabulary_takes_every_allowed_token(shared):
     log_probs = torch.log_softmax(torch.randn(n, vocab, generator=generator(10)) * 4, -1)
     dominant = dominant_sets(log_probs)
     reference = torch.randint(4, vocab, (n,), generator=generator(11))
-    probs = (uniform_distribution(vocab, [1]) if shared
-             else softmax_weights(log_probs, 2.0, [1])[0])
+    probs = uniform_distribution(vocab, [1]) if shared else softmax_weights(log_probs, 2.0, [1])[0]
     allowed = (probs.expand(n, -1) > 0).clone()
     allowed[torch.arange(n), reference] = False
     allowed &= ~is_dominant(torch.arange(vocab).expand(n, -1), *dominant)

@@ -1,9 +1,10 @@
 """Token -> sentence QE (pure functions, no fairseq run)."""
+
 import math
 
 import pytest
 
-from fairseq_sigmoid_qe.scoring import hypothesis_qe, sentence_score
+from fairseq_sigmoid_qe.core.qe_methods import hypothesis_qe, sentence_score
 
 
 class Dictionary:
@@ -23,7 +24,9 @@ def test_sentence_aggregations():
     assert sentence_score(scores, "prod") == pytest.approx(0.1)
     assert sentence_score(scores, "mean_log") == pytest.approx(math.log(0.1) / 3)
     assert sentence_score(scores, "min") == 0.25
-    assert sentence_score([0.0, 0.5], "mean_log") == pytest.approx(math.log(1e-300) / 2 + math.log(0.5) / 2)
+    assert sentence_score([0.0, 0.5], "mean_log") == pytest.approx(
+        math.log(1e-300) / 2 + math.log(0.5) / 2
+    )
     assert math.isnan(sentence_score([], "prod"))
     with pytest.raises(ValueError, match="aggregation"):
         sentence_score(scores, "max")
@@ -32,10 +35,14 @@ def test_sentence_aggregations():
 @pytest.mark.parametrize("include_eos", [False, True])
 def test_hypothesis_qe_leaves_out_eos_by_default(include_eos):
     tokens = [4, 5, 6, 7, 2]
-    scores = {"sigmoid": [0.9, 0.5, 0.8, 0.7, 0.1], "softmax": [0.4, 0.5, 0.6, 0.7, 0.2],
-              "boostedprob": [0.9, 0.5, 0.6, 0.7, 0.2]}
-    record = hypothesis_qe(scores, tokens, Dictionary(), include_eos=include_eos,
-                           word_agg="min", sentence_agg="prod")
+    scores = {
+        "sigmoid": [0.9, 0.5, 0.8, 0.7, 0.1],
+        "softmax": [0.4, 0.5, 0.6, 0.7, 0.2],
+        "boostedprob": [0.9, 0.5, 0.6, 0.7, 0.2],
+    }
+    record = hypothesis_qe(
+        scores, tokens, Dictionary(), include_eos=include_eos, word_agg="min", sentence_agg="prod"
+    )
     kept = 5 if include_eos else 4
     assert len(record["tokens"]) == kept
     assert record["token_scores"]["sigmoid"] == scores["sigmoid"][:kept]
@@ -47,8 +54,9 @@ def test_hypothesis_qe_leaves_out_eos_by_default(include_eos):
 
 
 def test_hypothesis_qe_without_word_level_or_final_eos():
-    record = hypothesis_qe({"sigmoid": [0.9, 0.5]}, [4, 5], Dictionary(), word_level=False,
-                           sentence_agg="min")
+    record = hypothesis_qe(
+        {"sigmoid": [0.9, 0.5]}, [4, 5], Dictionary(), word_level=False, sentence_agg="min"
+    )
     assert record["word_scores"] is None
     assert record["tokens"] == ["\u2581Öff", "ne"]
     assert record["sentence_scores"]["sigmoid"] == 0.5
@@ -64,5 +72,9 @@ def test_long_hypotheses_keep_their_log_score():
     assert logs["softmax"] > logs["sigmoid"]  # the ranking the underflowed products lose
     short = hypothesis_qe({"sigmoid": [0.5, 0.8]}, [4, 5], Dictionary(), sentence_agg="min")
     assert short["sentence_log_scores"]["sigmoid"] == pytest.approx(math.log(0.4))
-    assert hypothesis_qe({"sigmoid": [0.0, 0.5]}, [4, 5], Dictionary())[
-        "sentence_log_scores"]["sigmoid"] == -math.inf
+    assert (
+        hypothesis_qe({"sigmoid": [0.0, 0.5]}, [4, 5], Dictionary())["sentence_log_scores"][
+            "sigmoid"
+        ]
+        == -math.inf
+    )

@@ -1,4 +1,5 @@
 """sparse_adam: lazy Adam on the touched rows, equal to torch's SparseAdam; sparse head grads."""
+
 from argparse import Namespace
 
 import pytest
@@ -6,14 +7,19 @@ import torch
 import torch.nn.functional as F
 
 from fairseq_sigmoid_qe.optim.sparse_adam import (
-    SPARSE_GRAD_ATTRIBUTE, FairseqSparseAdam, LazyAdam, touched_rows)
+    SPARSE_GRAD_ATTRIBUTE,
+    FairseqSparseAdam,
+    LazyAdam,
+    touched_rows,
+)
 
 
 def steps(weight, optimizer, batches, sparse):
     for tokens in batches:
         optimizer.zero_grad()
         loss = (F.embedding(tokens, weight, sparse=sparse) ** 2).sum() + F.embedding(
-            tokens, weight, sparse=sparse).sum()
+            tokens, weight, sparse=sparse
+        ).sum()
         loss.backward()
         optimizer.step()
 

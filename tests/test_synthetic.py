@@ -1,4 +1,5 @@
 """The synthetic ambiguous language: deterministic, valid, skewed as configured, exact quality."""
+
 import hashlib
 import json
 import math
@@ -11,7 +12,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fairseq_sigmoid_qe.synthetic import (
+from fairseq_sigmoid_qe.demo.synthetic import (
     SPLITS,
     SyntheticConfig,
     SyntheticLanguage,
@@ -21,18 +22,24 @@ from fairseq_sigmoid_qe.synthetic import (
 )
 
 SMALL = dict(num_source_words=60, train_size=3000, valid_size=20, test_size=20)
-MODULE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "fairseq_sigmoid_qe", "synthetic.py")
+MODULE_PATH = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "fairseq_sigmoid_qe",
+    "synthetic.py",
+)
 
 
 def digest(paths):
-    return {name: hashlib.sha256(open(path, "rb").read()).hexdigest()
-            for name, path in paths.items()}
+    return {
+        name: hashlib.sha256(open(path, "rb").read()).hexdigest() for name, path in paths.items()
+    }
 
 
 def read_pairs(paths, split):
-    with open(paths[f"{split}.src"], encoding="utf-8") as fs, \
-            open(paths[f"{split}.tgt"], encoding="utf-8") as ft:
+    with (
+        open(paths[f"{split}.src"], encoding="utf-8") as fs,
+        open(paths[f"{split}.tgt"], encoding="utf-8") as ft,
+    ):
         return [(s.split(), t.split()) for s, t in zip(fs, ft)]
 
 
@@ -40,7 +47,7 @@ def chi2_pvalue(statistic, dof):
     """Upper tail of the chi-square distribution (closed form for integer dof)."""
     half = statistic / 2
     if dof % 2 == 0:
-        return math.exp(-half) * sum(half ** i / math.factorial(i) for i in range(dof // 2))
+        return math.exp(-half) * sum(half**i / math.factorial(i) for i in range(dof // 2))
     tail, term = math.erfc(math.sqrt(half)), math.sqrt(statistic) * math.sqrt(2 / math.pi)
     for i in range(1, (dof + 1) // 2):
         tail += math.exp(-half) * term
@@ -65,10 +72,12 @@ def test_same_config_same_bytes_other_seed_other_corpus(tmp_path):
 
 def test_identical_in_another_process_with_another_hash_seed(tmp_path):
     paths = write_corpus(tmp_path / "here", SyntheticConfig(**SMALL))
-    script = ("import importlib.util, sys\n"
-              f"spec = importlib.util.spec_from_file_location('synthetic', {MODULE_PATH!r})\n"
-              "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
-              f"module.write_corpus(sys.argv[1], module.SyntheticConfig(**{SMALL!r}))\n")
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('synthetic', {MODULE_PATH!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        f"module.write_corpus(sys.argv[1], module.SyntheticConfig(**{SMALL!r}))\n"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "there")], check=True, env=env)
     there = {name: str(tmp_path / "there" / os.path.basename(path)) for name, path in paths.items()}
@@ -132,13 +141,21 @@ def test_synonym_probabilities_formula(tmp_path):
 
 @pytest.mark.parametrize("uniform_head_words", [True, False])
 def test_source_words_follow_zipf_in_train_and_uniform_in_test(tmp_path, uniform_head_words):
-    config = SyntheticConfig(**{**SMALL, "test_size": 3000, "head_train_size": 3000,
-                                "uniform_head_words": uniform_head_words})
+    config = SyntheticConfig(
+        **{
+            **SMALL,
+            "test_size": 3000,
+            "head_train_size": 3000,
+            "uniform_head_words": uniform_head_words,
+        }
+    )
     paths = write_corpus(tmp_path, config)
     language = load_language(paths["lexicon"])
     first, tenth = language.source_words[0], language.source_words[9]
-    train, test, head = (Counter(w for src, _ in read_pairs(paths, split) for w in src)
-                         for split in ("train", "test", "headtrain"))
+    train, test, head = (
+        Counter(w for src, _ in read_pairs(paths, split) for w in src)
+        for split in ("train", "test", "headtrain")
+    )
     assert 7 < train[first] / train[tenth] < 13
     assert 0.7 < test[first] / test[tenth] < 1.4
     if uniform_head_words:
@@ -159,8 +176,9 @@ def test_custom_synonym_count_weights():
 
 
 def test_sample_pair_uses_the_language_length_range():
-    language = SyntheticLanguage.build(SyntheticConfig(num_source_words=20, min_length=2,
-                                                       max_length=4))
+    language = SyntheticLanguage.build(
+        SyntheticConfig(num_source_words=20, min_length=2, max_length=4)
+    )
     rng = np.random.default_rng(0)
     for _ in range(50):
         src, tgt = language.sample_pair(rng)
@@ -195,8 +213,9 @@ def test_lexicon_round_trip(tmp_path):
     assert [list(s) for s in loaded.lexicon.values()] == [list(s) for s in built.lexicon.values()]
     assert loaded.source_frequencies.tolist() == built.source_frequencies.tolist()
     assert (loaded.min_length, loaded.max_length) == (config.min_length, config.max_length)
-    assert loaded.sample_pairs(np.random.default_rng(3), 20) == \
-        built.sample_pairs(np.random.default_rng(3), 20)
+    assert loaded.sample_pairs(np.random.default_rng(3), 20) == built.sample_pairs(
+        np.random.default_rng(3), 20
+    )
     stored = json.load(open(paths["lexicon"], encoding="utf-8"))
     assert SyntheticConfig(**stored["config"]) == config
 

@@ -1,10 +1,11 @@
 """The one reader of the user's text files."""
+
 import io
 
 import pytest
 
-from fairseq_sigmoid_qe.errors import QEUserError
-from fairseq_sigmoid_qe.textfiles import iter_lines, read_lines
+from fairseq_sigmoid_qe.core.errors import QEUserError
+from fairseq_sigmoid_qe.core.textfiles import iter_lines, read_lines
 
 
 def test_lines_without_line_ends(tmp_path, monkeypatch):
@@ -15,10 +16,14 @@ def test_lines_without_line_ends(tmp_path, monkeypatch):
     assert read_lines("-", "sources") == ["x", "y"]
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "cannot read sources .*missing"), (b"", "sources .* is empty"),
-    (b"ok\n\xff\xfe\n", "sources .* is not UTF-8 text: line 2 has the byte 0xff"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "cannot read sources .*missing"),
+        (b"", "sources .* is empty"),
+        (b"ok\n\xff\xfe\n", "sources .* is not UTF-8 text: line 2 has the byte 0xff"),
+    ],
+)
 def test_bad_files_are_one_user_error(tmp_path, content, message):
     path = tmp_path / "missing"
     if content is not None:

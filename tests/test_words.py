@@ -1,28 +1,35 @@
 """The one detokenizer, and the subword -> word grouping used by QW- lines."""
+
 import pytest
 
-from fairseq_sigmoid_qe.words import aggregate_words, detokenize, word_ids
+from fairseq_sigmoid_qe.core.words import aggregate_words, detokenize, word_ids
 
 
-@pytest.mark.parametrize("pieces,expected", [
-    (["\u2581Öff", "ne", "\u2581die", "\u2581Datei", "."], [0, 0, 1, 2, 2]),
-    (["\u2581", "a", "\u2581b", "\u2581"], [0, 0, 1, 1]),
-    (["Öff@@", "ne", "die", "Dat@@", "ei"], [0, 0, 1, 2, 2]),
-    (["a", "b"], [0, 1]),
-])
+@pytest.mark.parametrize(
+    "pieces,expected",
+    [
+        (["\u2581Öff", "ne", "\u2581die", "\u2581Datei", "."], [0, 0, 1, 2, 2]),
+        (["\u2581", "a", "\u2581b", "\u2581"], [0, 0, 1, 1]),
+        (["Öff@@", "ne", "die", "Dat@@", "ei"], [0, 0, 1, 2, 2]),
+        (["a", "b"], [0, 1]),
+    ],
+)
 def test_word_ids_follow_detokenized_words(pieces, expected):
     ids = word_ids(pieces)
     assert ids == expected
     assert len(detokenize(pieces).split()) == ids[-1] + 1
 
 
-@pytest.mark.parametrize("pieces,text", [
-    (["\u2581Öff", "ne", "\u2581die", "\u2581Datei", ".", "</s>"], "Öffne die Datei."),
-    (["\u2581", "a", "\u2581\u2581b", "\u2581"], "a b"),
-    (["Das", "Ha@@", "us", "ist", "kle@@"], "Das Haus ist kle"),
-    (["a", "b", "</s>"], "a b"),
-    ([], ""),
-])
+@pytest.mark.parametrize(
+    "pieces,text",
+    [
+        (["\u2581Öff", "ne", "\u2581die", "\u2581Datei", ".", "</s>"], "Öffne die Datei."),
+        (["\u2581", "a", "\u2581\u2581b", "\u2581"], "a b"),
+        (["Das", "Ha@@", "us", "ist", "kle@@"], "Das Haus ist kle"),
+        (["a", "b", "</s>"], "a b"),
+        ([], ""),
+    ],
+)
 def test_detokenize(pieces, text):
     assert detokenize(pieces) == text
 

@@ -1,8 +1,9 @@
 """Helpers for run.sh: sentencepiece encoding, and the tiny stand-in inputs of ``--smoke``.
 
-    python recipe_tools.py encode SPM_MODEL RAW_DIR OUT_DIR      # {split}.{en,de} -> pieces
-    python recipe_tools.py smoke-inputs OUT_DIR                   # raw/ and deltalm/ for --smoke
+python recipe_tools.py encode SPM_MODEL RAW_DIR OUT_DIR      # {split}.{en,de} -> pieces
+python recipe_tools.py smoke-inputs OUT_DIR                   # raw/ and deltalm/ for --smoke
 """
+
 import argparse
 import os
 import sys
@@ -38,19 +39,25 @@ def encode(spm_model, raw_dir, out_dir):
 
 def _smoke_pairs(scratch_dir):
     """A few hundred en-de pairs: the shared l10n corpus when present, else synthetic text."""
-    from fairseq_sigmoid_qe.realdata import read_pairs
+    from fairseq_sigmoid_qe.demo.l10n_data import read_pairs
 
     if os.path.isfile(os.path.join(L10N_DIR, "train.en")):
         return {split: read_pairs(L10N_DIR, split, limit=SMOKE_PAIRS[split]) for split in SPLITS}
-    from fairseq_sigmoid_qe.synthetic import SyntheticConfig, write_corpus
+    from fairseq_sigmoid_qe.demo.synthetic import SyntheticConfig, write_corpus
 
-    config = SyntheticConfig(train_size=SMOKE_PAIRS["train"], valid_size=SMOKE_PAIRS["valid"],
-                             test_size=SMOKE_PAIRS["test"], head_train_size=10)
+    config = SyntheticConfig(
+        train_size=SMOKE_PAIRS["train"],
+        valid_size=SMOKE_PAIRS["valid"],
+        test_size=SMOKE_PAIRS["test"],
+        head_train_size=10,
+    )
     paths = write_corpus(scratch_dir, config)
     pairs = {}
     for split in SPLITS:
-        with open(paths[f"{split}.src"], encoding="utf-8") as fs, \
-                open(paths[f"{split}.tgt"], encoding="utf-8") as ft:
+        with (
+            open(paths[f"{split}.src"], encoding="utf-8") as fs,
+            open(paths[f"{split}.tgt"], encoding="utf-8") as ft,
+        ):
             pairs[split] = [(s.strip(), t.strip()) for s, t in zip(fs, ft)]
     return pairs
 
@@ -70,8 +77,12 @@ def smoke_inputs(out_dir):
     """``raw/{split}.{en,de}`` and ``deltalm/{spm.model,dict.txt,deltalm-base.pt}`` (tiny,
     random weights in the official layout) in the places run.sh expects the real ones."""
     from fairseq.data import Dictionary
-    from fairseq_sigmoid_qe.deltalm_fixtures import TINY_OPTIONS, write_random_official_checkpoint
-    from fairseq_sigmoid_qe.realdata import train_sentencepiece
+
+    from fairseq_sigmoid_qe.demo.l10n_data import train_sentencepiece
+    from fairseq_sigmoid_qe.testing.deltalm_fixtures import (
+        TINY_OPTIONS,
+        write_random_official_checkpoint,
+    )
 
     raw, model_dir = os.path.join(out_dir, "raw"), os.path.join(out_dir, "deltalm")
     os.makedirs(raw, exist_ok=True)

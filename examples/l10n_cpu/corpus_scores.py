@@ -2,11 +2,12 @@
 
 Usage: python examples/l10n_cpu/corpus_scores.py GENERATE_OUTPUT RAW_REFERENCES
 """
+
 import sys
 
 import sacrebleu
 
-from fairseq_sigmoid_qe.words import detokenize
+from fairseq_sigmoid_qe.core.words import detokenize
 
 
 def hypotheses(path):

@@ -3,6 +3,7 @@ softmax output projection (the learning curves' 0-update point).
 
 Usage: python examples/l10n_cpu/init_head.py HEAD_CHECKPOINT OUT   (OUT must not exist)
 """
+
 import os
 import sys
 

@@ -18,27 +18,33 @@ on mrdev (``init``, the untrained head, a copy of the softmax projection, is a c
 Usage: python examples/l10n_cpu/results_table.py WORKDIR [--choose]
 (``--choose``: print only the chosen head's name and updates.)
 """
+
 import os
 import re
 import sys
 
-from fairseq_sigmoid_qe.evaluate import (
-    ambiguity_report, evaluate_method, gold_values, load_gold, load_records, method_scores,
-)
-from fairseq_sigmoid_qe.textfiles import read_lines
+from fairseq_sigmoid_qe.core.textfiles import read_lines
+from fairseq_sigmoid_qe.evaluation.ambiguity import ambiguity_report
+from fairseq_sigmoid_qe.evaluation.gold import gold_values, load_gold
+from fairseq_sigmoid_qe.evaluation.records import load_records, method_scores
+from fairseq_sigmoid_qe.evaluation.report import evaluate_method
 
 BASELINES = (("softmax probability", "softmax"), ("BoostedProb", "boostedprob"))
 # The unsupervised baselines of --qe-methods (run.sh step 5b), in qe-baselines-mc10.jsonl.
 MC_BASELINES = ("baselines", "mc10")
-UNSUPERVISED = (("token entropy, exp(-mean H)", "entropy"),
-                ("MC dropout, exp(D-TP), N = 10", "mc_dropout"),
-                ("MC dropout D-Var, N = 10 (lower = more certain)", "mc_dropout_var"),
-                ("MC sequence entropy, exp(-Ĥ), N = 10", "mc_seq_entropy"))
+UNSUPERVISED = (
+    ("token entropy, exp(-mean H)", "entropy"),
+    ("MC dropout, exp(D-TP), N = 10", "mc_dropout"),
+    ("MC dropout D-Var, N = 10 (lower = more certain)", "mc_dropout_var"),
+    ("MC sequence entropy, exp(-Ĥ), N = 10", "mc_seq_entropy"),
+)
 QE_FILE = re.compile(r"^qe-(.+)-(\d+)\.jsonl$")
 HEAD_TYPE_PREFIX = "type_"  # compact head types, compared with FULL_HEAD at equal updates
 FULL_HEAD = "dense_adam"
-HEAD_SIZE = re.compile(r"sigmoid head(?: \((.+?)\))?: base (\d+) parameters \(frozen\), "
-                       r"head (\d+) trainable")
+HEAD_SIZE = re.compile(
+    r"sigmoid head(?: \((.+?)\))?: base (\d+) parameters \(frozen\), "
+    r"head (\d+) trainable"
+)
 
 
 def scored_heads(workdir, split):
@@ -50,9 +56,14 @@ def scored_heads(workdir, split):
 
 def heads(workdir):
     """{(name, updates)} scored on valid by Eval Self, head types aside."""
-    return sorted((head for head in scored_heads(workdir, "valid")
-                   if not head[0].startswith(HEAD_TYPE_PREFIX)),
-                  key=lambda head: (head[0] != "init", head[0], head[1]))
+    return sorted(
+        (
+            head
+            for head in scored_heads(workdir, "valid")
+            if not head[0].startswith(HEAD_TYPE_PREFIX)
+        ),
+        key=lambda head: (head[0] != "init", head[0], head[1]),
+    )
 
 
 class Evaluation:
@@ -61,15 +72,19 @@ class Evaluation:
     def __init__(self, workdir):
         self.workdir = workdir
         text = os.path.join(workdir, "text")
-        self.references = {split: load_gold(os.path.join(text, f"{split}.raw.de"), "references")
-                           for split in ("valid", "test")}
+        self.references = {
+            split: load_gold(os.path.join(text, f"{split}.raw.de"), "references")
+            for split in ("valid", "test")
+        }
         for split in ("mrdev", "mrtest"):
             path = os.path.join(text, f"{split}.refs.tsv")
             if os.path.exists(path):
                 self.references[split] = load_gold(path, "references_tsv")
-        self.groups = {split: read_lines(os.path.join(text, f"{split}-refs.group"), "groups")
-                       for split in ("mrdev", "mrtest")
-                       if os.path.exists(os.path.join(text, f"{split}-refs.group"))}
+        self.groups = {
+            split: read_lines(os.path.join(text, f"{split}-refs.group"), "groups")
+            for split in ("mrdev", "mrtest")
+            if os.path.exists(os.path.join(text, f"{split}-refs.group"))
+        }
         self._gold, self._records = {}, {}
 
     def records(self, system, split, head):
@@ -92,8 +107,9 @@ class Evaluation:
         path = os.path.join(self.workdir, "refs", split, f"qe-{head[0]}-{head[1]}.jsonl")
         if not os.path.exists(path) or split not in self.groups:
             return None
-        return {row["method"]: row for row in ambiguity_report(load_records(path),
-                                                               self.groups[split])}
+        return {
+            row["method"]: row for row in ambiguity_report(load_records(path), self.groups[split])
+        }
 
 
 def training_statistics(workdir, name):
@@ -102,8 +118,10 @@ def training_statistics(workdir, name):
     stats = {}
     if not os.path.exists(path):
         return stats
-    pattern = re.compile(r"valid on 'valid' subset \| loss ([\d.]+) .*?sigmoid_pos ([\d.]+) "
-                         r"\| sigmoid_neg ([\d.]+) .*?num_updates (\d+)")
+    pattern = re.compile(
+        r"valid on 'valid' subset \| loss ([\d.]+) .*?sigmoid_pos ([\d.]+) "
+        r"\| sigmoid_neg ([\d.]+) .*?num_updates (\d+)"
+    )
     with open(path, encoding="utf-8") as f:
         for line in f:
             match = pattern.search(line)
@@ -117,10 +135,12 @@ def fmt(value, digits=3):
 
 
 def learning_curves(evaluation, found):
-    lines = ["| head | updates | valid NCE loss | σ ref (valid) | σ neg (valid) | "
-             "valid Pearson (1 ref) | mrdev Pearson (multi-ref) | mrdev Spearman (multi-ref) | "
-             "mrdev PRR (multi-ref) | mrdev min/max | mrdev mean score | mrdev share ≥ 0.5 |",
-             "|---" * 12 + "|"]
+    lines = [
+        "| head | updates | valid NCE loss | σ ref (valid) | σ neg (valid) | "
+        "valid Pearson (1 ref) | mrdev Pearson (multi-ref) | mrdev Spearman (multi-ref) | "
+        "mrdev PRR (multi-ref) | mrdev min/max | mrdev mean score | mrdev share ≥ 0.5 |",
+        "|---" * 12 + "|",
+    ]
     baseline_done = False
     for name, updates in found:
         stats = training_statistics(evaluation.workdir, name).get(updates, (None,) * 3)
@@ -129,20 +149,24 @@ def learning_curves(evaluation, found):
                 single = evaluation.metrics("self", "valid", (name, updates), method)
                 multi = evaluation.metrics("self", "mrdev", (name, updates), method)
                 amb = (evaluation.ambiguity("mrdev", (name, updates)) or {}).get(method, {})
-                lines.append(f"| {label} | – | – | – | – | {fmt(single and single['pearson'])} | "
-                             f"{fmt(multi and multi['pearson'])} | "
-                             f"{fmt(multi and multi['spearman'])} | {fmt(multi and multi['prr'])} | "
-                             f"{fmt(amb.get('min_max_ratio'))} | {fmt(amb.get('mean_score'))} | "
-                             f"{fmt(amb.get('share_ge_0.5'))} |")
+                lines.append(
+                    f"| {label} | – | – | – | – | {fmt(single and single['pearson'])} | "
+                    f"{fmt(multi and multi['pearson'])} | "
+                    f"{fmt(multi and multi['spearman'])} | {fmt(multi and multi['prr'])} | "
+                    f"{fmt(amb.get('min_max_ratio'))} | {fmt(amb.get('mean_score'))} | "
+                    f"{fmt(amb.get('share_ge_0.5'))} |"
+                )
             baseline_done = True
         single = evaluation.metrics("self", "valid", (name, updates), "sigmoid")
         multi = evaluation.metrics("self", "mrdev", (name, updates), "sigmoid")
         amb = (evaluation.ambiguity("mrdev", (name, updates)) or {}).get("sigmoid", {})
-        lines.append(f"| {name} | {updates} | {fmt(stats[0], 4)} | {fmt(stats[1])} | "
-                     f"{fmt(stats[2])} | {fmt(single and single['pearson'])} | "
-                     f"{fmt(multi and multi['pearson'])} | {fmt(multi and multi['spearman'])} | "
-                     f"{fmt(multi and multi['prr'])} | {fmt(amb.get('min_max_ratio'))} | "
-                     f"{fmt(amb.get('mean_score'))} | {fmt(amb.get('share_ge_0.5'))} |")
+        lines.append(
+            f"| {name} | {updates} | {fmt(stats[0], 4)} | {fmt(stats[1])} | "
+            f"{fmt(stats[2])} | {fmt(single and single['pearson'])} | "
+            f"{fmt(multi and multi['pearson'])} | {fmt(multi and multi['spearman'])} | "
+            f"{fmt(multi and multi['prr'])} | {fmt(amb.get('min_max_ratio'))} | "
+            f"{fmt(amb.get('mean_score'))} | {fmt(amb.get('share_ge_0.5'))} |"
+        )
     return "\n".join(lines)
 
 
@@ -155,8 +179,11 @@ def chosen_head(evaluation, found):
 
 def tested_heads(workdir, chosen):
     """The chosen head, then every other head that run.sh scored on test (head types aside)."""
-    others = sorted(head for head in scored_heads(workdir, "test") - {chosen}
-                    if not head[0].startswith(HEAD_TYPE_PREFIX))
+    others = sorted(
+        head
+        for head in scored_heads(workdir, "test") - {chosen}
+        if not head[0].startswith(HEAD_TYPE_PREFIX)
+    )
     return [chosen] + others
 
 
@@ -175,52 +202,84 @@ def head_type_table(evaluation):
     """The compact head types beside the full head at the same updates: size, Pearson on
     valid/mrdev (choosing) and test/mrtest (reported), ambiguity on mrtest."""
     tested = scored_heads(evaluation.workdir, "test")
-    compact = sorted((head for head in tested if head[0].startswith(HEAD_TYPE_PREFIX)),
-                     key=lambda head: ((head_size(evaluation.workdir, head[0]) or (0, 0))[1],
-                                       head))
+    compact = sorted(
+        (head for head in tested if head[0].startswith(HEAD_TYPE_PREFIX)),
+        key=lambda head: ((head_size(evaluation.workdir, head[0]) or (0, 0))[1], head),
+    )
     if not compact:
         return None
     rows = [head for head in tested if head[0] == FULL_HEAD and head[1] == compact[0][1]]
-    lines = ["| head | type | trainable parameters | overhead | valid Pearson (1 ref) | "
-             "mrdev Pearson (multi-ref) | test Self Pearson (1 ref) | test Other Pearson (1 ref) "
-             "| mrtest Self Pearson (multi-ref) | mrtest Other Pearson (multi-ref) | "
-             "mrtest min/max |", "|---" * 11 + "|"]
+    lines = [
+        "| head | type | trainable parameters | overhead | valid Pearson (1 ref) | "
+        "mrdev Pearson (multi-ref) | test Self Pearson (1 ref) | test Other Pearson (1 ref) "
+        "| mrtest Self Pearson (multi-ref) | mrtest Other Pearson (multi-ref) | "
+        "mrtest min/max |",
+        "|---" * 11 + "|",
+    ]
     for head in rows + compact:
         size = head_size(evaluation.workdir, head[0])
         kind, params = (size[0], f"{size[1]:,}") if size else ("–", "–")
         overhead = f"+{100 * size[1] / size[2]:.2f}%" if size else "–"
-        cells = [evaluation.metrics(system, split, head, "sigmoid") for system, split in
-                 (("self", "valid"), ("self", "mrdev"), ("self", "test"), ("other", "test"),
-                  ("self", "mrtest"), ("other", "mrtest"))]
+        cells = [
+            evaluation.metrics(system, split, head, "sigmoid")
+            for system, split in (
+                ("self", "valid"),
+                ("self", "mrdev"),
+                ("self", "test"),
+                ("other", "test"),
+                ("self", "mrtest"),
+                ("other", "mrtest"),
+            )
+        ]
         amb = (evaluation.ambiguity("mrtest", head) or {}).get("sigmoid", {})
-        lines.append(f"| {head[0]}, {head[1]} updates | {kind} | {params} | {overhead} | "
-                     + " | ".join(fmt(c and c["pearson"]) for c in cells)
-                     + f" | {fmt(amb.get('min_max_ratio'))} |")
+        lines.append(
+            f"| {head[0]}, {head[1]} updates | {kind} | {params} | {overhead} | "
+            + " | ".join(fmt(c and c["pearson"]) for c in cells)
+            + f" | {fmt(amb.get('min_max_ratio'))} |"
+        )
     return "\n".join(lines)
 
 
 def final_table(evaluation, tested):
-    rows = [(label, method, tested[0]) for label, method in BASELINES] + [
-        (label, method, MC_BASELINES) for label, method in UNSUPERVISED
-        if any(evaluation.records(system, split, MC_BASELINES) is not None
-               for system in ("self", "other") for split in ("test", "mrtest"))] + [
-        (f"sigmoid head: {head[0]}, {head[1]} updates", "sigmoid", head) for head in tested]
+    rows = (
+        [(label, method, tested[0]) for label, method in BASELINES]
+        + [
+            (label, method, MC_BASELINES)
+            for label, method in UNSUPERVISED
+            if any(
+                evaluation.records(system, split, MC_BASELINES) is not None
+                for system in ("self", "other")
+                for split in ("test", "mrtest")
+            )
+        ]
+        + [(f"sigmoid head: {head[0]}, {head[1]} updates", "sigmoid", head) for head in tested]
+    )
     columns = [("self", "test"), ("other", "test"), ("self", "mrtest"), ("other", "mrtest")]
-    lines = ["| QE | Self Pearson (1 ref) | Other Pearson (1 ref) | Self Pearson (multi-ref) | "
-             "Other Pearson (multi-ref) | Self Spearman (multi-ref) | Self PRR (multi-ref) |",
-             "|---" * 7 + "|"]
+    lines = [
+        "| QE | Self Pearson (1 ref) | Other Pearson (1 ref) | Self Pearson (multi-ref) | "
+        "Other Pearson (multi-ref) | Self Spearman (multi-ref) | Self PRR (multi-ref) |",
+        "|---" * 7 + "|",
+    ]
     for label, method, head in rows:
         cells = [evaluation.metrics(system, split, head, method) for system, split in columns]
         multi = cells[2] or {}
-        lines.append(f"| {label} | " + " | ".join(fmt(c and c["pearson"]) for c in cells)
-                     + f" | {fmt(multi.get('spearman'))} | {fmt(multi.get('prr'))} |")
-    lines += ["", "| QE (mrtest references, force-decoded) | sources | min/max | mean score | "
-              "share ≥ 0.5 |", "|---" * 5 + "|"]
+        lines.append(
+            f"| {label} | "
+            + " | ".join(fmt(c and c["pearson"]) for c in cells)
+            + f" | {fmt(multi.get('spearman'))} | {fmt(multi.get('prr'))} |"
+        )
+    lines += [
+        "",
+        "| QE (mrtest references, force-decoded) | sources | min/max | mean score | share ≥ 0.5 |",
+        "|---" * 5 + "|",
+    ]
     for label, method, head in rows:
         row = (evaluation.ambiguity("mrtest", head) or {}).get(method)
         if row:
-            lines.append(f"| {label} | {row['sources']} | {fmt(row['min_max_ratio'])} | "
-                         f"{fmt(row['mean_score'])} | {fmt(row['share_ge_0.5'])} |")
+            lines.append(
+                f"| {label} | {row['sources']} | {fmt(row['min_max_ratio'])} | "
+                f"{fmt(row['mean_score'])} | {fmt(row['share_ge_0.5'])} |"
+            )
     return "\n".join(lines)
 
 

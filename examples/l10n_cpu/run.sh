@@ -71,7 +71,7 @@ fi
 #    multi-reference sources and references encoded with the same model.
 if [ ! -f "$work/text/test.de" ]; then
   step "prepare text"
-  "$py" -m fairseq_sigmoid_qe.realdata --corpus "$corpus" --out "$work/text" \
+  "$py" -m fairseq_sigmoid_qe.cli.prepare_data --corpus "$corpus" --out "$work/text" \
     --spm-vocab 8000 --spm-sample 400000 --heldout-pairs 26000
 fi
 if [ ! -f "$work/data-bin/dict.de.txt" ]; then
@@ -96,7 +96,7 @@ if [ -f "$multiref/dev.tsv" ]; then
   MULTIREF=1
   if [ ! -f "$work/text/mrtest-refs.group" ]; then
     step "prepare multi-reference text"
-    "$py" -m fairseq_sigmoid_qe.realdata --multiref "$multiref/dev.tsv" \
+    "$py" -m fairseq_sigmoid_qe.cli.prepare_data --multiref "$multiref/dev.tsv" \
       --spm-model "$work/text/spm.model" --out "$work/text"
   fi
   for split in mrdev mrtest mrdev-refs mrtest-refs; do
@@ -286,13 +286,13 @@ calibrate_pair() {  # calibrate_pair DEV TEST GOLD_OPTION DEV_GOLD TEST_GOLD
     [ -f "$out/$method.json" ] && continue
     step "calibrate $method ($chosen after $n updates) on $1"
     rm -f "$out/$method.json.part" "$out/$method.png"
-    "$py" -m fairseq_sigmoid_qe.calibrate --qe "$work/self/$1/qe-$chosen-$n.jsonl" \
+    "$py" -m fairseq_sigmoid_qe.cli.calibrate --qe "$work/self/$1/qe-$chosen-$n.jsonl" \
       --method "$method" "$3" "$4" --reference-word-labels --output "$out/$method.json" \
       > "$out/$method.txt"
   done
   [ -f "$out/report.json" ] && return
   step "calibrated QE on $2"
-  "$py" -m fairseq_sigmoid_qe.evaluate --qe "$work/self/$2/qe-$chosen-$n.jsonl" "$3" "$5" \
+  "$py" -m fairseq_sigmoid_qe.cli.evaluate --qe "$work/self/$2/qe-$chosen-$n.jsonl" "$3" "$5" \
     --reference-word-labels --calibration "$out"/{sigmoid,softmax,boostedprob}.json --json \
     > "$out/report.part"
   mv "$out/report.part" "$out/report.json"

@@ -6,10 +6,11 @@ WORKDIR is a finished synthetic quickstart run (``fairseq-sigmoid-qe-quickstart`
 data and ``dev`` split are reused. Each setting trains one head on the ``headtrain`` split
 (checkpoints at every ``--updates`` value) into ``WORKDIR/study/NAME``; each checkpoint is
 evaluated on ``dev``: Pearson / Spearman of sentence QE with the exact quality, token ROC-AUC,
-and the mean token score per token group (see ``fairseq_sigmoid_qe.token_groups``). ``init``
+and the mean token score per token group (see ``fairseq_sigmoid_qe.demo.token_groups``). ``init``
 is the untrained head (a copy of the softmax projection). Results: ``WORKDIR/study/*.json``
 and a summary table. A step whose output exists is skipped.
 """
+
 import argparse
 import json
 import os
@@ -17,11 +18,11 @@ import sys
 
 import torch
 
-from fairseq_sigmoid_qe import quickstart
-from fairseq_sigmoid_qe.synthetic import SUBSETS
-from fairseq_sigmoid_qe.inference import load_head_model, translate_and_score
-from fairseq_sigmoid_qe.synthetic import load_language
-from fairseq_sigmoid_qe.token_groups import synthetic_group_tables
+from fairseq_sigmoid_qe.api import load_head_model
+from fairseq_sigmoid_qe.decoding.search_loop import translate_and_score
+from fairseq_sigmoid_qe.demo import quickstart
+from fairseq_sigmoid_qe.demo.synthetic import SUBSETS, load_language
+from fairseq_sigmoid_qe.demo.token_groups import synthetic_group_tables
 
 SAMPLER = ["--negative-sampler", "token_freq+softmax", "--sampling-temperature", "2"]
 DENSE = ["--optimizer", "adam", "--lr", "0.001"]
@@ -50,18 +51,50 @@ def train(workdir, name, flags, updates, threads):
     save_dir = os.path.join(workdir, "study", name)
     if os.path.exists(os.path.join(save_dir, "done")):
         return save_dir
-    quickstart.run_step(f"train {name}", quickstart.fairseq_command(
-        "train", os.path.join(workdir, "data-bin"), "--train-subset",
-        SUBSETS["headtrain"], "--valid-subset", SUBSETS["dev"],
-        "--user-dir", quickstart.PACKAGE_DIR, "--arch", "sigmoid_head_transformer",
-        "--base-checkpoint", os.path.join(workdir, "base", "checkpoint_last.pt"),
-        "--criterion", "nce_dominant", *flags, "--max-tokens", 4096,
-        "--max-update", max(updates), "--save-interval-updates", min(updates),
-        "--keep-interval-updates", -1, "--seed", 1, "--save-dir", save_dir,
-        "--no-epoch-checkpoints", "--cpu", "--log-format", "simple", "--log-interval", 50,
-        "--num-workers", 0, "--ignore-unused-valid-subsets",
-        "--validate-interval-updates", min(updates),
-    ), os.path.join(workdir, "study", f"train-{name}.log"))
+    quickstart.run_step(
+        f"train {name}",
+        quickstart.fairseq_command(
+            "train",
+            os.path.join(workdir, "data-bin"),
+            "--train-subset",
+            SUBSETS["headtrain"],
+            "--valid-subset",
+            SUBSETS["dev"],
+            "--user-dir",
+            quickstart.PACKAGE_DIR,
+            "--arch",
+            "sigmoid_head_transformer",
+            "--base-checkpoint",
+            os.path.join(workdir, "base", "checkpoint_last.pt"),
+            "--criterion",
+            "nce_dominant",
+            *flags,
+            "--max-tokens",
+            4096,
+            "--max-update",
+            max(updates),
+            "--save-interval-updates",
+            min(updates),
+            "--keep-interval-updates",
+            -1,
+            "--seed",
+            1,
+            "--save-dir",
+            save_dir,
+            "--no-epoch-checkpoints",
+            "--cpu",
+            "--log-format",
+            "simple",
+            "--log-interval",
+            50,
+            "--num-workers",
+            0,
+            "--ignore-unused-valid-subsets",
+            "--validate-interval-updates",
+            min(updates),
+        ),
+        os.path.join(workdir, "study", f"train-{name}.log"),
+    )
     checkpoint_path(save_dir, max(updates))
     open(os.path.join(save_dir, "done"), "w").close()
     return save_dir
@@ -94,8 +127,10 @@ def evaluate(workdir, checkpoint, language, initial=False):
         return language.token_labels(record["source"].split(), record["hypothesis"].split())
 
     rows, _ = quickstart.correlation_table(records, gold, labels)
-    return {"correlations": rows, "token_groups": synthetic_group_tables(model, task, language,
-                                                                         records)}
+    return {
+        "correlations": rows,
+        "token_groups": synthetic_group_tables(model, task, language, records),
+    }
 
 
 def summary_line(name, updates, result):
@@ -114,18 +149,24 @@ def summary_line(name, updates, result):
     return f"| {name} | {updates} | " + " | ".join(cells) + " |"
 
 
-HEADER = ("| setting | updates | Pearson sigmoid | softmax | BoostedProb | Spearman sigmoid | "
-          "token AUC sigmoid | σ valid argmax | σ wrong dominant | σ wrong other | "
-          "σ valid non-argmax (refs) |\n|" + "---|" * 11)
+HEADER = (
+    "| setting | updates | Pearson sigmoid | softmax | BoostedProb | Spearman sigmoid | "
+    "token AUC sigmoid | σ valid argmax | σ wrong dominant | σ wrong other | "
+    "σ valid non-argmax (refs) |\n|" + "---|" * 11
+)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("workdir", help="a finished synthetic quickstart workdir")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--updates", nargs="+", type=int, default=[250],
-                        help="evaluate the checkpoints after these many updates (multiples "
-                        "of the smallest)")
+    parser.add_argument(
+        "--updates",
+        nargs="+",
+        type=int,
+        default=[250],
+        help="evaluate the checkpoints after these many updates (multiples of the smallest)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     if any(u % min(args.updates) for u in args.updates):
@@ -137,22 +178,30 @@ def main(argv=None):
     language = load_language(os.path.join(workdir, "text", "lexicon.json"))
     os.makedirs(os.path.join(workdir, "study"), exist_ok=True)
     lines = []
-    jobs = [("init", None, 0)] + [(name, SETTINGS[name], u) for name in args.settings
-                                  for u in sorted(args.updates)]
+    jobs = [("init", None, 0)] + [
+        (name, SETTINGS[name], u) for name in args.settings for u in sorted(args.updates)
+    ]
     for name, flags, updates in jobs:
         out = os.path.join(workdir, "study", f"{name}-{updates}.json")
         if not os.path.exists(out):
             if flags is None:
-                first = train(workdir, args.settings[0], SETTINGS[args.settings[0]],
-                              args.updates, args.threads)
+                first = train(
+                    workdir,
+                    args.settings[0],
+                    SETTINGS[args.settings[0]],
+                    args.updates,
+                    args.threads,
+                )
                 checkpoint = checkpoint_path(first, min(args.updates))
             else:
-                checkpoint = checkpoint_path(train(workdir, name, flags, args.updates,
-                                                   args.threads), updates)
+                checkpoint = checkpoint_path(
+                    train(workdir, name, flags, args.updates, args.threads), updates
+                )
             result = evaluate(workdir, checkpoint, language, initial=flags is None)
             with open(out + ".part", "w", encoding="utf-8") as f:
-                json.dump({"setting": name, "updates": updates, "flags": flags, **result}, f,
-                          indent=1)
+                json.dump(
+                    {"setting": name, "updates": updates, "flags": flags, **result}, f, indent=1
+                )
             os.replace(out + ".part", out)
         with open(out, encoding="utf-8") as f:
             lines.append(summary_line(name, updates, json.load(f)))

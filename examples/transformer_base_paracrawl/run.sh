@@ -49,7 +49,7 @@ fairseq() { "$PYTHON" -m "fairseq_cli.$1" "${@:2}"; }
 
 echo "== 1. sentencepiece (joint) and fairseq-preprocess"
 if [[ ! -f "$WORK/text/test.de" ]]; then
-  "$PYTHON" -m fairseq_sigmoid_qe.realdata "${PREPARE[@]}" --out "$WORK/text"
+  "$PYTHON" -m fairseq_sigmoid_qe.cli.prepare_data "${PREPARE[@]}" --out "$WORK/text"
 fi
 if [[ ! -f "$WORK/data-bin/dict.de.txt" ]]; then
   fairseq preprocess --source-lang en --target-lang de --joined-dictionary \
@@ -83,6 +83,6 @@ fi
 grep "^BLEU" "$WORK/generate.txt" || true
 
 echo "== 5. Pearson / Spearman / Kendall / PRR against sentence chrF"
-"$PYTHON" -m fairseq_sigmoid_qe.evaluate --qe "$WORK/qe.jsonl" \
+"$PYTHON" -m fairseq_sigmoid_qe.cli.evaluate --qe "$WORK/qe.jsonl" \
   --references "$WORK/text/test.raw.de" | tee "$WORK/eval.txt"
 echo "outputs in $WORK"

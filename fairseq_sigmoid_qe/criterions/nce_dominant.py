@@ -6,6 +6,7 @@ Per target position with reference ``y`` and negatives ``N``:
 code, a ranking term ``λ Σ_{d∈D, d≠y} max(0, z_d - z_y + m)`` over the position's dominant
 tokens ``D``.
 """
+
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,9 +17,9 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from ..dominant import dominant_sets, row_log_partition
-from ..errors import QEUserError, check_range
-from ..sampling import (
+from ..core.dominant import dominant_sets, row_log_partition
+from ..core.errors import QEUserError, check_range
+from ..core.negative_samplers import (
     largest_split,
     negatives_capacity,
     parse_sampler_spec,
@@ -27,7 +28,6 @@ from ..sampling import (
     token_frequency_distribution,
     uniform_distribution,
 )
-
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,18 @@ def target_side_counts(task, split="train"):
     for root in utils.split_paths(cfg.data):
         for pair in (f"{source}-{target}", f"{target}-{source}"):
             dataset = data_utils.load_indexed_dataset(
-                os.path.join(root, f"{split}.{pair}.{target}"), dictionary)
+                os.path.join(root, f"{split}.{pair}.{target}"), dictionary
+            )
             if dataset is None:
                 continue
             counts = torch.zeros(len(dictionary), dtype=torch.long)
             for start in range(0, len(dataset), 4096):
-                tokens = torch.cat([dataset[i] for i in range(start, min(start + 4096, len(dataset)))])
-                counts += torch.bincount(tokens.long(), minlength=len(dictionary))[: len(dictionary)]
+                tokens = torch.cat(
+                    [dataset[i] for i in range(start, min(start + 4096, len(dataset)))]
+                )
+                counts += torch.bincount(tokens.long(), minlength=len(dictionary))[
+                    : len(dictionary)
+                ]
             return counts
     return None
 
@@ -62,8 +67,10 @@ def target_side_counts(task, split="train"):
 class NceDominantConfig(FairseqDataclass):
     num_negatives: int = field(
         default=10,
-        metadata={"help": "negatives sampled per target position (k >= 1, and no more than "
-                  "the samplers can draw: see README)"},
+        metadata={
+            "help": "negatives sampled per target position (k >= 1, and no more than "
+            "the samplers can draw: see README)"
+        },
     )
     negative_sampler: str = field(
         default="token_freq+softmax",
@@ -85,8 +92,10 @@ class NceDominantConfig(FairseqDataclass):
     )
     dominant_p_jump: float = field(
         default=0.3,
-        metadata={"help": "a drop d_i = p_i - p_(i+1) is significant if d_i > p_jump * p_i "
-                  "(0 < p_jump < 1)"},
+        metadata={
+            "help": "a drop d_i = p_i - p_(i+1) is significant if d_i > p_jump * p_i "
+            "(0 < p_jump < 1)"
+        },
     )
     dominant_epsilon: float = field(
         default=0.005, metadata={"help": "... and d_i > epsilon (0 < epsilon < 1)"}
@@ -97,41 +106,71 @@ class NceDominantConfig(FairseqDataclass):
     )
     positive_weight: float = field(
         default=1.0,
-        metadata={"help": "weight of the reference's term -log σ(z_y); K (= --num-negatives) "
-                  "balances it against the K negatives, as the authors' weight_positive=balance"},
+        metadata={
+            "help": "weight of the reference's term -log σ(z_y); K (= --num-negatives) "
+            "balances it against the K negatives, as the authors' weight_positive=balance"
+        },
     )
     ranking_loss_weight: float = field(
         default=0.0,
-        metadata={"help": "λ of the ranking term Σ_d max(0, z_d - z_y + margin) over the "
-                  "position's dominant tokens d other than the reference (0: off)"},
+        metadata={
+            "help": "λ of the ranking term Σ_d max(0, z_d - z_y + margin) over the "
+            "position's dominant tokens d other than the reference (0: off)"
+        },
     )
-    ranking_margin: float = field(
-        default=0.0, metadata={"help": "margin m of the ranking term"}
-    )
+    ranking_margin: float = field(default=0.0, metadata={"help": "margin m of the ranking term"})
 
 
 @register_criterion("nce_dominant", dataclass=NceDominantConfig)
 class NceDominantCriterion(FairseqCriterion):
-    def __init__(self, task, num_negatives, negative_sampler, sampling_temperature,
-                 avoid_dominant, no_avoid_dominant, dominant_p_jump, dominant_epsilon,
-                 dominant_cut, positive_weight=1.0, ranking_loss_weight=0.0, ranking_margin=0.0):
+    def __init__(
+        self,
+        task,
+        num_negatives,
+        negative_sampler,
+        sampling_temperature,
+        avoid_dominant,
+        no_avoid_dominant,
+        dominant_p_jump,
+        dominant_epsilon,
+        dominant_cut,
+        positive_weight=1.0,
+        ranking_loss_weight=0.0,
+        ranking_margin=0.0,
+    ):
         super().__init__(task)
         if avoid_dominant and no_avoid_dominant:
             raise QEUserError("--avoid-dominant and --no-avoid-dominant contradict each other")
         check_range("--num-negatives", num_negatives, low=1)
-        check_range("--sampling-temperature", sampling_temperature, low=0, low_open=True,
-                    high_open=True)
-        check_range("--dominant-p-jump", dominant_p_jump, 0, 1, low_open=True, high_open=True,
-                    meaning="outside it no drop, or every drop, is significant")
-        check_range("--dominant-epsilon", dominant_epsilon, 0, 1, low_open=True, high_open=True,
-                    meaning="from 1 on no drop is significant")
+        check_range(
+            "--sampling-temperature", sampling_temperature, low=0, low_open=True, high_open=True
+        )
+        check_range(
+            "--dominant-p-jump",
+            dominant_p_jump,
+            0,
+            1,
+            low_open=True,
+            high_open=True,
+            meaning="outside it no drop, or every drop, is significant",
+        )
+        check_range(
+            "--dominant-epsilon",
+            dominant_epsilon,
+            0,
+            1,
+            low_open=True,
+            high_open=True,
+            meaning="from 1 on no drop is significant",
+        )
         try:
             self.samplers = parse_sampler_spec(negative_sampler, num_negatives)
         except ValueError as exc:
             raise QEUserError(f"--negative-sampler: {exc}") from exc
         check_range("--positive-weight", positive_weight, low=0, low_open=True)
-        check_range("--ranking-loss-weight", ranking_loss_weight, low=0,
-                    meaning="0: no ranking term")
+        check_range(
+            "--ranking-loss-weight", ranking_loss_weight, low=0, meaning="0: no ranking term"
+        )
         check_range("--ranking-margin", ranking_margin, low=0)
         self.temperature = sampling_temperature
         self.avoid_dominant = not no_avoid_dominant
@@ -139,33 +178,43 @@ class NceDominantCriterion(FairseqCriterion):
         self.ranking_weight, self.ranking_margin = ranking_loss_weight, ranking_margin
         self.needs_dominant = self.avoid_dominant or ranking_loss_weight > 0
         self.needs_softmax = any(n == "softmax" for n, _ in self.samplers)
-        self.dominant_options = dict(p_jump=dominant_p_jump, epsilon=dominant_epsilon,
-                                     cut=str(dominant_cut))
+        self.dominant_options = dict(
+            p_jump=dominant_p_jump, epsilon=dominant_epsilon, cut=str(dominant_cut)
+        )
         dictionary = task.target_dictionary
         self.padding_idx = dictionary.pad()
-        self.special_ids = sorted({dictionary.bos(), dictionary.pad(), dictionary.eos(),
-                                   dictionary.unk()})
+        self.special_ids = sorted(
+            {dictionary.bos(), dictionary.pad(), dictionary.eos(), dictionary.unk()}
+        )
         self.register_buffer(
-            "uniform_probs", uniform_distribution(len(dictionary), [dictionary.pad()]),
-            persistent=False)
+            "uniform_probs",
+            uniform_distribution(len(dictionary), [dictionary.pad()]),
+            persistent=False,
+        )
         counts = dictionary.count
         if any(name == "token_freq" for name, _ in self.samplers):
             counts = target_side_counts(task)
             if counts is None:
-                logger.warning("token_freq: no binarized train split of the target side found; "
-                               "using the target dictionary's counts")
+                logger.warning(
+                    "token_freq: no binarized train split of the target side found; "
+                    "using the target dictionary's counts"
+                )
                 counts = dictionary.count
         self.register_buffer(
-            "frequency_probs", token_frequency_distribution(counts, self.special_ids),
-            persistent=False)
+            "frequency_probs",
+            token_frequency_distribution(counts, self.special_ids),
+            persistent=False,
+        )
         self._check_negatives_fit(num_negatives)
 
     def _check_negatives_fit(self, num_negatives):
         """Refuse a k that some sampler cannot draw at any position (it would otherwise fill
         its share with every token it has, after a slow search)."""
-        capacity = {"random": negatives_capacity(self.uniform_probs),
-                    "softmax": negatives_capacity(self.uniform_probs),  # every token but padding
-                    "token_freq": negatives_capacity(self.frequency_probs)}
+        capacity = {
+            "random": negatives_capacity(self.uniform_probs),
+            "softmax": negatives_capacity(self.uniform_probs),  # every token but padding
+            "token_freq": negatives_capacity(self.frequency_probs),
+        }
         shares = [(name, count, capacity[name]) for name, count in self.samplers]
         for name, count, most in shares:
             if count > most:
@@ -174,7 +223,8 @@ class NceDominantCriterion(FairseqCriterion):
                     f"--num-negatives {num_negatives} does not fit: the {name} sampler's share "
                     f"is {count} negatives per position but it can draw only {most} (tokens "
                     f"it gives a non-zero probability, less the reference); use "
-                    f"--num-negatives {largest} or less")
+                    f"--num-negatives {largest} or less"
+                )
 
     def _generator(self, device):
         """Per-worker generator, reproducible on resume: seeded from fairseq's per-update
@@ -186,12 +236,16 @@ class NceDominantCriterion(FairseqCriterion):
         return generator
 
     def _negatives(self, reference, softmax_probs, dominant, generator):
-        distributions = {"random": self.uniform_probs, "token_freq": self.frequency_probs,
-                         "softmax": softmax_probs}
+        distributions = {
+            "random": self.uniform_probs,
+            "token_freq": self.frequency_probs,
+            "softmax": softmax_probs,
+        }
         parts, masks = [], []
         for name, count in self.samplers:
-            tokens, valid = sample_negatives(count, reference, distributions[name], dominant,
-                                             generator)
+            tokens, valid = sample_negatives(
+                count, reference, distributions[name], dominant, generator
+            )
             parts.append(tokens)
             masks.append(valid)
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
@@ -212,15 +266,18 @@ class NceDominantCriterion(FairseqCriterion):
             if self.needs_dominant or self.needs_softmax:
                 stats = row_log_partition(logits)
             if self.needs_dominant:
-                dominant = dominant_sets(logits, **self.dominant_options,
-                                         log_partition=stats[1])
+                dominant = dominant_sets(logits, **self.dominant_options, log_partition=stats[1])
             if self.needs_softmax:
                 in_place = logits if logits.dtype == torch.float else None
-                softmax_probs, _ = softmax_weights(logits, self.temperature, [self.padding_idx],
-                                                   out=in_place, stats=stats)
+                softmax_probs, _ = softmax_weights(
+                    logits, self.temperature, [self.padding_idx], out=in_place, stats=stats
+                )
             negatives, valid = self._negatives(
-                target, softmax_probs, dominant if self.avoid_dominant else None,
-                self._generator(target.device))
+                target,
+                softmax_probs,
+                dominant if self.avoid_dominant else None,
+                self._generator(target.device),
+            )
             reference, negatives, valid = target[keep], negatives[keep], valid[keep]
             dominant_count = dominant[1][keep].sum() if dominant is not None else 0
             candidates = [reference.unsqueeze(1), negatives]
@@ -231,12 +288,14 @@ class NceDominantCriterion(FairseqCriterion):
         hidden = features.reshape(target.numel(), -1)[keep]
         z = model.qe_logits(hidden, torch.cat(candidates, dim=1)).float()
         k = negatives.size(1)
-        z_negatives = z[:, 1:1 + k]
-        loss = (-self.positive_weight * F.logsigmoid(z[:, 0]).sum()
-                - (F.logsigmoid(-z_negatives) * valid).sum())
+        z_negatives = z[:, 1 : 1 + k]
+        loss = (
+            -self.positive_weight * F.logsigmoid(z[:, 0]).sum()
+            - (F.logsigmoid(-z_negatives) * valid).sum()
+        )
         ranking = 0
         if self.ranking_weight > 0:
-            margins = z[:, 1 + k:] - z[:, :1] + self.ranking_margin
+            margins = z[:, 1 + k :] - z[:, :1] + self.ranking_margin
             ranking = (F.relu(margins) * rival_mask).sum()
             loss = loss + self.ranking_weight * ranking
         sample_size = reference.numel()
@@ -263,12 +322,18 @@ class NceDominantCriterion(FairseqCriterion):
         sample_size = total("sample_size")
         positions = max(sample_size, 1)
         metrics.log_scalar("loss", total("loss") / positions, sample_size, round=4)
-        metrics.log_scalar("sigmoid_pos", total("positive_sigmoid") / positions, sample_size,
-                           round=4)
-        metrics.log_scalar("sigmoid_neg", total("negative_sigmoid") / max(total("negatives"), 1),
-                           sample_size, round=4)
-        metrics.log_scalar("dominant_size", total("dominant_tokens") / positions, sample_size,
-                           round=3)
+        metrics.log_scalar(
+            "sigmoid_pos", total("positive_sigmoid") / positions, sample_size, round=4
+        )
+        metrics.log_scalar(
+            "sigmoid_neg",
+            total("negative_sigmoid") / max(total("negatives"), 1),
+            sample_size,
+            round=4,
+        )
+        metrics.log_scalar(
+            "dominant_size", total("dominant_tokens") / positions, sample_size, round=3
+        )
         if any(log.get("ranking", 0) for log in logging_outputs):
             metrics.log_scalar("ranking", total("ranking") / positions, sample_size, round=4)
 

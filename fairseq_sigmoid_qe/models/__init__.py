@@ -1,2 +1,4 @@
-from . import sigmoid_head_transformer  # noqa: F401
-from . import deltalm  # noqa: F401
+from . import (
+    deltalm,  # noqa: F401
+    sigmoid_head_transformer,  # noqa: F401
+)

@@ -1,4 +1,5 @@
 """Reading the frozen base model: its architecture config, its dictionaries, its weights."""
+
 import hashlib
 import json
 import logging
@@ -7,7 +8,7 @@ from argparse import Namespace
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ..errors import QEUserError
+from ..core.errors import QEUserError
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +18,9 @@ def read_base_checkpoint(path):
     from fairseq import checkpoint_utils
 
     if not path:
-        raise QEUserError("--base-checkpoint is required: the trained Transformer to add the head to")
+        raise QEUserError(
+            "--base-checkpoint is required: the trained Transformer to add the head to"
+        )
     if not os.path.isfile(path):
         raise QEUserError(f"base checkpoint not found: {path}")
     try:
@@ -76,7 +79,8 @@ def check_dictionary_sizes(state, task, path):
             raise QEUserError(
                 f"dictionary mismatch: base checkpoint {path} has a {side} vocabulary of "
                 f"{weights[key].shape[0]} symbols, but the data's {side} dictionary has "
-                f"{len(dictionary)}; binarize the data with the dictionaries the base was trained on"
+                f"{len(dictionary)}; binarize the data with the dictionaries the base was "
+                "trained on"
             )
 
 
@@ -103,8 +107,10 @@ def recorded_dictionary_files(state, path):
         source, target = infer_language_pair(folder)
     if source is None or target is None:
         return f"the language pair of {folder}, recorded in base checkpoint {path}, is unknown"
-    files = {"source": os.path.join(folder, f"dict.{source}.txt"),
-             "target": os.path.join(folder, f"dict.{target}.txt")}
+    files = {
+        "source": os.path.join(folder, f"dict.{source}.txt"),
+        "target": os.path.join(folder, f"dict.{target}.txt"),
+    }
     missing = [f for f in files.values() if not os.path.isfile(f)]
     if missing:
         return f"{missing[0]}, recorded in base checkpoint {path}, is gone"
@@ -122,17 +128,23 @@ def check_dictionary_content(state, task, path):
     for side, ours in (("source", task.source_dictionary), ("target", task.target_dictionary)):
         recorded = task.load_dictionary(found[side])
         if len(recorded) != len(ours):
-            logger.warning("dictionary content not verified (only sizes): %s no longer has the "
-                           "base's %s vocabulary size", found[side], side)
+            logger.warning(
+                "dictionary content not verified (only sizes): %s no longer has the "
+                "base's %s vocabulary size",
+                found[side],
+                side,
+            )
             continue
         if recorded.symbols != ours.symbols:
-            index = next(i for i, (a, b) in enumerate(zip(recorded.symbols, ours.symbols))
-                         if a != b)
+            index = next(
+                i for i, (a, b) in enumerate(zip(recorded.symbols, ours.symbols)) if a != b
+            )
             raise QEUserError(
                 f"dictionary mismatch: the data's {side} dictionary differs from the base's "
                 f"({found[side]}) at symbol {index}: {ours.symbols[index]!r} where the base "
                 f"has {recorded.symbols[index]!r}; binarize the data with the base's "
-                "dictionaries (fairseq-preprocess --srcdict/--tgtdict)")
+                "dictionaries (fairseq-preprocess --srcdict/--tgtdict)"
+            )
 
 
 def dictionary_fingerprint(task):

@@ -11,10 +11,10 @@ share one matrix, as in DeltaLM.
 weights are in, so a fine-tuned checkpoint reloads (fairseq-generate, or as the frozen base of
 ``sigmoid_head_transformer``) without the pretrained file.
 """
+
 from argparse import Namespace
 
 import torch
-from torch import nn
 from fairseq.data import Dictionary
 from fairseq.distributed import fsdp_wrap
 from fairseq.models import register_model, register_model_architecture
@@ -27,8 +27,9 @@ from fairseq.models.transformer import (
 from fairseq.modules import LayerNorm
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 from fairseq.modules.transformer_layer import TransformerDecoderLayerBase
+from torch import nn
 
-from ..errors import QEUserError
+from ..core.errors import QEUserError
 from .deltalm_checkpoint import load_official_checkpoint
 from .qe_heads import build_qe_head, describe
 
@@ -104,16 +105,24 @@ class DeltaLMDecoderLayer(TransformerDecoderLayerBase):
 
         def self_attention(h):
             return self.self_attn(
-                query=h, key=h, value=h, key_padding_mask=self_attn_padding_mask,
-                incremental_state=incremental_state, need_weights=False,
+                query=h,
+                key=h,
+                value=h,
+                key_padding_mask=self_attn_padding_mask,
+                incremental_state=incremental_state,
+                need_weights=False,
                 attn_mask=self_attn_mask,
             )
 
         def cross_attention(h):
             return self.encoder_attn(
-                query=h, key=encoder_out, value=encoder_out,
-                key_padding_mask=encoder_padding_mask, incremental_state=incremental_state,
-                static_kv=True, need_weights=need_attn or (not self.training and self.need_attn),
+                query=h,
+                key=encoder_out,
+                value=encoder_out,
+                key_padding_mask=encoder_padding_mask,
+                incremental_state=incremental_state,
+                static_kv=True,
+                need_weights=need_attn or (not self.training and self.need_attn),
                 need_head_weights=need_head_weights,
             )
 
@@ -146,7 +155,10 @@ class DeltaLMModel(TransformerModel):
     def add_args(cls, parser):
         super().add_args(parser)
         parser.add_argument(
-            "--pretrained-deltalm-checkpoint", type=str, metavar="PATH", default=None,
+            "--pretrained-deltalm-checkpoint",
+            type=str,
+            metavar="PATH",
+            default=None,
             help="official DeltaLM weights (deltalm-base.pt / deltalm-large.pt) to start from; "
             "read once when training starts, never when a saved checkpoint is loaded",
         )
@@ -180,8 +192,9 @@ def _default(args, name, value):
     setattr(args, name, getattr(args, name, value))
 
 
-def _deltalm_architecture(args, dim, ffn_dim, encoder_layers, heads, decoder_layers,
-                          layernorm_embedding):
+def _deltalm_architecture(
+    args, dim, ffn_dim, encoder_layers, heads, decoder_layers, layernorm_embedding
+):
     """The official settings of one size (microsoft/unilm's DeltaLM): dimensions and layer
     counts as defaults, the rest fixed because the released weights assume them."""
     _default(args, "encoder_embed_dim", dim)
@@ -241,8 +254,9 @@ def build_deltalm(dictionary, arch="deltalm_base", **options):
     return DeltaLMModel.build_model(args, task)
 
 
-def parameter_counts(arch="deltalm_base", vocab_size=DELTALM_DICTIONARY_SIZE, head_type="full",
-                     rank=None):
+def parameter_counts(
+    arch="deltalm_base", vocab_size=DELTALM_DICTIONARY_SIZE, head_type="full", rank=None
+):
     """(base parameters, sigmoid-head parameters) for ``arch`` on a ``vocab_size`` vocabulary
     and a head of ``head_type`` (rank ``rank`` for ``lowrank``), counted from the real modules
     built on the meta device (no memory)."""
@@ -256,8 +270,13 @@ def parameter_counts(arch="deltalm_base", vocab_size=DELTALM_DICTIONARY_SIZE, he
     return base, sum(param.numel() for param in head.parameters())
 
 
-REPORTED_HEADS = (("full", None), ("rescaling", None), ("lowrank", 16), ("lowrank", 64),
-                  ("lowrank", 256))
+REPORTED_HEADS = (
+    ("full", None),
+    ("rescaling", None),
+    ("lowrank", 16),
+    ("lowrank", 64),
+    ("lowrank", 256),
+)
 
 
 def overhead_report():
@@ -268,6 +287,8 @@ def overhead_report():
         for head_type, rank in REPORTED_HEADS:
             n_base, n_head = parameter_counts(arch, head_type=head_type, rank=rank)
             share = 100 * n_head / n_base
-            lines.append(f"{arch}: base {n_base:,}, sigmoid head "
-                         f"{describe(head_type, rank)} {n_head:,} (+{share:.2f}%)")
+            lines.append(
+                f"{arch}: base {n_base:,}, sigmoid head "
+                f"{describe(head_type, rank)} {n_head:,} (+{share:.2f}%)"
+            )
     return "\n".join(lines)

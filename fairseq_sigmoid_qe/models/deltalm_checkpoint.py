@@ -10,13 +10,14 @@ state_dict}``. Official name -> module name (the rest is identical)::
     decoder.layers.N.ffn_1.fc{1,2}.*  (first FFN)   decoder.layers.N.fc{3,4}.*  + ffn_layer_norm
     decoder.layers.N.ffn_2.fc{1,2}.*  (second FFN)  decoder.layers.N.fc{1,2}.*  + final_layer_norm
 """
+
 import logging
 import os
 import re
 
 import torch
 
-from ..errors import QEUserError
+from ..core.errors import QEUserError
 
 logger = logging.getLogger(__name__)
 
@@ -160,5 +161,7 @@ def load_official_checkpoint(model, path):
     file_rows = weights["src_embedding.embed_tokens.weight"].shape[0]
     logger.info(
         "loaded DeltaLM weights from %s (%d embedding rows in the file, %d in the dictionary)",
-        path, file_rows, model.decoder.embed_tokens.weight.shape[0],
+        path,
+        file_rows,
+        model.decoder.embed_tokens.weight.shape[0],
     )

@@ -6,12 +6,13 @@ fairseq-train resumes from ``--restore-file`` (by default ``SAVE_DIR/checkpoint_
 sigmoid-head checkpoint of the same base weights and dictionaries: a base checkpoint, another
 head or any other file there is refused in one line, whatever its name.
 """
+
 import hashlib
 import os
 
 import torch
 
-from ..errors import QEUserError
+from ..core.errors import QEUserError
 from . import base_checkpoint as bc
 from . import qe_heads
 
@@ -42,8 +43,11 @@ def files_to_check(args):
             found.append((path, "--" + option.replace("_", "-")))
     save_dir = getattr(args, "save_dir", None)
     if save_dir and os.path.isdir(save_dir):
-        found += [(os.path.join(save_dir, name), "--save-dir")
-                  for name in sorted(os.listdir(save_dir)) if name.endswith(".pt")]
+        found += [
+            (os.path.join(save_dir, name), "--save-dir")
+            for name in sorted(os.listdir(save_dir))
+            if name.endswith(".pt")
+        ]
     return [(path, option) for path, option in found if os.path.isfile(path)]
 
 
@@ -87,6 +91,9 @@ def check_training_files(args, head_arch):
             raise QEUserError(
                 f"--save-dir {args.save_dir} holds {os.path.basename(path)}, {reason}: head "
                 "training would resume from it or write over it; give the head a --save-dir "
-                "of its own")
-        raise QEUserError(f"{option} {path} is {reason}: head training resumes only from its "
-                          "own checkpoints (the base goes to --base-checkpoint)")
+                "of its own"
+            )
+        raise QEUserError(
+            f"{option} {path} is {reason}: head training resumes only from its "
+            "own checkpoints (the base goes to --base-checkpoint)"
+        )

@@ -11,11 +11,12 @@ shared embeddings, the embedding matrix), which the checkpoint already stores, s
 parameters and their checkpoint entries are only ``M`` or ``A, B`` (and ``b``). Every type
 starts at the softmax projection's logits. Callers read only :meth:`QEHead.logits_for`.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import QEUserError
+from ..core.errors import QEUserError
 from ..optim.sparse_adam import SPARSE_GRAD_ATTRIBUTE
 
 HEAD_TYPES = ("full", "rescaling", "lowrank")
@@ -35,8 +36,11 @@ def rows_dot(features, rows):
 
 def parameter_count(head_type, vocab_size, dim, rank=None, bias=False):
     """Trainable parameters of a head (closed form): |V|d, d², or r(|V| + d); +|V| with a bias."""
-    core = {"full": lambda: vocab_size * dim, "rescaling": lambda: dim * dim,
-            "lowrank": lambda: rank * (vocab_size + dim)}[head_type]()
+    core = {
+        "full": lambda: vocab_size * dim,
+        "rescaling": lambda: dim * dim,
+        "lowrank": lambda: rank * (vocab_size + dim),
+    }[head_type]()
     return core + (vocab_size if bias else 0)
 
 
@@ -44,20 +48,24 @@ def check_head_options(head_type, rank, dim=None):
     """Refuse, in one line, a head type and rank that do not go together (a rank above the
     model dimension ``dim``, where known)."""
     if head_type not in HEAD_TYPES:
-        raise QEUserError(f"--qe-head-type {head_type!r} is unknown; use one of "
-                          f"{', '.join(HEAD_TYPES)}")
+        raise QEUserError(
+            f"--qe-head-type {head_type!r} is unknown; use one of {', '.join(HEAD_TYPES)}"
+        )
     if head_type != "lowrank":
         if rank is not None:
-            raise QEUserError(f"--qe-head-rank is only for --qe-head-type lowrank (this head is "
-                              f"'{head_type}')")
+            raise QEUserError(
+                f"--qe-head-rank is only for --qe-head-type lowrank (this head is '{head_type}')"
+            )
         return
     if rank is None:
         raise QEUserError("--qe-head-type lowrank needs --qe-head-rank R (e.g. 64)")
     if rank <= 0:
         raise QEUserError(f"--qe-head-rank {rank} is out of range: it must be at least 1")
     if dim is not None and rank > dim:
-        raise QEUserError(f"--qe-head-rank {rank} is out of range: it must be at most the model "
-                          f"dimension {dim} (a higher rank adds parameters, not rank)")
+        raise QEUserError(
+            f"--qe-head-rank {rank} is out of range: it must be at most the model "
+            f"dimension {dim} (a higher rank adds parameters, not rank)"
+        )
 
 
 class QEHead(nn.Module):
@@ -148,14 +156,16 @@ class LowRankHead(QEHead):
     def __init__(self, projection, bias, rank):
         super().__init__(projection, bias)
         vocab, dim = projection.out_features, projection.in_features
-        self.up = nn.Parameter(torch.randn(vocab, rank) / rank ** 0.5)
+        self.up = nn.Parameter(torch.randn(vocab, rank) / rank**0.5)
         self.down = nn.Parameter(torch.zeros(rank, dim))
 
     def token_rows(self, tokens):
         return F.embedding(tokens, self.frozen.weight)
 
     def low_rank_logits(self, features, tokens):
-        return rows_dot(features.to(self.down.dtype) @ self.down.t(), embedding_rows(self.up, tokens))
+        return rows_dot(
+            features.to(self.down.dtype) @ self.down.t(), embedding_rows(self.up, tokens)
+        )
 
 
 def build_qe_head(projection, head_type="full", rank=None, bias=False):

@@ -5,24 +5,27 @@ output projection and scores a token ``y`` as ``σ(h · W_qe[y])``. It starts at
 projection (a copy, or for the compact head types a small change of it, see
 :mod:`.qe_heads`); only it is trained.
 """
+
 import logging
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
 import torch
-from torch import nn
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.dataclass.utils import gen_parser_from_dataclass
 from fairseq.models import (
     ARCH_MODEL_REGISTRY,
     FairseqEncoderDecoderModel,
-    build_model as build_fairseq_model,
     register_model,
     register_model_architecture,
 )
+from fairseq.models import (
+    build_model as build_fairseq_model,
+)
 from fairseq.models.transformer import TransformerModel
+from torch import nn
 
-from ..errors import QEUserError
+from ..core.errors import QEUserError
 from . import base_checkpoint as bc
 from . import head_checkpoints, qe_heads, training_preflight
 
@@ -68,8 +71,10 @@ class SigmoidHeadConfig(FairseqDataclass):
     )
     base_fingerprint: Optional[str] = field(
         default=None,
-        metadata={"help": "set automatically: hash of the base's weights, so that head "
-                  "training resumes only from heads of the same base"},
+        metadata={
+            "help": "set automatically: hash of the base's weights, so that head "
+            "training resumes only from heads of the same base"
+        },
     )
 
 
@@ -120,7 +125,9 @@ class SigmoidHeadTransformerModel(TransformerModel):
         logger.info(
             "sigmoid head (%s): base %d parameters (frozen), head %d trainable (+%.2f%%)",
             qe_heads.describe(args.qe_head_type, args.qe_head_rank),
-            n_base, n_head, 100.0 * n_head / max(n_base, 1),
+            n_base,
+            n_head,
+            100.0 * n_head / max(n_base, 1),
         )
         return model
 
@@ -132,8 +139,9 @@ class SigmoidHeadTransformerModel(TransformerModel):
         return self
 
     @torch.no_grad()
-    def frozen_forward(self, src_tokens, src_lengths, prev_output_tokens, encoder_out=None,
-                       **unused):
+    def frozen_forward(
+        self, src_tokens, src_lengths, prev_output_tokens, encoder_out=None, **unused
+    ):
         """Final decoder hidden states ``h`` [B, T, d] and the softmax logits [B, T, V]
         (``encoder_out``: the encoder's output for ``src_tokens`` if already computed).
 
@@ -157,8 +165,12 @@ class SigmoidHeadTransformerModel(TransformerModel):
         out = self._logits_buffer[:needed].view(shape)
         if projection.bias is None:
             return torch.matmul(features, projection.weight.t(), out=out)
-        return torch.addmm(projection.bias, features.reshape(-1, features.size(-1)),
-                           projection.weight.t(), out=out.view(-1, shape[-1])).view(shape)
+        return torch.addmm(
+            projection.bias,
+            features.reshape(-1, features.size(-1)),
+            projection.weight.t(),
+            out=out.view(-1, shape[-1]),
+        ).view(shape)
 
     def qe_logits(self, features, tokens):
         """``z = h · W_qe[y] (+ b[y])`` for the given tokens only, never the full vocabulary.
@@ -170,8 +182,9 @@ class SigmoidHeadTransformerModel(TransformerModel):
 
 def build_head(args, projection):
     """The QE head the options ask for, on the base's frozen output ``projection``."""
-    return qe_heads.build_qe_head(projection, args.qe_head_type, args.qe_head_rank,
-                                  bool(args.qe_head_bias))
+    return qe_heads.build_qe_head(
+        projection, args.qe_head_type, args.qe_head_rank, bool(args.qe_head_bias)
+    )
 
 
 def _load_base(args, task):

@@ -6,12 +6,13 @@ optimizer asks CUDA for a device), ``--bf16`` without torch_xla (``--bf16`` impl
 batch can hold whatever ``--skip-invalid-size-inputs-valid-test`` says, and a ``--max-tokens``
 below every training sentence (all skipped, then an IndexError).
 """
+
 import importlib.util
 
 import numpy as np
 import torch
 
-from ..errors import QEUserError
+from ..core.errors import QEUserError
 
 
 def check_precision(args):
@@ -19,11 +20,14 @@ def check_precision(args):
     if getattr(args, "tpu", False) or getattr(args, "bf16", False):
         if importlib.util.find_spec("torch_xla") is None:
             flag = "--bf16" if getattr(args, "bf16", False) else "--tpu"
-            raise QEUserError(f"{flag} needs a TPU (in fairseq --bf16 implies --tpu) and "
-                              "torch_xla is not installed; train without it (or with --fp16 "
-                              "on a CUDA GPU)")
-    if getattr(args, "fp16", False) and (getattr(args, "cpu", False)
-                                         or not torch.cuda.is_available()):
+            raise QEUserError(
+                f"{flag} needs a TPU (in fairseq --bf16 implies --tpu) and "
+                "torch_xla is not installed; train without it (or with --fp16 "
+                "on a CUDA GPU)"
+            )
+    if getattr(args, "fp16", False) and (
+        getattr(args, "cpu", False) or not torch.cuda.is_available()
+    ):
         raise QEUserError("--fp16 needs a CUDA GPU; on CPU train without it (fp32)")
 
 
@@ -46,6 +50,7 @@ def split_sizes(task, split, combine):
 def check_batch_limits(args, task):
     """Every valid sentence must fit in ``--max-tokens-valid`` (fairseq cannot batch it), and
     some training sentence in ``--max-tokens`` (fairseq skips the longer ones)."""
+
     def limit(option):  # argparse leaves --max-tokens-valid a string (an interpolated default)
         value = getattr(args, option, None)
         return int(value) if value not in (None, "") else None
@@ -60,13 +65,15 @@ def check_batch_limits(args, task):
                 raise QEUserError(
                     f"{valid_option} {valid_limit} is below the longest sentence of the {split} "
                     f"set ({sizes.max()} tokens), which fairseq cannot batch; raise "
-                    f"{valid_option} to at least {sizes.max()}")
+                    f"{valid_option} to at least {sizes.max()}"
+                )
     if max_tokens:
         sizes = split_sizes(task, getattr(args, "train_subset", "train"), combine=True)
         if sizes is not None and len(sizes) and sizes.min() > max_tokens:
             raise QEUserError(
                 f"--max-tokens {max_tokens} is below the shortest training sentence "
-                f"({sizes.min()} tokens): fairseq would skip every one; raise --max-tokens")
+                f"({sizes.min()} tokens): fairseq would skip every one; raise --max-tokens"
+            )
 
 
 def check_training_setup(args, task):

@@ -10,6 +10,7 @@ Rows are the first dimension of a parameter. A gradient may be sparse (the head 
 its weight is marked :data:`SPARSE_GRAD_ATTRIBUTE`, which this optimizer does for every parameter
 it updates directly) or dense, in which case its rows that are not all zero count as touched.
 """
+
 import ast
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -42,8 +43,8 @@ def lazy_adam_rows(param, rows, grad_rows, exp_avg, exp_avg_sq, step, lr, betas,
     avg = exp_avg[rows].mul_(beta1).add_(grad_rows, alpha=1 - beta1)
     avg_sq = exp_avg_sq[rows].mul_(beta2).addcmul_(grad_rows, grad_rows, value=1 - beta2)
     exp_avg[rows], exp_avg_sq[rows] = avg, avg_sq
-    correction1 = 1 - beta1 ** step
-    correction2 = 1 - beta2 ** step
+    correction1 = 1 - beta1**step
+    correction2 = 1 - beta2**step
     denominator = (avg_sq / correction2).sqrt_().add_(eps)
     param.data[rows] -= (lr / correction1) * (avg / denominator).to(param.dtype)
 
@@ -71,8 +72,17 @@ class LazyAdam(torch.optim.Optimizer):
                 state["step"] += 1
                 rows, grad_rows = touched_rows(param.grad)
                 if rows.numel():
-                    lazy_adam_rows(param, rows, grad_rows, state["exp_avg"], state["exp_avg_sq"],
-                                   state["step"], group["lr"], group["betas"], group["eps"])
+                    lazy_adam_rows(
+                        param,
+                        rows,
+                        grad_rows,
+                        state["exp_avg"],
+                        state["exp_avg_sq"],
+                        state["step"],
+                        group["lr"],
+                        group["betas"],
+                        group["eps"],
+                    )
         return loss
 
 

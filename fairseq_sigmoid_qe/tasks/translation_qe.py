@@ -7,6 +7,7 @@ stored in ``hypo["qe"]`` and handed to fairseq-generate's QE lines when they are
 Without ``--print-qe`` it is fairseq's ``translation``. Every QE user goes through it:
 ``fairseq-generate --print-qe``, the raw-text API and the quickstart.
 """
+
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -15,49 +16,78 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import II
 
-from ..calibration import calibrate_record, load_calibration
-from ..errors import QEUserError, check_range, warn_once
-from ..monte_carlo import check_dropout, translation_sampler
-from ..qe_output import active_printer
-from ..scoring import DEFAULT_METHODS, METHODS, SENTENCE_AGGREGATIONS, parse_methods
-from ..search_capture import (
+from ..core.errors import QEUserError, check_range, warn_once
+from ..core.qe_methods import DEFAULT_METHODS, METHODS, SENTENCE_AGGREGATIONS, parse_methods
+from ..core.words import WORD_AGGREGATIONS
+from ..decoding.generate_output import active_printer
+from ..decoding.monte_carlo import check_dropout, translation_sampler
+from ..decoding.recording import (
     DOMINANT_AT,
     RecordingSequenceGenerator,
     RecordingSequenceScorer,
     hypothesis_records,
     output_projection,
 )
-from ..words import WORD_AGGREGATIONS
+from ..evaluation.calibration import calibrate_record, load_calibration
 
 TASK_NAME = "translation_qe"
 
 
 @dataclass
 class TranslationQEConfig(TranslationConfig):
-    print_qe: bool = field(default=False, metadata={
-        "help": "QE of every hypothesis: print Q- (sentence QE of each --qe-methods method), "
-        "QT- (the first token-level method per subword) and QW- (per word) lines"})
-    qe_methods: str = field(default=",".join(DEFAULT_METHODS), metadata={
-        "help": "comma list of QE methods, in the order of the Q- columns: "
-        + ", ".join(METHODS)})
-    qe_mc_samples: Optional[int] = field(default=None, metadata={
-        "help": "samples of the Monte-Carlo methods (mc_dropout, mc_seq_entropy; default 10)"})
+    print_qe: bool = field(
+        default=False,
+        metadata={
+            "help": "QE of every hypothesis: print Q- (sentence QE of each --qe-methods method), "
+            "QT- (the first token-level method per subword) and QW- (per word) lines"
+        },
+    )
+    qe_methods: str = field(
+        default=",".join(DEFAULT_METHODS),
+        metadata={
+            "help": "comma list of QE methods, in the order of the Q- columns: "
+            + ", ".join(METHODS)
+        },
+    )
+    qe_mc_samples: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "samples of the Monte-Carlo methods (mc_dropout, mc_seq_entropy; default 10)"
+        },
+    )
     seed: int = II("common.seed")
-    qe_include_eos: bool = field(default=False, metadata={
-        "help": "include the end-of-sentence token in token and sentence QE"})
-    qe_sentence_agg: ChoiceEnum(SENTENCE_AGGREGATIONS) = field(default="prod", metadata={
-        "help": "sentence QE from token QE: product (the paper), mean log, or min"})
-    qe_word_agg: ChoiceEnum(WORD_AGGREGATIONS) = field(default="min", metadata={
-        "help": "word QE from its subwords' QE"})
-    qe_dominant_at: ChoiceEnum(DOMINANT_AT) = field(default="auto", metadata={
-        "help": "beam search: BoostedProb's dominant sets from every step's rows (step) or "
-        "from the used rows' recomputed logits (used_rows); the same scores, only speed "
-        "differs; auto: step from a decoder width of 512"})
-    qe_output: Optional[str] = field(default=None, metadata={
-        "help": "also write one JSON object per hypothesis to this file (must not exist)"})
-    qe_calibration: Optional[str] = field(default=None, metadata={
-        "help": "a calibration file (fairseq-sigmoid-qe calibrate): each QE record also gets "
-        "its method's calibrated sentence and word scores, OK/BAD tags and error spans"})
+    qe_include_eos: bool = field(
+        default=False,
+        metadata={"help": "include the end-of-sentence token in token and sentence QE"},
+    )
+    qe_sentence_agg: ChoiceEnum(SENTENCE_AGGREGATIONS) = field(
+        default="prod",
+        metadata={"help": "sentence QE from token QE: product (the paper), mean log, or min"},
+    )
+    qe_word_agg: ChoiceEnum(WORD_AGGREGATIONS) = field(
+        default="min", metadata={"help": "word QE from its subwords' QE"}
+    )
+    qe_dominant_at: ChoiceEnum(DOMINANT_AT) = field(
+        default="auto",
+        metadata={
+            "help": "beam search: BoostedProb's dominant sets from every step's rows (step) or "
+            "from the used rows' recomputed logits (used_rows); the same scores, only speed "
+            "differs; auto: step from a decoder width of 512"
+        },
+    )
+    qe_output: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "also write one JSON object per hypothesis to this file (must not exist)"
+        },
+    )
+    qe_calibration: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "a calibration file (fairseq-sigmoid-qe calibrate): each QE record also gets "
+            "its method's calibrated sentence and word scores, OK/BAD tags and error spans"
+        },
+    )
 
 
 MC_SAMPLES = 10
@@ -65,8 +95,11 @@ MC_SAMPLES = 10
 
 def qe_options(cfg):
     """The options of :func:`scoring.hypothesis_qe` that the task's config sets."""
-    return dict(include_eos=cfg.qe_include_eos, sentence_agg=str(cfg.qe_sentence_agg),
-                word_agg=str(cfg.qe_word_agg))
+    return dict(
+        include_eos=cfg.qe_include_eos,
+        sentence_agg=str(cfg.qe_sentence_agg),
+        word_agg=str(cfg.qe_word_agg),
+    )
 
 
 def qe_methods(cfg):
@@ -74,12 +107,15 @@ def qe_methods(cfg):
     try:
         methods = parse_methods(cfg.qe_methods)
     except ValueError as exc:
-        raise QEUserError(f"--qe-methods {cfg.qe_methods}: {exc} (methods: "
-                          f"{', '.join(METHODS)})") from None
+        raise QEUserError(
+            f"--qe-methods {cfg.qe_methods}: {exc} (methods: {', '.join(METHODS)})"
+        ) from None
     if cfg.qe_mc_samples is not None:
         if not any(METHODS[m].monte_carlo for m in methods):
-            raise QEUserError("--qe-mc-samples needs a Monte-Carlo method in --qe-methods "
-                              "(mc_dropout, mc_seq_entropy)")
+            raise QEUserError(
+                "--qe-mc-samples needs a Monte-Carlo method in --qe-methods "
+                "(mc_dropout, mc_seq_entropy)"
+            )
         check_range("--qe-mc-samples", cfg.qe_mc_samples, low=1)
     return methods, cfg.qe_mc_samples or MC_SAMPLES
 
@@ -115,15 +151,23 @@ class TranslationQETask(TranslationTask):
                 raise QEUserError("--qe-calibration needs --print-qe")
             self.qe_calibration = load_calibration(cfg.qe_calibration, self.qe_methods)
 
-    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
-                        prefix_allowed_tokens_fn=None):
+    def build_generator(
+        self,
+        models,
+        args,
+        seq_gen_cls=None,
+        extra_gen_cls_kwargs=None,
+        prefix_allowed_tokens_fn=None,
+    ):
         """fairseq's generator; with ``--print-qe`` one that records its search (beam search,
         sampling or ``--score-reference``) when it can, else (said once on stderr) fairseq's
         own, and QE force-decodes the hypotheses."""
         if self.cfg.print_qe:
             if not hasattr(models[0], "qe_logits"):
-                raise QEUserError("--print-qe needs a checkpoint with a sigmoid head (train one "
-                                  "with --arch sigmoid_head_transformer); this model has none")
+                raise QEUserError(
+                    "--print-qe needs a checkpoint with a sigmoid head (train one "
+                    "with --arch sigmoid_head_transformer); this model has none"
+                )
             refusal = check_dropout(models[0], self.qe_methods)
             if refusal is not None:
                 raise QEUserError(refusal)
@@ -131,51 +175,75 @@ class TranslationQETask(TranslationTask):
             self.qe_temperature = getattr(args, "temperature", 1.0)
             if "mc_seq_entropy" in self.qe_methods:
                 self.qe_sampler = translation_sampler(
-                    models[0], self.target_dictionary, self.qe_mc_samples,
-                    {"max_len_a": getattr(args, "max_len_a", 0),
-                     "max_len_b": getattr(args, "max_len_b", 200),
-                     "temperature": self.qe_temperature})
+                    models[0],
+                    self.target_dictionary,
+                    self.qe_mc_samples,
+                    {
+                        "max_len_a": getattr(args, "max_len_a", 0),
+                        "max_len_b": getattr(args, "max_len_b", 200),
+                        "temperature": self.qe_temperature,
+                    },
+                )
             reason = why_not_recorded(models, args, seq_gen_cls)
             if reason is not None:
-                warn_once(f"QE cannot be read off this search ({reason}); every hypothesis "
-                          "is force-decoded once more")
+                warn_once(
+                    f"QE cannot be read off this search ({reason}); every hypothesis "
+                    "is force-decoded once more"
+                )
             elif getattr(args, "score_reference", False):
                 return RecordingSequenceScorer(
-                    self.target_dictionary, qe_methods=self.qe_methods,
-                    compute_alignment=getattr(args, "print_alignment", False))
+                    self.target_dictionary,
+                    qe_methods=self.qe_methods,
+                    compute_alignment=getattr(args, "print_alignment", False),
+                )
             else:
                 seq_gen_cls = RecordingSequenceGenerator
-                extra_gen_cls_kwargs = {**(extra_gen_cls_kwargs or {}),
-                                        "qe_dominant_at": str(self.cfg.qe_dominant_at),
-                                        "qe_methods": self.qe_methods}
-        return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs,
-                                       prefix_allowed_tokens_fn)
+                extra_gen_cls_kwargs = {
+                    **(extra_gen_cls_kwargs or {}),
+                    "qe_dominant_at": str(self.cfg.qe_dominant_at),
+                    "qe_methods": self.qe_methods,
+                }
+        return super().build_generator(
+            models, args, seq_gen_cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn
+        )
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
-        hypos = super().inference_step(generator, models, sample, prefix_tokens=prefix_tokens,
-                                       constraints=constraints)
+        hypos = super().inference_step(
+            generator, models, sample, prefix_tokens=prefix_tokens, constraints=constraints
+        )
         if self.cfg.print_qe:
             self.score_qe(generator, models, sample, hypos)
         return hypos
 
     def score_qe(self, generator, models, sample, hypos):
         """The ``score_qe`` hook, run after each inference step: the QE record (tokens,
-        token, word and sentence scores of each ``--qe-methods`` method) of each sentence's first ``--nbest``
-        hypotheses in ``hypo["qe"]``, read off the generator's search record, else
+        token, word and sentence scores of each ``--qe-methods`` method) of each sentence's
+        first ``--nbest`` hypotheses in ``hypo["qe"]``, read off the generator's search record, else
         force-decoded; then fairseq-generate's QE lines, if it is printing them."""
         pairs = [(i, hypo) for i, beams in enumerate(hypos) for hypo in beams[: self.qe_nbest]]
         if not pairs:
             return
         records = hypothesis_records(
-            models[0], sample, [i for i, _ in pairs], [hypo["tokens"] for _, hypo in pairs],
-            self.target_dictionary, getattr(generator, "search_record", None),
-            [hypo["positional_scores"] for _, hypo in pairs], methods=self.qe_methods,
-            mc_samples=self.qe_mc_samples, seed=self.cfg.seed, temperature=self.qe_temperature,
+            models[0],
+            sample,
+            [i for i, _ in pairs],
+            [hypo["tokens"] for _, hypo in pairs],
+            self.target_dictionary,
+            getattr(generator, "search_record", None),
+            [hypo["positional_scores"] for _, hypo in pairs],
+            methods=self.qe_methods,
+            mc_samples=self.qe_mc_samples,
+            seed=self.cfg.seed,
+            temperature=self.qe_temperature,
             sampler=self.qe_sampler,
-            **qe_options(self.cfg))
+            **qe_options(self.cfg),
+        )
         for (_, hypo), record in zip(pairs, records):
-            hypo["qe"] = (record if self.qe_calibration is None
-                          else calibrate_record(record, self.qe_calibration))
+            hypo["qe"] = (
+                record
+                if self.qe_calibration is None
+                else calibrate_record(record, self.qe_calibration)
+            )
         printer = active_printer()
         if printer is not None:
             printer.add(self, sample, hypos)

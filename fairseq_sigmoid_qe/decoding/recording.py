@@ -18,14 +18,14 @@ The softmax probability of ``y_t`` is fairseq's own positional score. When some 
 position is not on record, :func:`hypothesis_records` says why once on stderr and
 force-decodes instead.
 """
+
 import torch
 from fairseq.sequence_generator import EnsembleModel, SequenceGenerator
 from fairseq.sequence_scorer import SequenceScorer
 
-from .dominant import boost, dominant_summary, row_log_partition
-from .errors import warn_once
-from .monte_carlo import monte_carlo_scores
-from .scoring import (
+from ..core.dominant import boost, dominant_summary, row_log_partition
+from ..core.errors import warn_once
+from ..core.qe_methods import (
     DEFAULT_METHODS,
     METHODS,
     records_from_scores,
@@ -33,6 +33,7 @@ from .scoring import (
     shift_right,
     token_entropy,
 )
+from .monte_carlo import monte_carlo_scores
 
 SENTENCE_KEY = "sigmoid_qe_sentence"
 HASH_BASE = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit multiplier, as signed int64
@@ -131,8 +132,15 @@ class SearchRecord:
     """What one batch's search (or scorer pass) computed, for QE of its hypotheses by
     ``methods`` (only what they need is kept)."""
 
-    def __init__(self, model, each_step=True, temperature=1.0, rule=DOMINANT_RULE,
-                 rows_per_chunk=None, methods=DEFAULT_METHODS):
+    def __init__(
+        self,
+        model,
+        each_step=True,
+        temperature=1.0,
+        rule=DOMINANT_RULE,
+        rows_per_chunk=None,
+        methods=DEFAULT_METHODS,
+    ):
         self.model, self.each_step, self.temperature = model, each_step, temperature
         self.rule, self.rows_per_chunk = rule, rows_per_chunk
         self.boosted, self.entropy = "boostedprob" in methods, "entropy" in methods
@@ -147,8 +155,9 @@ class SearchRecord:
             return
         step = prev_tokens.size(1) - 1
         keys = row_keys(last_prefix_hash(prev_tokens), sentences)
-        dominant = (dominant_summary(log_probs, *self.rule) if self.each_step and self.boosted
-                    else None)
+        dominant = (
+            dominant_summary(log_probs, *self.rule) if self.each_step and self.boosted else None
+        )
         entropy = token_entropy(log_probs) if self.each_step and self.entropy else None
         self.steps[step] = StepRecord(keys, projected[0][:, -1, :], dominant, entropy)
 
@@ -162,16 +171,24 @@ class SearchRecord:
         sentences = torch.arange(prev_tokens.size(0), device=prev_tokens.device)
         keys = row_keys(prefix_hashes(prev_tokens), sentences.unsqueeze(1))
         logits = logits.float()
-        log_partition = row_log_partition(
-            logits.reshape(-1, logits.size(-1)))[1].view(logits.shape[:-1])
-        dominant = (dominant_summary(logits, *self.rule, log_partition=log_partition)
-                    if self.boosted else None)
-        entropy = (token_entropy(logits - log_partition.unsqueeze(-1)) if self.entropy
-                   else None)
-        self.steps = {t: StepRecord(keys[:, t], features[:, t, :],
-                                    None if dominant is None else tuple(d[:, t] for d in dominant),
-                                    None if entropy is None else entropy[:, t])
-                      for t in range(features.size(1))}
+        log_partition = row_log_partition(logits.reshape(-1, logits.size(-1)))[1].view(
+            logits.shape[:-1]
+        )
+        dominant = (
+            dominant_summary(logits, *self.rule, log_partition=log_partition)
+            if self.boosted
+            else None
+        )
+        entropy = token_entropy(logits - log_partition.unsqueeze(-1)) if self.entropy else None
+        self.steps = {
+            t: StepRecord(
+                keys[:, t],
+                features[:, t, :],
+                None if dominant is None else tuple(d[:, t] for d in dominant),
+                None if entropy is None else entropy[:, t],
+            )
+            for t in range(features.size(1))
+        }
 
     @torch.no_grad()
     def token_scores(self, sentences, hypotheses, positional_scores, pad, eos):
@@ -184,7 +201,8 @@ class SearchRecord:
         keys = row_keys(prefix_hashes(shift_right(tokens, eos, pad)), sentences.unsqueeze(1))
         mask = tokens.ne(pad)
         softmax = torch.nn.utils.rnn.pad_sequence(
-            [s.float().exp() for s in positional_scores], batch_first=True)
+            [s.float().exp() for s in positional_scores], batch_first=True
+        )
         boosted, entropy = softmax.clone(), torch.zeros_like(softmax)
         recompute = torch.zeros_like(mask)
         features = None
@@ -203,16 +221,21 @@ class SearchRecord:
                 features = record.features.new_zeros(tokens.shape + record.features.shape[1:])
             features[live, step] = record.features[rows]
             if self.boosted and record.dominant is not None:
-                boosted[live, step] = boost(softmax[live, step], tokens[live, step],
-                                            *(part[rows] for part in record.dominant))
+                boosted[live, step] = boost(
+                    softmax[live, step],
+                    tokens[live, step],
+                    *(part[rows] for part in record.dominant),
+                )
             if self.entropy and record.entropy is not None:
                 entropy[live, step] = record.entropy[rows]
-            if ((self.boosted and record.dominant is None)
-                    or (self.entropy and record.entropy is None)):
+            if (self.boosted and record.dominant is None) or (
+                self.entropy and record.entropy is None
+            ):
                 recompute[live, step] = True
         if recompute.any():
             boosted[recompute], entropy[recompute] = self.from_features(
-                features[recompute], tokens[recompute], softmax[recompute])
+                features[recompute], tokens[recompute], softmax[recompute]
+            )
         found = {"softmax": softmax, "boostedprob": boosted, "entropy": torch.exp(-entropy)}
         if "sigmoid" in self.methods:
             logits = self.model.qe_logits(features, tokens.unsqueeze(-1)).squeeze(-1)
@@ -246,8 +269,7 @@ class RecordingEnsembleModel(EnsembleModel):
     encoder output, each row's sentence (carried in the encoder output through every
     reordering) and, per decoder step, what :meth:`SearchRecord.add_step` keeps."""
 
-    def __init__(self, models, dominant_at="auto", rows_per_chunk=None,
-                 methods=DEFAULT_METHODS):
+    def __init__(self, models, dominant_at="auto", rows_per_chunk=None, methods=DEFAULT_METHODS):
         super().__init__(models)
         if self.models_size != 1:
             raise ValueError("a recording ensemble holds exactly one model")
@@ -258,8 +280,12 @@ class RecordingEnsembleModel(EnsembleModel):
 
     def forward_encoder(self, net_input):
         encoder_outs = super().forward_encoder(net_input)
-        self.record = SearchRecord(self.single_model, self.each_step,
-                                   rows_per_chunk=self.rows_per_chunk, methods=self.methods)
+        self.record = SearchRecord(
+            self.single_model,
+            self.each_step,
+            rows_per_chunk=self.rows_per_chunk,
+            methods=self.methods,
+        )
         out = encoder_outs[0] if encoder_outs else None
         if isinstance(out, dict) and out.get("encoder_out"):
             self.record.encoder_output = out
@@ -276,13 +302,15 @@ class RecordingEnsembleModel(EnsembleModel):
 
     def forward_decoder(self, tokens, encoder_outs, incremental_states, temperature=1.0):
         with ProjectionTap(self.single_model) as tap:
-            log_probs, attn = super().forward_decoder(tokens, encoder_outs, incremental_states,
-                                                      temperature)
+            log_probs, attn = super().forward_decoder(
+                tokens, encoder_outs, incremental_states, temperature
+            )
         if self.record is not None:
             self.record.temperature = temperature
             sentences = encoder_outs[0].get(SENTENCE_KEY) if encoder_outs else None
-            self.record.add_step(tokens, sentences[0] if sentences else None,
-                                 tap.single_call(), log_probs)
+            self.record.add_step(
+                tokens, sentences[0] if sentences else None, tap.single_call(), log_probs
+            )
         return log_probs, attn
 
 
@@ -290,10 +318,20 @@ class RecordingSequenceGenerator(SequenceGenerator):
     """fairseq's beam search (or sampling) over one model, recording each search for QE
     (``search_record``); ``qe_dominant_at``: see :func:`dominant_each_step`."""
 
-    def __init__(self, models, tgt_dict, qe_dominant_at="auto", qe_rows_per_chunk=None,
-                 qe_methods=DEFAULT_METHODS, **kwargs):
-        super().__init__(RecordingEnsembleModel(models, qe_dominant_at, qe_rows_per_chunk,
-                                                qe_methods), tgt_dict, **kwargs)
+    def __init__(
+        self,
+        models,
+        tgt_dict,
+        qe_dominant_at="auto",
+        qe_rows_per_chunk=None,
+        qe_methods=DEFAULT_METHODS,
+        **kwargs,
+    ):
+        super().__init__(
+            RecordingEnsembleModel(models, qe_dominant_at, qe_rows_per_chunk, qe_methods),
+            tgt_dict,
+            **kwargs,
+        )
 
     @property
     def search_record(self):
@@ -317,14 +355,21 @@ class RecordingSequenceScorer(SequenceScorer):
         with ProjectionTap(models[0]) as tap:
             hypos = super().generate(models, sample, **kwargs)
         self.search_record = SearchRecord(models[0], methods=self.qe_methods)
-        self.search_record.add_forced(sample["net_input"]["prev_output_tokens"],
-                                      tap.single_call())
+        self.search_record.add_forced(sample["net_input"]["prev_output_tokens"], tap.single_call())
         return hypos
 
 
 @torch.no_grad()
-def hypothesis_token_scores(model, sample, rows, tokens, dictionary, record=None,
-                            positional_scores=None, methods=DEFAULT_METHODS):
+def hypothesis_token_scores(
+    model,
+    sample,
+    rows,
+    tokens,
+    dictionary,
+    record=None,
+    positional_scores=None,
+    methods=DEFAULT_METHODS,
+):
     """Token scores {method: [N, T]} of hypotheses (1-D token tensors; ``tokens[i]``
     translates row ``rows[i]`` of ``sample``) by the search methods of ``methods``: read off
     ``record`` (a :class:`SearchRecord`) when it holds every position, else force-decoded in
@@ -332,40 +377,75 @@ def hypothesis_token_scores(model, sample, rows, tokens, dictionary, record=None
     net_input = sample["net_input"]
     index = torch.as_tensor(rows, device=net_input["src_tokens"].device)
     if record is not None:
-        searched = record.token_scores(index, tokens, positional_scores, dictionary.pad(),
-                                       dictionary.eos())
+        searched = record.token_scores(
+            index, tokens, positional_scores, dictionary.pad(), dictionary.eos()
+        )
         if searched is not None:
             return searched[0]
-        warn_once("QE could not be read off the search ("
-                  + (record.unreadable or "a hypothesis position was not recorded")
-                  + "); such hypotheses are force-decoded once more")
+        warn_once(
+            "QE could not be read off the search ("
+            + (record.unreadable or "a hypothesis position was not recorded")
+            + "); such hypotheses are force-decoded once more"
+        )
     encoder_out = record.encoder_output if record is not None else None
     if encoder_out is not None:
         encoder_out = model.encoder.reorder_encoder_out(encoder_out, index)
-    padded = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True,
-                                             padding_value=dictionary.pad())
-    return score_tokens(model, net_input["src_tokens"][index], net_input["src_lengths"][index],
-                        padded, dictionary.pad(), dictionary.eos(), encoder_out=encoder_out,
-                        methods=search_methods(methods)).scores
+    padded = torch.nn.utils.rnn.pad_sequence(
+        tokens, batch_first=True, padding_value=dictionary.pad()
+    )
+    return score_tokens(
+        model,
+        net_input["src_tokens"][index],
+        net_input["src_lengths"][index],
+        padded,
+        dictionary.pad(),
+        dictionary.eos(),
+        encoder_out=encoder_out,
+        methods=search_methods(methods),
+    ).scores
 
 
 @torch.no_grad()
-def hypothesis_records(model, sample, rows, tokens, dictionary, record=None,
-                       positional_scores=None, methods=DEFAULT_METHODS, mc_samples=10, seed=1,
-                       temperature=1.0, sampler=None, **options):
+def hypothesis_records(
+    model,
+    sample,
+    rows,
+    tokens,
+    dictionary,
+    record=None,
+    positional_scores=None,
+    methods=DEFAULT_METHODS,
+    mc_samples=10,
+    seed=1,
+    temperature=1.0,
+    sampler=None,
+    **options,
+):
     """QE records of hypotheses (as :func:`hypothesis_token_scores`) by ``methods``, in
     their order: the search methods read off ``record`` (else force-decoded), the Monte-Carlo
     ones from ``mc_samples`` seeded passes (:mod:`.monte_carlo`; ``temperature``: the
     search's, ``sampler``: the translation sampler of ``mc_seq_entropy``). ``options`` go
     to :func:`scoring.hypothesis_qe`."""
-    scores = hypothesis_token_scores(model, sample, rows, tokens, dictionary, record,
-                                     positional_scores, methods)
+    scores = hypothesis_token_scores(
+        model, sample, rows, tokens, dictionary, record, positional_scores, methods
+    )
     own = None
     if any(METHODS[m].monte_carlo for m in methods):
-        padded = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True,
-                                                 padding_value=dictionary.pad())
-        mc_tokens, own = monte_carlo_scores(model, sample, rows, padded, dictionary, methods,
-                                            mc_samples, seed, options.get("include_eos", False),
-                                            temperature, sampler)
+        padded = torch.nn.utils.rnn.pad_sequence(
+            tokens, batch_first=True, padding_value=dictionary.pad()
+        )
+        mc_tokens, own = monte_carlo_scores(
+            model,
+            sample,
+            rows,
+            padded,
+            dictionary,
+            methods,
+            mc_samples,
+            seed,
+            options.get("include_eos", False),
+            temperature,
+            sampler,
+        )
         scores.update(mc_tokens)
     return records_from_scores(scores, tokens, dictionary, methods=methods, own=own, **options)

@@ -8,13 +8,14 @@ whatever ``--qe-sentence-agg``; floored at ``LOG_FLOOR``), a word's logit of its
 Their "raw probabilities" (before calibration) are the product itself and the word score.
 Pure numpy: no fairseq.
 """
+
 import json
 import math
 
 import numpy as np
 
-from .errors import QEUserError
-from .words import detokenize, word_spans
+from ..core.errors import QEUserError
+from ..core.words import detokenize, word_spans
 
 FORMAT = "fairseq-sigmoid-qe-calibration"
 VERSION = 1
@@ -27,6 +28,7 @@ RAW_THRESHOLD = 0.5
 
 
 # --- the maps ---------------------------------------------------------------------------------
+
 
 def isotonic_fit(x, y, weights=None):
     """Nondecreasing least-squares fit of ``y`` on ``x`` (pool adjacent violators): the knots
@@ -83,6 +85,7 @@ def platt_predict(x, a, b):
 
 # --- measures ---------------------------------------------------------------------------------
 
+
 def reliability_bins(probs, outcomes, bins=ECE_BINS):
     """Over ``bins`` equal-width bins of the predicted probability (of OK), the non-empty
     bins' mean prediction, mean outcome (0/1 labels, or gold in [0, 1]) and size."""
@@ -90,8 +93,11 @@ def reliability_bins(probs, outcomes, bins=ECE_BINS):
     index = np.minimum((np.clip(p, 0, 1) * bins).astype(int), bins - 1)
     count = np.bincount(index, minlength=bins)
     full = count > 0
-    return (np.bincount(index, p, bins)[full] / count[full],
-            np.bincount(index, o, bins)[full] / count[full], count[full])
+    return (
+        np.bincount(index, p, bins)[full] / count[full],
+        np.bincount(index, o, bins)[full] / count[full],
+        count[full],
+    )
 
 
 def expected_calibration_error(probs, outcomes, bins=ECE_BINS):
@@ -133,8 +139,12 @@ def decision_measures(probs, outcomes, gold_bad, threshold):
     """ECE and Brier of probabilities of OK against outcomes, and MCC and F1 of BAD of the
     tags ``probs < threshold`` against ``gold_bad``."""
     predicted_bad = np.asarray(probs, float) < threshold
-    return {"ece": expected_calibration_error(probs, outcomes), "brier": brier(probs, outcomes),
-            "mcc": matthews(predicted_bad, gold_bad), "f1_bad": f1_bad(predicted_bad, gold_bad)}
+    return {
+        "ece": expected_calibration_error(probs, outcomes),
+        "brier": brier(probs, outcomes),
+        "mcc": matthews(predicted_bad, gold_bad),
+        "f1_bad": f1_bad(predicted_bad, gold_bad),
+    }
 
 
 def bad_threshold(scores, gold_bad, target_precision=None):
@@ -148,8 +158,9 @@ def bad_threshold(scores, gold_bad, target_precision=None):
     tp = np.cumsum(bad)[ends - 1]
     flagged, total_bad = ends, int(gold.sum())
     above = np.r_[ranked[ends[:-1]], math.inf]
-    cuts = np.where(np.isfinite(above), (ranked[ends - 1] + above) / 2,
-                    np.nextafter(ranked[ends - 1], math.inf))
+    cuts = np.where(
+        np.isfinite(above), (ranked[ends - 1] + above) / 2, np.nextafter(ranked[ends - 1], math.inf)
+    )
     if target_precision is None:
         f1 = 2 * tp / (flagged + total_bad)
         return float(cuts[int(np.argmax(f1))]) if len(cuts) else RAW_THRESHOLD
@@ -158,6 +169,7 @@ def bad_threshold(scores, gold_bad, target_precision=None):
 
 
 # --- one level's map ----------------------------------------------------------------------------
+
 
 def features(level, scores):
     """What the maps read: log product floored at LOG_FLOOR (sentence: ``scores`` are log
@@ -192,14 +204,19 @@ class LevelCalibration:
         fitted = cls(kind, params, RAW_THRESHOLD, **info)
         threshold = bad_threshold(fitted(x), gold_bad, target_precision)
         if threshold is None:
-            raise QEUserError(f"{level} level: no threshold reaches BAD precision "
-                              f"{target_precision:g} on this dev set")
+            raise QEUserError(
+                f"{level} level: no threshold reaches BAD precision "
+                f"{target_precision:g} on this dev set"
+            )
         fitted.threshold = threshold
         fitted.info.update(
-            n=int(len(x)), target_precision=target_precision,
-            before=decision_measures(raw_probabilities(level, x), outcomes, gold_bad,
-                                     RAW_THRESHOLD),
-            after=decision_measures(fitted(x), outcomes, gold_bad, threshold))
+            n=int(len(x)),
+            target_precision=target_precision,
+            before=decision_measures(
+                raw_probabilities(level, x), outcomes, gold_bad, RAW_THRESHOLD
+            ),
+            after=decision_measures(fitted(x), outcomes, gold_bad, threshold),
+        )
         return fitted
 
     def __call__(self, x):
@@ -218,20 +235,26 @@ class Calibration:
         self.method, self.levels = method, levels
 
     def to_json(self):
-        return {"format": FORMAT, "version": VERSION, "method": self.method,
-                **{level: self.levels[level].to_json() for level in LEVELS
-                   if level in self.levels}}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "method": self.method,
+            **{level: self.levels[level].to_json() for level in LEVELS if level in self.levels},
+        }
 
     def dumps(self):
         return json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n"
 
 
 def _numbers(value, name, count=None):
-    ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                         and math.isfinite(v) for v in value)
+    ok = isinstance(value, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
     if not ok or not value or (count is not None and len(value) != count):
-        raise ValueError(f"'{name}' is not a list of finite numbers" + (
-            " as long as 'x'" if count is not None else ""))
+        raise ValueError(
+            f"'{name}' is not a list of finite numbers"
+            + (" as long as 'x'" if count is not None else "")
+        )
     return value
 
 
@@ -244,13 +267,15 @@ def _number(value, name):
 def calibration_from_json(data, methods):
     """A :class:`Calibration` from its JSON object; ValueError naming what is wrong."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"no \"format\": \"{FORMAT}\" in it")
+        raise ValueError(f'no "format": "{FORMAT}" in it')
     if data.get("version") != VERSION:
         raise ValueError(f"format version {data.get('version')!r}; this version reads {VERSION}")
     method = data.get("method")
     if method not in methods:
-        raise LookupError(f"it calibrates the method {method!r}, which this run does not "
-                          f"score (it scores {', '.join(methods)})")
+        raise LookupError(
+            f"it calibrates the method {method!r}, which this run does not "
+            f"score (it scores {', '.join(methods)})"
+        )
     levels = {}
     for level in LEVELS:
         entry = data.get(level)
@@ -266,8 +291,9 @@ def calibration_from_json(data, methods):
                 raise ValueError(f"its {level} knots 'x' are not sorted")
         else:
             params = {"a": _number(entry.get("a"), "a"), "b": _number(entry.get("b"), "b")}
-        levels[level] = LevelCalibration(entry["map"], params,
-                                         _number(entry.get("threshold"), "threshold"), **info)
+        levels[level] = LevelCalibration(
+            entry["map"], params, _number(entry.get("threshold"), "threshold"), **info
+        )
     if not levels:
         raise ValueError("it has neither a sentence nor a word level")
     return Calibration(method, levels)
@@ -283,8 +309,9 @@ def load_calibration(path, methods, option="--qe-calibration"):
     except OSError as exc:
         raise QEUserError(f"cannot read {option} {path}: {exc.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise QEUserError(f"{option} {path} is not a calibration file: not JSON "
-                          f"({exc.__class__.__name__})") from None
+        raise QEUserError(
+            f"{option} {path} is not a calibration file: not JSON ({exc.__class__.__name__})"
+        ) from None
     try:
         return calibration_from_json(data, methods)
     except LookupError as exc:
@@ -294,6 +321,7 @@ def load_calibration(path, methods, option="--qe-calibration"):
 
 
 # --- records ---------------------------------------------------------------------------------
+
 
 def sentence_log_score(record, method):
     """A record's log product of token scores (from ``sentence_scores`` in files written
@@ -318,8 +346,14 @@ def error_spans(text, word_bad_probs, tags):
             run.append(index)
         elif run:
             start, end = spans[run[0]][0], spans[run[-1]][1]
-            errors.append({"start": start, "end": end, "text": text[start:end],
-                           "confidence": float(np.mean([word_bad_probs[i] for i in run]))})
+            errors.append(
+                {
+                    "start": start,
+                    "end": end,
+                    "text": text[start:end],
+                    "confidence": float(np.mean([word_bad_probs[i] for i in run])),
+                }
+            )
             run = []
     return errors
 

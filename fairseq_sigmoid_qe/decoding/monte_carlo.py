@@ -16,11 +16,12 @@ Every batch draws from its own generator state, seeded from ``--seed`` and the b
 ids (:func:`batch_seed`); the process's random state is left as it was, so that QE changes no
 translation, not even a sampled one.
 """
+
 from contextlib import contextmanager
 
 import torch
 
-from .scoring import shift_right
+from ..core.qe_methods import shift_right
 
 MC_SEQ_ENTROPY_STREAM = 1  # seed offset: each method draws from its own stream
 
@@ -46,8 +47,11 @@ def dropout_modules(model, active_only=True):
     unless not ``active_only``."""
     from fairseq.modules import FairseqDropout
 
-    return [m for m in model.modules() if isinstance(m, (FairseqDropout, torch.nn.Dropout))
-            and (m.p > 0 or not active_only)]
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, (FairseqDropout, torch.nn.Dropout)) and (m.p > 0 or not active_only)
+    ]
 
 
 @contextmanager
@@ -84,14 +88,24 @@ def dropout_statistics(log_probs, mask):
     tp = log_probs.double().masked_fill(~mask, 0.0).sum(dim=2) / counts  # [S, N]
     shift = tp - tp[0]  # about the first sample: equal samples give exactly 0
     d_tp = tp[0] + shift.mean(dim=0)
-    d_var = (shift ** 2).mean(dim=0) - shift.mean(dim=0) ** 2
+    d_var = (shift**2).mean(dim=0) - shift.mean(dim=0) ** 2
     dtype = log_probs.dtype
     return log_probs.exp().mean(dim=0), d_tp.to(dtype), d_var.clamp(min=0).to(dtype)
 
 
 @torch.no_grad()
-def mc_dropout(model, src_tokens, src_lengths, hyp_tokens, pad, eos, samples, seed,
-               include_eos=False, temperature=1.0):
+def mc_dropout(
+    model,
+    src_tokens,
+    src_lengths,
+    hyp_tokens,
+    pad,
+    eos,
+    samples,
+    seed,
+    include_eos=False,
+    temperature=1.0,
+):
     """``mc_dropout`` of right-padded hypotheses [N, T] (row ``i`` translates source row
     ``i``): ``samples`` batched force-decoding passes with dropout on, drawn after
     ``torch.manual_seed(seed)``; see :func:`dropout_statistics`."""
@@ -119,9 +133,13 @@ def translation_sampler(model, target_dictionary, samples, generation=None):
     from fairseq import search
     from fairseq.sequence_generator import SequenceGenerator
 
-    return SequenceGenerator([model], target_dictionary, beam_size=samples,
-                             search_strategy=search.Sampling(target_dictionary),
-                             **(generation or {}))
+    return SequenceGenerator(
+        [model],
+        target_dictionary,
+        beam_size=samples,
+        search_strategy=search.Sampling(target_dictionary),
+        **(generation or {}),
+    )
 
 
 @torch.no_grad()
@@ -134,8 +152,19 @@ def mc_seq_entropy(model, sample, sampler, seed):
     return [sequence_entropy([h["positional_scores"] for h in beams]) for beams in hypos]
 
 
-def monte_carlo_scores(model, sample, rows, padded, dictionary, methods, samples, seed,
-                       include_eos=False, temperature=1.0, sampler=None):
+def monte_carlo_scores(
+    model,
+    sample,
+    rows,
+    padded,
+    dictionary,
+    methods,
+    samples,
+    seed,
+    include_eos=False,
+    temperature=1.0,
+    sampler=None,
+):
     """The MC methods of ``methods`` for right-padded hypotheses ``padded`` [N, T] of
     ``sample``'s rows ``rows`` (``sampler``: :func:`translation_sampler`'s, for
     ``mc_seq_entropy``): (token scores {method: [N, T]}, per hypothesis the {key: value} that
@@ -146,15 +175,24 @@ def monte_carlo_scores(model, sample, rows, padded, dictionary, methods, samples
     tokens, own = {}, [{} for _ in rows]
     if "mc_dropout" in methods:
         mean_p, d_tp, d_var = mc_dropout(
-            model, net_input["src_tokens"][index], net_input["src_lengths"][index], padded,
-            dictionary.pad(), dictionary.eos(), samples, batch_seed(seed, ids), include_eos,
-            temperature)
+            model,
+            net_input["src_tokens"][index],
+            net_input["src_lengths"][index],
+            padded,
+            dictionary.pad(),
+            dictionary.eos(),
+            samples,
+            batch_seed(seed, ids),
+            include_eos,
+            temperature,
+        )
         tokens["mc_dropout"] = mean_p.masked_fill(padded.eq(dictionary.pad()), 0.0)
         for values, tp, var in zip(own, d_tp.tolist(), d_var.tolist()):
             values["mc_dropout"], values["mc_dropout_var"] = tp, var
     if "mc_seq_entropy" in methods:
-        entropies = mc_seq_entropy(model, sample, sampler,
-                                   batch_seed(seed, ids, MC_SEQ_ENTROPY_STREAM))
+        entropies = mc_seq_entropy(
+            model, sample, sampler, batch_seed(seed, ids, MC_SEQ_ENTROPY_STREAM)
+        )
         for values, row in zip(own, rows):
             values["mc_seq_entropy"] = -entropies[row]
     return tokens, own
@@ -163,7 +201,8 @@ def monte_carlo_scores(model, sample, rows, padded, dictionary, methods, samples
 def check_dropout(model, methods):
     """``mc_dropout`` needs a model with dropout: the reason it cannot run, or None."""
     if "mc_dropout" in methods and not dropout_modules(model):
-        return ("--qe-methods mc_dropout needs a model trained with dropout, but every "
-                "dropout of this model is 0")
+        return (
+            "--qe-methods mc_dropout needs a model trained with dropout, but every "
+            "dropout of this model is 0"
+        )
     return None
-

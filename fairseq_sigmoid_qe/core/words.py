@@ -1,5 +1,6 @@
 """Subword pieces and words (sentencepiece ``▁`` or subword-nmt ``@@``): the one detokenizer,
 and the subword -> word grouping of word-level QE, which follows it."""
+
 import math
 
 SENTENCEPIECE_SPACE = "\u2581"
@@ -26,8 +27,11 @@ def word_ids(pieces):
     for index, piece in enumerate(pieces):
         if sentencepiece:
             bare = piece == SENTENCEPIECE_SPACE
-            starts = word < 0 or (piece.startswith(SENTENCEPIECE_SPACE) and not continues
-                                  and not (bare and index == len(pieces) - 1))
+            starts = word < 0 or (
+                piece.startswith(SENTENCEPIECE_SPACE)
+                and not continues
+                and not (bare and index == len(pieces) - 1)
+            )
             continues = bare
         else:
             starts = word < 0 or not continues

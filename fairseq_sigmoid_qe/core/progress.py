@@ -1,5 +1,6 @@
 """What long runs tell the user on stderr: progress lines while the raw-text command or a
 quickstart training step runs, and the summary of the sentence scores at the end (no fairseq)."""
+
 import math
 import re
 import subprocess
@@ -27,8 +28,15 @@ class Progress:
     """``PREFIX N/TOTAL UNIT (P%), R UNIT/s, ETA T`` lines on ``stream``, at most one every
     ``interval`` seconds, and a last line when :meth:`finish` is called."""
 
-    def __init__(self, total, stream, interval=10.0, clock=time.monotonic, unit="sentences",
-                 prefix=f"{PROGRAM}:"):
+    def __init__(
+        self,
+        total,
+        stream,
+        interval=10.0,
+        clock=time.monotonic,
+        unit="sentences",
+        prefix=f"{PROGRAM}:",
+    ):
         self.total, self.stream, self.interval, self.clock = total, stream, interval, clock
         self.unit, self.prefix = unit, prefix
         self.done, self.start = 0, clock()
@@ -53,9 +61,11 @@ class Progress:
         return self.done / max(now - self.start, 1e-9)
 
     def _line(self, now, tail):
-        self.stream.write(f"{self.prefix} {self.done}/{self.total} {self.unit} "
-                          f"({100 * self.done / self.total:.0f}%), {self._rate(now):.1f} "
-                          f"{self.unit}/s, {duration(now - self.start)} elapsed, {tail}\n")
+        self.stream.write(
+            f"{self.prefix} {self.done}/{self.total} {self.unit} "
+            f"({100 * self.done / self.total:.0f}%), {self._rate(now):.1f} "
+            f"{self.unit}/s, {duration(now - self.start)} elapsed, {tail}\n"
+        )
         self.stream.flush()
 
 
@@ -106,8 +116,12 @@ class ScoreSummary:
         finite = values[numpy.isfinite(values)]
         if finite.size == 0:
             return math.nan, [math.nan] * len(SUMMARY_QUANTILES), 0, values.size
-        return (float(finite.mean()), [float(q) for q in numpy.quantile(finite, SUMMARY_QUANTILES)],
-                int(finite.size), int(values.size - finite.size))
+        return (
+            float(finite.mean()),
+            [float(q) for q in numpy.quantile(finite, SUMMARY_QUANTILES)],
+            int(finite.size),
+            int(values.size - finite.size),
+        )
 
     def lines(self):
         """A header and one line per method: ``METHOD mean p10 p50 p90 (N sentences)``."""
@@ -117,6 +131,7 @@ class ScoreSummary:
             mean, quantiles, used, left_out = self.statistics(method)
             values = " ".join(f"{v:10.6g}" for v in [mean, *quantiles])
             note = f", {left_out} left out (not finite)" if left_out else ""
-            lines.append(f"{PROGRAM}: sentence scores  {method:<12}{values}  ({used} sentences"
-                         f"{note})")
+            lines.append(
+                f"{PROGRAM}: sentence scores  {method:<12}{values}  ({used} sentences{note})"
+            )
         return lines

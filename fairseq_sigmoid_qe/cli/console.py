@@ -1,13 +1,16 @@
 """The console commands that need fairseq: without it installed, one error line naming the
 ``fairseq`` extra and how to install it, instead of an ImportError traceback."""
+
 import importlib.util
 import sys
 
-from .errors import PROGRAM
+from ..core.errors import PROGRAM
 
-FAIRSEQ_MISSING = ("needs fairseq, which is not installed: install this package's 'fairseq' "
-                   "extra as setup.sh does (bash setup.sh; fairseq-fixed must be built with "
-                   "--no-build-isolation --no-deps)")
+FAIRSEQ_MISSING = (
+    "needs fairseq, which is not installed: install this package's 'fairseq' "
+    "extra as setup.sh does (bash setup.sh; fairseq-fixed must be built with "
+    "--no-build-isolation --no-deps)"
+)
 
 
 def require_fairseq(program):
@@ -32,6 +35,6 @@ def raw_text():
 
         return main(sys.argv[2:])
     require_fairseq("fairseq-sigmoid-qe")
-    from .hub import main
+    from .raw_text import main
 
     return main()

@@ -13,6 +13,7 @@ token scores become word and sentence QE records (:func:`records_from_scores`). 
 through :func:`search_capture.hypothesis_records`, which reads the same scores off fairseq's
 own decoding when it can.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -38,14 +39,17 @@ class QEMethod:
     extra_keys: tuple = ()
 
 
-METHODS = {method.name: method for method in (
-    QEMethod("sigmoid"),
-    QEMethod("softmax"),
-    QEMethod("boostedprob"),
-    QEMethod("entropy", sentence="mean_log"),
-    QEMethod("mc_dropout", sentence="own", monte_carlo=True, extra_keys=("mc_dropout_var",)),
-    QEMethod("mc_seq_entropy", sentence="own", monte_carlo=True),  # no token scores
-)}
+METHODS = {
+    method.name: method
+    for method in (
+        QEMethod("sigmoid"),
+        QEMethod("softmax"),
+        QEMethod("boostedprob"),
+        QEMethod("entropy", sentence="mean_log"),
+        QEMethod("mc_dropout", sentence="own", monte_carlo=True, extra_keys=("mc_dropout_var",)),
+        QEMethod("mc_seq_entropy", sentence="own", monte_carlo=True),  # no token scores
+    )
+}
 DEFAULT_METHODS = ("sigmoid", "softmax", "boostedprob")
 
 
@@ -93,8 +97,19 @@ def shift_right(tokens, eos, pad):
 
 
 @torch.no_grad()
-def score_tokens(model, src_tokens, src_lengths, hyp_tokens, pad, eos, p_jump=0.3,
-                 epsilon=0.005, cut="last", encoder_out=None, methods=DEFAULT_METHODS):
+def score_tokens(
+    model,
+    src_tokens,
+    src_lengths,
+    hyp_tokens,
+    pad,
+    eos,
+    p_jump=0.3,
+    epsilon=0.005,
+    cut="last",
+    encoder_out=None,
+    methods=DEFAULT_METHODS,
+):
     """Scores of each hypothesis token (right-padded ``hyp_tokens`` ending in EOS) by the
     token-level ``methods`` that one pass gives."""
     prev = shift_right(hyp_tokens, eos, pad)
@@ -109,10 +124,12 @@ def score_tokens(model, src_tokens, src_lengths, hyp_tokens, pad, eos, p_jump=0.
     found = {"sigmoid": sigmoid, "softmax": softmax, "boostedprob": boosted.float()}
     if "entropy" in methods:
         found["entropy"] = torch.exp(-token_entropy(log_probs))
-    return TokenScores({m: torch.where(mask, found[m], zero) for m in methods if m in found},
-                       mask,
-                       argmax=log_probs.argmax(dim=-1).eq(hyp_tokens) & mask,
-                       dominant=is_dominant(hyp_tokens, *summary[:2]) & mask)
+    return TokenScores(
+        {m: torch.where(mask, found[m], zero) for m in methods if m in found},
+        mask,
+        argmax=log_probs.argmax(dim=-1).eq(hyp_tokens) & mask,
+        dominant=is_dominant(hyp_tokens, *summary[:2]) & mask,
+    )
 
 
 def log_product(token_scores):
@@ -138,8 +155,17 @@ def sentence_score(token_scores, aggregation="prod", log_prod=None):
     return min(token_scores)
 
 
-def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_agg="prod",
-                  word_agg="min", word_level=True, methods=None, own=None):
+def hypothesis_qe(
+    token_scores,
+    tokens,
+    dictionary,
+    include_eos=False,
+    sentence_agg="prod",
+    word_agg="min",
+    word_level=True,
+    methods=None,
+    own=None,
+):
     """One hypothesis' QE from its token scores by method (lists of floats aligned with
     ``tokens``, a list of ids): subword pieces, per-token, per-word (or None) and sentence
     scores of ``methods`` (default: those with token scores), and the log of each sentence
@@ -164,13 +190,17 @@ def hypothesis_qe(token_scores, tokens, dictionary, include_eos=False, sentence_
             log_scores[name] = log_product(per_token[name])
             sentence[name] = sentence_score(per_token[name], sentence_agg, log_scores[name])
         else:
-            log_scores[name] = (mean_log(per_token[name]) if rule == "mean_log"
-                                else own[name])
+            log_scores[name] = mean_log(per_token[name]) if rule == "mean_log" else own[name]
             sentence[name] = math.exp(log_scores[name])
         for key in METHODS[name].extra_keys:
             sentence[key] = own[key]
-    return {"tokens": pieces, "token_scores": per_token, "word_scores": per_word,
-            "sentence_scores": sentence, "sentence_log_scores": log_scores}
+    return {
+        "tokens": pieces,
+        "token_scores": per_token,
+        "word_scores": per_word,
+        "sentence_scores": sentence,
+        "sentence_log_scores": log_scores,
+    }
 
 
 def mean_log(token_scores):
@@ -189,7 +219,14 @@ def records_from_scores(scores, hypotheses, dictionary, methods=None, own=None, 
     records = []
     for row, tokens in enumerate(hypotheses):
         ids = tokens.tolist()
-        records.append(hypothesis_qe({m: v[row][: len(ids)] for m, v in lists.items()}, ids,
-                                     dictionary, methods=methods,
-                                     own=own[row] if own else None, **options))
+        records.append(
+            hypothesis_qe(
+                {m: v[row][: len(ids)] for m, v in lists.items()},
+                ids,
+                dictionary,
+                methods=methods,
+                own=own[row] if own else None,
+                **options,
+            )
+        )
     return records

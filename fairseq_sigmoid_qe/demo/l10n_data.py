@@ -1,22 +1,11 @@
-"""Real text for the pipeline: slices of a parallel corpus, sentencepiece, chrF pseudo-gold.
+"""Real text for the pipeline: slices of a parallel corpus, a held-out slice, sentencepiece,
+chrF pseudo-gold (the command is :mod:`..cli.prepare_data`)."""
 
-    python -m fairseq_sigmoid_qe.realdata --corpus DIR --out TEXT_DIR [--train-pairs N] ...
-
-reads ``DIR/{train,valid,test}.{en,de}`` (the l10n-en-de layout; any en-de corpus laid out so),
-trains a joint sentencepiece model on the training pairs and writes encoded and raw splits.
-
-    python -m fairseq_sigmoid_qe.realdata --multiref dev.tsv --spm-model spm.model --out DIR
-
-splits a multi-reference TSV (``en<TAB>de1<TAB>de2...``, as l10n-en-de-multiref) by line parity
-into ``mrdev`` (even lines: for tuning) and ``mrtest`` (odd lines: reported once) and encodes it
-with an existing sentencepiece model (see :func:`prepare_multiref`).
-"""
-import argparse
 import os
 
-from .errors import QEUserError
-from .textfiles import iter_lines, read_lines
-from .words import detokenize
+from ..core.errors import QEUserError
+from ..core.textfiles import iter_lines, read_lines
+from ..core.words import detokenize
 
 SPLITS = ("train", "valid", "test")
 
@@ -42,10 +31,16 @@ def train_sentencepiece(texts, model_prefix, vocab_size, sample_size=0):
     import sentencepiece as spm
 
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_prefix=model_prefix, vocab_size=vocab_size,
-        model_type="unigram", character_coverage=1.0,
-        input_sentence_size=sample_size, shuffle_input_sentence=sample_size > 0, num_threads=2,
-        minloglevel=2, hard_vocab_limit=False,
+        sentence_iterator=iter(texts),
+        model_prefix=model_prefix,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        input_sentence_size=sample_size,
+        shuffle_input_sentence=sample_size > 0,
+        num_threads=2,
+        minloglevel=2,
+        hard_vocab_limit=False,
     )
     return spm.SentencePieceProcessor(model_file=model_prefix + ".model")
 
@@ -58,8 +53,10 @@ def hold_out(pairs, count, seed=1):
     import random
 
     if not 0 < count <= len(pairs) // 2:
-        raise QEUserError(f"--heldout-pairs {count}: must be between 1 and half of the "
-                          f"{len(pairs)} training pairs")
+        raise QEUserError(
+            f"--heldout-pairs {count}: must be between 1 and half of the "
+            f"{len(pairs)} training pairs"
+        )
     rng = random.Random(seed)
     held = set(rng.sample(range(len(pairs)), count))
     kept = [pair for index, pair in enumerate(pairs) if index not in held]
@@ -67,8 +64,16 @@ def hold_out(pairs, count, seed=1):
     return kept, [pairs[index] for index in sorted(held)], [kept[index] for index in own]
 
 
-def prepare_l10n(corpus_dir, text_dir, train_pairs, test_pairs, vocab_size, valid_pairs=500,
-                 spm_sample=0, heldout_pairs=0):
+def prepare_l10n(
+    corpus_dir,
+    text_dir,
+    train_pairs,
+    test_pairs,
+    vocab_size,
+    valid_pairs=500,
+    spm_sample=0,
+    heldout_pairs=0,
+):
     """Write sentencepiece-encoded ``{split}.en/.de`` and raw ``{split}.raw.{en,de}`` to
     text_dir, from ``corpus_dir/{train,valid,test}.{en,de}`` (None: every pair of a split).
     With ``heldout_pairs`` N > 0, N random training pairs become the split ``heldout`` (not in
@@ -82,6 +87,7 @@ def prepare_l10n(corpus_dir, text_dir, train_pairs, test_pairs, vocab_size, vali
     prefix = os.path.join(text_dir, "spm")
     if os.path.exists(prefix + ".model"):
         import sentencepiece as spm
+
         processor = spm.SentencePieceProcessor(model_file=prefix + ".model")
     else:
         texts = [side for pair in data["train"] for side in pair]
@@ -168,48 +174,3 @@ def chrf_gold(text_dir):
         return chrf.sentence_score(hypothesis, [references[record["id"]]]).score / 100.0
 
     return gold
-
-
-def main(argv=None):
-    from .errors import install_excepthook
-
-    install_excepthook()
-    parser = argparse.ArgumentParser(
-        prog="python -m fairseq_sigmoid_qe.realdata",
-        description="Sentencepiece-encode DIR/{train,valid,test}.{en,de} for fairseq-preprocess.")
-    parser.add_argument("--corpus", help="directory of {split}.en / {split}.de")
-    parser.add_argument("--multiref", metavar="TSV",
-                        help="instead of --corpus: a multi-reference file (en<TAB>de1<TAB>de2...) "
-                        "to split and encode with --spm-model")
-    parser.add_argument("--spm-model", help="with --multiref: the sentencepiece model to use")
-    parser.add_argument("--min-source-words", type=int, default=4,
-                        help="with --multiref: shortest source kept for the Pearson sets")
-    parser.add_argument("--out", required=True, help="output directory (encoded + raw splits)")
-    parser.add_argument("--train-pairs", type=int, default=None, help="default: all")
-    parser.add_argument("--valid-pairs", type=int, default=None, help="default: all")
-    parser.add_argument("--test-pairs", type=int, default=None, help="default: all")
-    parser.add_argument("--spm-vocab", type=int, default=8000, help="sentencepiece vocabulary")
-    parser.add_argument("--spm-sample", type=int, default=0,
-                        help="train sentencepiece on this many random sentences (0: all)")
-    parser.add_argument("--heldout-pairs", type=int, default=0,
-                        help="hold this many random training pairs out of train (split "
-                        "'heldout') and write a same-sized random slice of train ('ownslice')")
-    args = parser.parse_args(argv)
-    if args.multiref:
-        if args.corpus or not args.spm_model:
-            parser.error("--multiref needs --spm-model and takes no --corpus")
-        counts = prepare_multiref(args.multiref, args.out, args.spm_model, args.min_source_words)
-        for split, (long, sources, pairs) in counts.items():
-            print(f"{split}: {sources} sources ({long} of >= {args.min_source_words} words), "
-                  f"{pairs} source-reference pairs")
-        return 0
-    if not args.corpus:
-        parser.error("give --corpus (or --multiref)")
-    model = prepare_l10n(args.corpus, args.out, args.train_pairs, args.test_pairs,
-                         args.spm_vocab, args.valid_pairs, args.spm_sample, args.heldout_pairs)
-    print(f"wrote {args.out} (sentencepiece model {model})")
-    return 0
-
-
-if __name__ == "__main__":
-    main()

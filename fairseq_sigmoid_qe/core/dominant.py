@@ -11,6 +11,7 @@ the maxima of strided token groups; only the groups whose maximum is above ``eps
 opened, and only their tokens above it are sorted. (`boostedprob` looks at the top 1024
 tokens only, the same sets whenever ``epsilon > 1/1023``.)
 """
+
 import math
 
 import torch
@@ -24,7 +25,7 @@ def _split_groups(rows, groups):
     """Rows [N, V] as a view [N, V // groups, groups] (token ``m * groups + g`` is member
     ``m`` of group ``g``) and the tail [N, V % groups] (tail token ``j`` is in group ``j``)."""
     members = rows.size(1) // groups
-    return rows[:, : members * groups].unflatten(1, (members, groups)), rows[:, members * groups:]
+    return rows[:, : members * groups].unflatten(1, (members, groups)), rows[:, members * groups :]
 
 
 def _group_maxima(main, tail):
@@ -62,7 +63,8 @@ def _head_above(rows, log_threshold):
     above = values > log_threshold[rows_of]
     following = maxima.masked_fill(opened, float("-inf")).amax(dim=1)
     following = following.scatter_reduce(
-        0, rows_of, values.masked_fill(above, float("-inf")).amax(dim=1), "amax")
+        0, rows_of, values.masked_fill(above, float("-inf")).amax(dim=1), "amax"
+    )
     entry_rows = rows_of.unsqueeze(1).expand_as(above)[above]
     entry_values, entry_ids = values[above], ids[above]
     order = torch.argsort(entry_values, descending=True, stable=True)
@@ -70,8 +72,10 @@ def _head_above(rows, log_threshold):
     entry_rows, entry_values, entry_ids = entry_rows[order], entry_values[order], entry_ids[order]
     counts = torch.bincount(entry_rows, minlength=n)
     width = int(counts.max()) + 1 if n else 1
-    position = torch.arange(entry_rows.numel(), device=rows.device) - (
-        counts.cumsum(0) - counts)[entry_rows]
+    position = (
+        torch.arange(entry_rows.numel(), device=rows.device)
+        - (counts.cumsum(0) - counts)[entry_rows]
+    )
     top = rows.new_full((n, width), float("-inf"))
     top[entry_rows, position] = entry_values
     every = torch.arange(n, device=rows.device)
@@ -89,8 +93,9 @@ def row_log_partition(logits, chunk_elements=LOG_PARTITION_CHUNK):
     (and may then be overwritten, e.g. by the sampler's weights)."""
     row_max = logits.amax(dim=-1, keepdim=True).float()
     rows = max(1, chunk_elements // max(logits.size(-1), 1))
-    buffer = torch.empty((min(rows, logits.size(0)), logits.size(-1)), dtype=torch.float,
-                         device=logits.device)
+    buffer = torch.empty(
+        (min(rows, logits.size(0)), logits.size(-1)), dtype=torch.float, device=logits.device
+    )
     sums = torch.empty(logits.size(0), dtype=torch.float, device=logits.device)
     for start in range(0, logits.size(0), rows):
         part = slice(start, start + rows)
@@ -136,8 +141,11 @@ def dominant_summary(log_probs, p_jump=0.3, epsilon=0.005, cut="last", log_parti
     width = max(1, int(mask.sum(dim=1).max())) if mask.numel() else 1
     mass = (probs * mask).sum(dim=1)
     shape = log_probs.shape[:-1]
-    return (ids[:, :width].reshape(shape + (width,)), mask[:, :width].reshape(shape + (width,)),
-            mass.reshape(shape))
+    return (
+        ids[:, :width].reshape(shape + (width,)),
+        mask[:, :width].reshape(shape + (width,)),
+        mass.reshape(shape),
+    )
 
 
 def dominant_sets(log_probs, p_jump=0.3, epsilon=0.005, cut="last", log_partition=None):

@@ -1,5 +1,6 @@
 """The user's text files: the one reader (their lines, or one clear error line) and the one
 writer of output files that must never be left half-written or overwritten."""
+
 import os
 import sys
 
@@ -20,9 +21,11 @@ def iter_lines(path, what):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise QEUserError(f"{what} {name} is not UTF-8 text: line {number} has the "
-                                  f"byte 0x{raw[exc.start]:02x}") from None
-            yield line[:-1 if line.endswith("\n") else None].removesuffix("\r")
+                raise QEUserError(
+                    f"{what} {name} is not UTF-8 text: line {number} has the "
+                    f"byte 0x{raw[exc.start]:02x}"
+                ) from None
+            yield line[: -1 if line.endswith("\n") else None].removesuffix("\r")
     except OSError as exc:
         raise QEUserError(f"cannot read {what} {path}: {exc.strerror}") from exc
     finally:
@@ -63,8 +66,9 @@ class StreamedOutput:
         try:
             self.stream = open(self.part, "x", encoding="utf-8")
         except FileExistsError:
-            raise QEUserError(f"{option} {path}: {self.part} exists; nothing is "
-                              "overwritten") from None
+            raise QEUserError(
+                f"{option} {path}: {self.part} exists; nothing is overwritten"
+            ) from None
         except OSError as exc:
             raise QEUserError(f"cannot write {option} {path}: {exc.strerror}") from exc
 
@@ -91,11 +95,14 @@ class StreamedOutput:
                 os.rename(part, self.path)
                 return
         except FileExistsError:
-            raise QEUserError(f"{self.option} {self.path} appeared while this ran; nothing is "
-                              f"overwritten: the records are in {part}") from None
+            raise QEUserError(
+                f"{self.option} {self.path} appeared while this ran; nothing is "
+                f"overwritten: the records are in {part}"
+            ) from None
         except OSError as exc:
-            raise QEUserError(f"cannot write {self.option} {self.path}: {exc.strerror}; the "
-                              f"records are in {part}") from exc
+            raise QEUserError(
+                f"cannot write {self.option} {self.path}: {exc.strerror}; the records are in {part}"
+            ) from exc
         os.remove(part)
 
     def discard(self):

@@ -1,35 +1,10 @@
-"""A sigmoid-head checkpoint as a ``translation_qe`` task, and the one loop of search + QE over
-a dataset (beam search, or ``--score-reference`` scoring of given translations), used by the
-raw-text API and the quickstart."""
+"""The one loop of search + QE over a dataset (beam search or sampling, or
+``--score-reference`` scoring of given translations), used by the raw-text API and the
+quickstart."""
+
 from argparse import Namespace
 
-from fairseq import checkpoint_utils, utils
-
-from . import register_fairseq_components
-from .errors import QEUserError
-from .tasks.translation_qe import TASK_NAME
-
-register_fairseq_components()  # loading a head checkpoint needs the registered architecture
-
-
-def load_head_model(path, data_dir=None, **qe_options):
-    """A trained sigmoid-head checkpoint and its task: ``translation_qe`` with QE on
-    (``qe_options``: its other QE options, e.g. ``qe_include_eos=True``), dictionaries from
-    ``data_dir``."""
-    task = {"_name": TASK_NAME, "print_qe": True, **qe_options}
-    overrides = {"task": task}
-    if data_dir:
-        overrides["data"] = task["data"] = data_dir
-    try:
-        models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-            [path], arg_overrides=overrides)
-    except OSError as exc:  # fairseq raises IOError("Model file not found: ...")
-        raise QEUserError(f"cannot load checkpoint {path}: {exc}") from exc
-    model = models[0]
-    if not hasattr(model, "qe_logits"):
-        raise QEUserError(f"{path} has no sigmoid head (train one with --arch sigmoid_head_transformer)")
-    model.eval()
-    return model, task
+from fairseq import utils
 
 
 def max_positions(task, model):
@@ -46,8 +21,11 @@ def generate_with_qe(task, model, dataset, generation, max_tokens=4000, max_sent
     device."""
     generator = task.build_generator([model], generation)
     iterator = task.get_batch_iterator(
-        dataset=dataset, max_tokens=max_tokens, max_sentences=max_sentences,
-        max_positions=max_positions(task, model), ignore_invalid_inputs=False,
+        dataset=dataset,
+        max_tokens=max_tokens,
+        max_sentences=max_sentences,
+        max_positions=max_positions(task, model),
+        ignore_invalid_inputs=False,
         disable_iterator_cache=True,  # the task would keep every dataset it is given
     ).next_epoch_itr(shuffle=False)
     device = next(model.parameters()).device
@@ -63,15 +41,18 @@ def translate_and_score(model, task, subset, beam=5, max_tokens=4000):
     task.load_dataset(subset)
     src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
     results = []
-    for sample, hypos in generate_with_qe(task, model, task.dataset(subset),
-                                          Namespace(beam=beam, max_len_b=200), max_tokens):
+    for sample, hypos in generate_with_qe(
+        task, model, task.dataset(subset), Namespace(beam=beam, max_len_b=200), max_tokens
+    ):
         for i, beams in enumerate(hypos):
             record = {k: v for k, v in beams[0]["qe"].items() if k != "word_scores"}
             record["id"] = int(sample["id"][i])
             record["source"] = src_dict.string(
-                utils.strip_pad(sample["net_input"]["src_tokens"][i], src_dict.pad()))
+                utils.strip_pad(sample["net_input"]["src_tokens"][i], src_dict.pad())
+            )
             record["reference"] = tgt_dict.string(
-                utils.strip_pad(sample["target"][i], tgt_dict.pad()))
+                utils.strip_pad(sample["target"][i], tgt_dict.pad())
+            )
             record["hypothesis"] = tgt_dict.string(beams[0]["tokens"])
             results.append(record)
     results.sort(key=lambda r: r["id"])

@@ -14,24 +14,29 @@ only then), :func:`install` does these, the only changes it makes outside the pl
    no per-hypothesis output hook, and QE lines follow their hypothesis' ``P-`` line.
 The original ``sys.argv`` and ``_main`` are put back when the run ends.
 """
+
 import argparse
 import os
 import sys
 from dataclasses import fields
 
-from .errors import QEUserError
-from .qe_output import QEPrinter, printing
-from .tasks.translation_qe import TASK_NAME, TranslationQEConfig
+from ..core.errors import QEUserError
+from ..decoding.generate_output import QEPrinter, printing
+from .translation_qe import TASK_NAME, TranslationQEConfig
 
-QE_FLAGS = tuple("--" + spec.name.replace("_", "-") for spec in fields(TranslationQEConfig)
-                 if spec.name == "print_qe" or spec.name.startswith("qe_"))
+QE_FLAGS = tuple(
+    "--" + spec.name.replace("_", "-")
+    for spec in fields(TranslationQEConfig)
+    if spec.name == "print_qe" or spec.name.startswith("qe_")
+)
 
 
 def _running_generate():
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     return (spec is not None and spec.name == "fairseq_cli.generate") or (
-        os.path.basename(sys.argv[0]) == "fairseq-generate")
+        os.path.basename(sys.argv[0]) == "fairseq-generate"
+    )
 
 
 def _generate_modules():
@@ -67,6 +72,7 @@ def _wrap_main_for_one_run(modules, argv):
                 for module, main in originals:
                     module._main = main
                 sys.argv[:] = argv
+
         return _main
 
     for module, original in originals:
@@ -93,8 +99,10 @@ def install():
             raise QEUserError(f"{others[0]} needs --print-qe")
         return
     if task is not None and task != TASK_NAME:
-        raise QEUserError(f"--print-qe runs the {TASK_NAME} task (fairseq's translation with "
-                          f"QE): leave out --task {task}")
+        raise QEUserError(
+            f"--print-qe runs the {TASK_NAME} task (fairseq's translation with "
+            f"QE): leave out --task {task}"
+        )
     _wrap_main_for_one_run(_generate_modules(), list(sys.argv))
     if task is None:
         sys.argv[1:1] = ["--task", TASK_NAME]

@@ -1,5 +1,6 @@
 """One clear line and a non-zero exit for user mistakes (bad checkpoint, wrong data, ...),
 and one line for fallbacks."""
+
 import math
 import sys
 
@@ -24,8 +25,9 @@ def install_excepthook():
         sys.excepthook = _excepthook
 
 
-def check_range(option, value, low=-math.inf, high=math.inf, low_open=False, high_open=False,
-                meaning=""):
+def check_range(
+    option, value, low=-math.inf, high=math.inf, low_open=False, high_open=False, meaning=""
+):
     """Refuse ``value`` of ``option`` (e.g. ``--dominant-epsilon``) outside its interval
     (NaN never fits); ``meaning`` says in a few words what the bound protects."""
     above = value > low if low_open else value >= low

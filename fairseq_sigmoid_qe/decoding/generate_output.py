@@ -5,6 +5,7 @@ The ``translation_qe`` task hands every scored batch to the active :class:`QEPri
 one :mod:`generate_hook` makes a fairseq-generate run's output stream), which holds at most
 that batch's lines until fairseq prints the ``P-`` lines they follow.
 """
+
 import json
 import os
 from collections import deque
@@ -12,9 +13,9 @@ from contextlib import contextmanager
 
 from fairseq.utils import strip_pad
 
-from .calibration import drop_word_level
-from .errors import QEUserError
-from .textfiles import StreamedOutput, part_file
+from ..core.errors import QEUserError
+from ..core.textfiles import StreamedOutput, part_file
+from ..evaluation.calibration import drop_word_level
 
 _ACTIVE = []
 
@@ -28,11 +29,11 @@ def qe_lines(sample_id, qe, word_level):
     lines = [f"Q-{sample_id}\t{sentence}"]
     shown = next(iter(qe["token_scores"]), None)
     if shown is not None:
-        lines.append(f"QT-{sample_id}\t" + " ".join(
-            f"{s:.4f}" for s in qe["token_scores"][shown]))
+        lines.append(f"QT-{sample_id}\t" + " ".join(f"{s:.4f}" for s in qe["token_scores"][shown]))
         if word_level:
-            lines.append(f"QW-{sample_id}\t" + " ".join(
-                f"{s:.4f}" for s in qe["word_scores"][shown]))
+            lines.append(
+                f"QW-{sample_id}\t" + " ".join(f"{s:.4f}" for s in qe["word_scores"][shown])
+            )
     return lines
 
 
@@ -65,8 +66,9 @@ class QEPrinter:
         self.output, self.jsonl, self.decode = cfg.task.qe_output, None, None
         for existing in (self.output, self.output and part_file(self.output)):
             if existing and os.path.lexists(existing):
-                raise QEUserError(f"--qe-output {self.output}: {existing} exists; nothing is "
-                                  "overwritten")
+                raise QEUserError(
+                    f"--qe-output {self.output}: {existing} exists; nothing is overwritten"
+                )
         self.pending = {}
 
     def add(self, task, sample, hypos):
@@ -79,8 +81,12 @@ class QEPrinter:
                 if qe is None:
                     continue
                 if self.output:
-                    self._write_record(task, sample["net_input"]["src_tokens"][i], hypo,
-                                       {"id": ids[i], "rank": rank, **qe})
+                    self._write_record(
+                        task,
+                        sample["net_input"]["src_tokens"][i],
+                        hypo,
+                        {"id": ids[i], "rank": rank, **qe},
+                    )
                 lines = qe_lines(ids[i], qe, self.word_level)
                 if self.quiet:
                     self._write_lines(lines)
@@ -102,8 +108,11 @@ class QEPrinter:
             drop_word_level(record)
         source = task.source_dictionary
         hypothesis = task.target_dictionary.string(hypo["tokens"], self.post_process)
-        texts = {"source": source.string(strip_pad(src_tokens, source.pad()), self.post_process),
-                 "hypothesis": hypothesis, "detokenized": self.decode(hypothesis)}
+        texts = {
+            "source": source.string(strip_pad(src_tokens, source.pad()), self.post_process),
+            "hypothesis": hypothesis,
+            "detokenized": self.decode(hypothesis),
+        }
         self.jsonl.write(json.dumps({**texts, **record}, ensure_ascii=False) + "\n")
 
     def _write_lines(self, lines):

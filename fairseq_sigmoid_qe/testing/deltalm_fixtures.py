@@ -1,15 +1,23 @@
 """Tiny DeltaLM models with random weights, and release files in the official layout made
 from them: for the tests and for the DeltaLM recipe's ``--smoke`` run, where such a file
 stands in for the real release."""
+
 import torch
 
-from .models.deltalm import build_deltalm, placeholder_dictionary
-from .models.deltalm_checkpoint import official_state_dict
+from ..models.deltalm import build_deltalm, placeholder_dictionary
+from ..models.deltalm_checkpoint import official_state_dict
 
 TINY_OPTIONS = dict(
-    encoder_layers=1, decoder_layers=1, encoder_embed_dim=32, decoder_embed_dim=32,
-    encoder_ffn_embed_dim=64, decoder_ffn_embed_dim=64, encoder_attention_heads=2,
-    decoder_attention_heads=2, max_source_positions=512, max_target_positions=512,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_embed_dim=32,
+    decoder_embed_dim=32,
+    encoder_ffn_embed_dim=64,
+    decoder_ffn_embed_dim=64,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    max_source_positions=512,
+    max_target_positions=512,
 )
 
 

@@ -10,14 +10,13 @@ task knows exactly), the frozen softmax's argmax or not, inside its dominant set
   negatives never include them);
 - ``wrong_other``: wrong tokens outside it.
 
-    python -m fairseq_sigmoid_qe.token_groups --workdir runs/quickstart --split dev
+    python -m fairseq_sigmoid_qe.cli.token_groups --workdir runs/quickstart --split dev
 
 beam-translates a split of a quickstart workdir and prints the table for its translations and
 for its references (force-decoded; all valid).
 """
-import argparse
+
 import math
-import os
 
 GROUPS = ("valid_argmax", "valid_other", "wrong_dominant", "wrong_other")
 NEGLOG = "_neglog"
@@ -49,9 +48,14 @@ def group_table(tokens, methods):
         for method in methods:
             entry[1][method] += scores[method]
             entry[1][method + NEGLOG] += neg_log(scores[method])
-    return [{"group": group, "count": count,
-             **{c: (total / count if count else None) for c, total in totals.items()}}
-            for group, (count, totals) in sums.items()]
+    return [
+        {
+            "group": group,
+            "count": count,
+            **{c: (total / count if count else None) for c, total in totals.items()},
+        }
+        for group, (count, totals) in sums.items()
+    ]
 
 
 def format_group_table(rows, methods, title):
@@ -61,7 +65,8 @@ def format_group_table(rows, methods, title):
     for row in rows:
         cells = "".join(
             f" {row[m]:>12.3f} {row[m + NEGLOG]:>7.3f}" if row["count"] else f" {'-':>12} {'-':>7}"
-            for m in methods)
+            for m in methods
+        )
         lines.append(f"{row['group']:<15} {row['count']:>6}" + cells)
     return "\n".join(lines)
 
@@ -72,7 +77,7 @@ def forced_tokens(model, task, pairs, labels_of, batch_size=64):
     target word. EOS and target words outside the dictionary (``<unk>``) are left out."""
     import torch
 
-    from .scoring import DEFAULT_METHODS, score_tokens
+    from ..core.qe_methods import DEFAULT_METHODS, score_tokens
 
     dictionary = task.target_dictionary
     pad, eos = dictionary.pad(), dictionary.eos()
@@ -81,11 +86,12 @@ def forced_tokens(model, task, pairs, labels_of, batch_size=64):
         return torch.tensor([vocabulary.index(w) for w in words] + [vocabulary.eos()])
 
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
+        chunk = pairs[start : start + batch_size]
         sources = [encode(src, task.source_dictionary) for src, _ in chunk]
         targets = [encode(tgt, dictionary) for _, tgt in chunk]
         src_tokens = torch.nn.utils.rnn.pad_sequence(
-            sources, batch_first=True, padding_value=task.source_dictionary.pad())
+            sources, batch_first=True, padding_value=task.source_dictionary.pad()
+        )
         hyp_tokens = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=pad)
         lengths = torch.tensor([len(s) for s in sources])
         scores = score_tokens(model, src_tokens, lengths, hyp_tokens, pad, eos)
@@ -94,14 +100,16 @@ def forced_tokens(model, task, pairs, labels_of, batch_size=64):
         for row, (src, tgt) in enumerate(chunk):
             for t, valid in enumerate(labels_of(src, tgt)):
                 if targets[row][t] != dictionary.unk():
-                    yield (group_of(valid, argmax[row][t], dominant[row][t]),
-                           {m: lists[m][row][t] for m in DEFAULT_METHODS})
+                    yield (
+                        group_of(valid, argmax[row][t], dominant[row][t]),
+                        {m: lists[m][row][t] for m in DEFAULT_METHODS},
+                    )
 
 
 def synthetic_group_tables(model, task, language, records):
     """The two tables of a synthetic run: beam translations (``records`` with ``source``,
     ``hypothesis`` and ``reference`` text) and their references."""
-    from .scoring import DEFAULT_METHODS
+    from ..core.qe_methods import DEFAULT_METHODS
 
     tables = {}
     for kind in ("hypothesis", "reference"):
@@ -112,41 +120,11 @@ def synthetic_group_tables(model, task, language, records):
 
 
 def print_group_tables(tables):
-    from .scoring import DEFAULT_METHODS
+    from ..core.qe_methods import DEFAULT_METHODS
 
-    titles = {"hypothesis": "mean token score by group, beam translations",
-              "reference": "mean token score by group, references (force-decoded)"}
+    titles = {
+        "hypothesis": "mean token score by group, beam translations",
+        "reference": "mean token score by group, references (force-decoded)",
+    }
     for kind, rows in tables.items():
         print("\n" + format_group_table(rows, DEFAULT_METHODS, titles[kind]))
-
-
-def main(argv=None):
-    from .errors import QEUserError, install_excepthook
-
-    install_excepthook()
-    parser = argparse.ArgumentParser(
-        prog="python -m fairseq_sigmoid_qe.token_groups",
-        description="Mean token score of each QE method per token group (valid/wrong x argmax/"
-        "dominant) on a split of a synthetic quickstart workdir.")
-    parser.add_argument("--workdir", required=True, help="a synthetic quickstart workdir")
-    parser.add_argument("--checkpoint", default=None,
-                        help="head checkpoint (default: WORKDIR/head/checkpoint_last.pt)")
-    parser.add_argument("--split", default="dev", choices=["dev", "test"],
-                        help="dev (for tuning) or test (report once)")
-    parser.add_argument("--beam", type=int, default=5)
-    args = parser.parse_args(argv)
-    from .inference import load_head_model, translate_and_score
-    from .synthetic import SUBSETS, load_language
-
-    lexicon = os.path.join(args.workdir, "text", "lexicon.json")
-    if not os.path.isfile(lexicon):
-        raise QEUserError(f"{args.workdir} is not a synthetic quickstart workdir (no {lexicon})")
-    checkpoint = args.checkpoint or os.path.join(args.workdir, "head", "checkpoint_last.pt")
-    model, task = load_head_model(checkpoint, os.path.join(args.workdir, "data-bin"))
-    records = translate_and_score(model, task, SUBSETS[args.split], beam=args.beam)
-    print_group_tables(synthetic_group_tables(model, task, load_language(lexicon), records))
-    return 0
-
-
-if __name__ == "__main__":
-    main()

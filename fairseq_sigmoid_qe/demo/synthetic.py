@@ -4,8 +4,9 @@ Source and target words are distinct pronounceable pseudo-words. Every source wo
 ``n`` valid target synonyms (``n`` in 1..``max_synonyms``, mixed by ``synonym_count_weights``,
 evenly by default); a reference picks synonym ``j`` (j = 0..n-1) with probability
 ``p_j = decay**j / sum_k decay**k`` (default decay 0.8: n=2 -> .556/.444, n=3 ->
-.410/.328/.262, n=4 -> .339/.271/.217/.173; 0.5 is more skewed: n=4 -> .533/.267/.133/.067). Source word of frequency rank ``r`` (1-based, lexicon order)
-is drawn with probability ``∝ r**-zipf_exponent``, so rare words give a small model real
+.410/.328/.262, n=4 -> .339/.271/.217/.173; 0.5 is more skewed: n=4 ->
+.533/.267/.133/.067). Source word of frequency rank ``r`` (1-based, lexicon order) is
+drawn with probability ``∝ r**-zipf_exponent``, so rare words give a small model real
 errors; test sentences draw their words uniformly among the words of the training split
 (``uniform_test_words``), so rare words are common there. The ``headtrain`` split is a second
 sample the base never sees, drawn like the test split (``uniform_head_words``): a tiny base
@@ -15,6 +16,7 @@ looking at the test split. Translation is monotone and word by word (target leng
 source length), so the quality of any output is exact: a hypothesis word is right iff it is
 a valid translation of the source word at the same position.
 """
+
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -72,8 +74,16 @@ class SyntheticConfig:
             problems.append("zipf_exponent must be >= 0")
         if not 1 <= self.min_length <= self.max_length:
             problems.append("need 1 <= min_length <= max_length")
-        if min(self.train_size, self.valid_size, self.test_size, self.head_train_size,
-               self.dev_size) < 0:
+        if (
+            min(
+                self.train_size,
+                self.valid_size,
+                self.test_size,
+                self.head_train_size,
+                self.dev_size,
+            )
+            < 0
+        ):
             problems.append("split sizes must be >= 0")
         if problems:
             raise ValueError("invalid SyntheticConfig: " + "; ".join(problems))
@@ -85,8 +95,13 @@ class SyntheticConfig:
         return self.synonym_count_weights
 
     def split_size(self, split):
-        return {"train": self.train_size, "valid": self.valid_size, "test": self.test_size,
-                "headtrain": self.head_train_size, "dev": self.dev_size}[split]
+        return {
+            "train": self.train_size,
+            "valid": self.valid_size,
+            "test": self.test_size,
+            "headtrain": self.head_train_size,
+            "dev": self.dev_size,
+        }[split]
 
 
 def synonym_probabilities(count, decay):
@@ -138,13 +153,14 @@ class SyntheticLanguage:
         widest = max((len(s) for s in self.lexicon.values()), default=1)
         self._source_array = np.array(self.source_words, dtype=object)
         self._target_array = np.array(
-            [t for synonyms in self.lexicon.values() for t in synonyms], dtype=object)
+            [t for synonyms in self.lexicon.values() for t in synonyms], dtype=object
+        )
         counts = np.array([len(s) for s in self.lexicon.values()], dtype=int)
         self._target_offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int)
         self._synonym_thresholds = np.full((len(self.source_words), max(widest - 1, 1)), np.inf)
         for row, synonyms in enumerate(self.lexicon.values()):
             cumulative = np.cumsum(list(synonyms.values()))[:-1]
-            self._synonym_thresholds[row, :len(cumulative)] = cumulative
+            self._synonym_thresholds[row, : len(cumulative)] = cumulative
         cumulative = np.cumsum(self.source_frequencies)
         self._source_cdf = cumulative / cumulative[-1] if len(cumulative) else cumulative
 
@@ -190,8 +206,10 @@ class SyntheticLanguage:
 
     def token_labels(self, src_words, hyp_words):
         """1 where hyp word i is a valid translation of src word i; words past the source: 0."""
-        return [int(i < len(src_words) and self.is_valid(src_words[i], word))
-                for i, word in enumerate(hyp_words)]
+        return [
+            int(i < len(src_words) and self.is_valid(src_words[i], word))
+            for i, word in enumerate(hyp_words)
+        ]
 
     def sentence_quality(self, src_words, hyp_words):
         """Correct aligned words / max(len(src), len(hyp)); 0.0 if hyp is empty, 1.0 if both are."""
@@ -199,8 +217,12 @@ class SyntheticLanguage:
         return 1.0 if longest == 0 else sum(self.token_labels(src_words, hyp_words)) / longest
 
     def to_json(self):
-        return {"lexicon": self.lexicon, "source_frequencies": self.source_frequencies.tolist(),
-                "min_length": self.min_length, "max_length": self.max_length}
+        return {
+            "lexicon": self.lexicon,
+            "source_frequencies": self.source_frequencies.tolist(),
+            "min_length": self.min_length,
+            "max_length": self.max_length,
+        }
 
 
 def load_language(lexicon_path):
@@ -209,9 +231,11 @@ def load_language(lexicon_path):
         stored = json.load(f)
     config = stored.get("config", {})
     return SyntheticLanguage(
-        stored["lexicon"], stored["source_frequencies"],
+        stored["lexicon"],
+        stored["source_frequencies"],
         stored.get("min_length", config.get("min_length", 3)),
-        stored.get("max_length", config.get("max_length", 10)))
+        stored.get("max_length", config.get("max_length", 10)),
+    )
 
 
 def write_corpus(out_dir, config=None):
@@ -229,7 +253,8 @@ def write_corpus(out_dir, config=None):
     for stream, split in enumerate(SPLITS, start=LEXICON_STREAM + 1):
         rng = np.random.default_rng([config.seed, stream])
         uniform = (split in ("test", "dev") and config.uniform_test_words) or (
-            split == "headtrain" and config.uniform_head_words)
+            split == "headtrain" and config.uniform_head_words
+        )
         pairs = language.sample_pairs(rng, config.split_size(split), uniform, seen)
         if split == "train":
             index = {word: i for i, word in enumerate(language.source_words)}

@@ -6,6 +6,7 @@ tokens: never the reference, never a dominant token, never a zero-probability to
 first k survivors (successive sampling). Position-independent distributions are never
 expanded to [positions × V].
 """
+
 import torch
 
 from .dominant import is_dominant
@@ -22,8 +23,10 @@ def parse_sampler_spec(spec, num_negatives):
         raise ValueError(f"empty sampler in {spec!r}; use {', '.join(SAMPLERS)} joined by '+'")
     unknown = [name for name in names if name not in SAMPLERS]
     if unknown:
-        raise ValueError(f"unknown sampler {unknown[0]!r}; choose from {', '.join(SAMPLERS)} "
-                         "or a '+'-joined combination such as token_freq+softmax")
+        raise ValueError(
+            f"unknown sampler {unknown[0]!r}; choose from {', '.join(SAMPLERS)} "
+            "or a '+'-joined combination such as token_freq+softmax"
+        )
     if len(set(names)) != len(names):
         raise ValueError(f"sampler named twice in {spec!r}")
     if len(names) > num_negatives:
@@ -40,8 +43,9 @@ def uniform_distribution(vocab_size, excluded=()):
 
 def token_frequency_distribution(counts, special_ids=()):
     """Target-side training counts with the special symbols zeroed."""
-    probs = torch.as_tensor(list(counts) if not torch.is_tensor(counts) else counts,
-                            dtype=torch.float).clone()
+    probs = torch.as_tensor(
+        list(counts) if not torch.is_tensor(counts) else counts, dtype=torch.float
+    ).clone()
     probs[list(special_ids)] = 0.0
     if probs.sum() <= 0:
         raise ValueError("token frequencies are all zero: the dictionary carries no counts")
@@ -112,14 +116,17 @@ def _draw(probs, rows, count, generator, block_sums=None):
     """``count`` draws with replacement per row: one shared [V] or per-row [N, V] weights
     (``block_sums``: their block masses, see :func:`_draw_two_level`)."""
     if probs.dim() == 1:
-        flat = torch.multinomial(probs, rows.numel() * count, replacement=True,
-                                 generator=generator)
+        flat = torch.multinomial(probs, rows.numel() * count, replacement=True, generator=generator)
         return flat.view(rows.numel(), count)
     if block_sums is None:  # a few rows at a time: no [P, V] cumsum
         uniform = torch.rand(rows.numel(), count, generator=generator, device=probs.device)
         step = max(1, CDF_CHUNK // probs.size(1))
-        return torch.cat([_inverse_cdf(probs[rows[i:i + step]], uniform[i:i + step])
-                          for i in range(0, rows.numel(), step)])
+        return torch.cat(
+            [
+                _inverse_cdf(probs[rows[i : i + step]], uniform[i : i + step])
+                for i in range(0, rows.numel(), step)
+            ]
+        )
     return _draw_two_level(probs, rows, block_sums, count, generator)
 
 
@@ -147,8 +154,9 @@ def _fill_exactly(probs, reference, dominant, rows, chosen, chosen_valid, num_sa
     their free slots (after the valid prefix) get draws from the tokens left."""
     dense = (probs.expand(reference.numel(), -1) if probs.dim() == 1 else probs)[rows]  # a copy
     dense.scatter_(1, reference[rows].unsqueeze(1), 0.0)
-    excluded = [(chosen, chosen_valid)] + ([] if dominant is None else
-                                           [(dominant[0][rows], dominant[1][rows])])
+    excluded = [(chosen, chosen_valid)] + (
+        [] if dominant is None else [(dominant[0][rows], dominant[1][rows])]
+    )
     for ids, mask in excluded:  # only masked slots: padding ids may repeat an excluded id
         which, slot = mask.nonzero(as_tuple=True)
         dense[which, ids[which, slot]] = 0.0
@@ -176,8 +184,9 @@ def largest_split(capacities):
     return len(capacities) * share + extra
 
 
-def sample_negatives(num_samples, reference, probs, dominant=None, generator=None,
-                     oversample=4, rounds=3):
+def sample_negatives(
+    num_samples, reference, probs, dominant=None, generator=None, oversample=4, rounds=3
+):
     """k negatives per position, without replacement, from ``probs`` ([V] shared or [N, V]).
 
     ``dominant`` is ``(indices, mask)`` from :func:`dominant_sets` or None. Returns tokens
@@ -222,8 +231,9 @@ def sample_negatives(num_samples, reference, probs, dominant=None, generator=Non
         slot = take.cumsum(dim=1)[which, column] - 1
         partial[which, slot] = history[which, column]
         partial_valid[which, slot] = True
-        partial, partial_valid = _fill_exactly(probs, reference, dominant, rows, partial,
-                                               partial_valid, num_samples, generator)
+        partial, partial_valid = _fill_exactly(
+            probs, reference, dominant, rows, partial, partial_valid, num_samples, generator
+        )
         tokens[rows] = torch.where(partial_valid, partial, reference[rows].unsqueeze(1))
         valid[rows] = partial_valid
     return tokens, valid

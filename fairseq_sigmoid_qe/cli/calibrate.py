@@ -9,6 +9,7 @@ evaluator's gold options), fits the sentence level (gold scores or labels) and t
 overwritten), prints ECE, Brier, MCC and F1 of BAD before and after on the dev set, and draws
 their reliability diagrams (a PNG beside the file, when matplotlib is installed).
 """
+
 import argparse
 import importlib.util
 import os
@@ -16,37 +17,67 @@ import sys
 
 import numpy as np
 
-from .calibration import (
-    ECE_BINS, MAPS, RAW_THRESHOLD, Calibration, LevelCalibration, features, raw_probabilities,
-    reliability_bins, sentence_log_score)
-from .errors import PROGRAM, QEUserError, check_range, install_excepthook
-from .evaluate import (
-    REFERENCE_KINDS, add_gold_arguments, format_table, gold_source, gold_values,
-    load_gold_source, load_records, method_names, pyplot, record_word_scores, save_figure,
-    word_gold, word_gold_source)
-from .textfiles import StreamedOutput, refuse_existing
+from ..core.errors import PROGRAM, QEUserError, check_range, install_excepthook
+from ..core.textfiles import StreamedOutput, refuse_existing
+from ..evaluation.calibration import (
+    MAPS,
+    RAW_THRESHOLD,
+    Calibration,
+    LevelCalibration,
+    features,
+    sentence_log_score,
+)
+from ..evaluation.gold import REFERENCE_KINDS, gold_values, word_gold
+from ..evaluation.plots import plot_reliability, pyplot
+from ..evaluation.records import load_records, method_names, record_word_scores
+from ..evaluation.report import format_table
+from .gold_options import add_gold_arguments, gold_source, load_gold_source, word_gold_source
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog=f"{PROGRAM} calibrate",
         description="Fit a monotone map from one QE method's scores to gold on a dev set, and "
-        "the threshold below which a sentence or word is BAD; write it as a JSON file.")
-    parser.add_argument("--qe", required=True, metavar="FILE.jsonl",
-                        help="QE records of the dev set (--qe-output, fairseq-sigmoid-qe)")
-    parser.add_argument("--method", required=True,
-                        help="the method to calibrate (a sentence_scores key: sigmoid, ...)")
-    parser.add_argument("--map", choices=MAPS, default="isotonic",
-                        help="isotonic regression (default) or Platt scaling")
+        "the threshold below which a sentence or word is BAD; write it as a JSON file.",
+    )
+    parser.add_argument(
+        "--qe",
+        required=True,
+        metavar="FILE.jsonl",
+        help="QE records of the dev set (--qe-output, fairseq-sigmoid-qe)",
+    )
+    parser.add_argument(
+        "--method",
+        required=True,
+        help="the method to calibrate (a sentence_scores key: sigmoid, ...)",
+    )
+    parser.add_argument(
+        "--map",
+        choices=MAPS,
+        default="isotonic",
+        help="isotonic regression (default) or Platt scaling",
+    )
     add_gold_arguments(parser)
-    parser.add_argument("--target-precision", type=float, default=None,
-                        help="the threshold with the highest BAD recall whose BAD precision "
-                        "reaches this (default: the threshold of the highest F1 of BAD)")
-    parser.add_argument("--output", required=True, metavar="FILE.json",
-                        help="the calibration file (new; never overwritten)")
-    parser.add_argument("--plot", metavar="FILE.png", default=None,
-                        help="reliability diagram (default: beside --output, as .png, when "
-                        "matplotlib is installed)")
+    parser.add_argument(
+        "--target-precision",
+        type=float,
+        default=None,
+        help="the threshold with the highest BAD recall whose BAD precision "
+        "reaches this (default: the threshold of the highest F1 of BAD)",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="FILE.json",
+        help="the calibration file (new; never overwritten)",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        default=None,
+        help="reliability diagram (default: beside --output, as .png, when "
+        "matplotlib is installed)",
+    )
     parser.set_defaults(all_ranks=False)
     return parser.parse_args(argv)
 
@@ -69,41 +100,32 @@ def fit_levels(args, records):
         keep = np.isfinite(x) & np.isfinite(quality)
         bad_below = 0.5 if kind == "labels" else args.bad_below
         level = LevelCalibration.fit(
-            "sentence", args.map, x[keep], quality[keep], quality[keep] < bad_below,
-            args.target_precision, gold=metric or kind, bad_below=bad_below)
+            "sentence",
+            args.map,
+            x[keep],
+            quality[keep],
+            quality[keep] < bad_below,
+            args.target_precision,
+            gold=metric or kind,
+            bad_below=bad_below,
+        )
         fitted["sentence"] = (level, x[keep], quality[keep])
     source = word_gold_source(args, kind, gold, path)
     if source is not None:
         tags = word_gold(records, **source)
         outcomes = np.array([t for line in tags for t in line], float)
         x = features("word", [s for r in records for s in record_word_scores(r, method)])
-        level = LevelCalibration.fit("word", args.map, x, outcomes, outcomes == 0,
-                                     args.target_precision, gold="word labels")
+        level = LevelCalibration.fit(
+            "word", args.map, x, outcomes, outcomes == 0, args.target_precision, gold="word labels"
+        )
         fitted["word"] = (level, x, outcomes)
     if not fitted:
-        raise QEUserError("calibrate needs gold: sentence (--gold-scores, --gold-labels, "
-                          "--references, --references-tsv) and/or word (--word-labels, "
-                          "--reference-word-labels)")
+        raise QEUserError(
+            "calibrate needs gold: sentence (--gold-scores, --gold-labels, "
+            "--references, --references-tsv) and/or word (--word-labels, "
+            "--reference-word-labels)"
+        )
     return fitted
-
-
-def plot_reliability(fitted, path):
-    """Reliability diagrams (mean outcome per bin of the predicted probability of OK), one
-    panel per level, before and after calibration."""
-    plt = pyplot("--plot")
-    figure, axes = plt.subplots(1, len(fitted), figsize=(4.4 * len(fitted), 4), squeeze=False)
-    for axis, (level, (calibration, x, outcomes)) in zip(axes.flat, fitted.items()):
-        axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
-        for name, probs in (("before", raw_probabilities(level, x)), ("after", calibration(x))):
-            mean_prob, mean_outcome, _ = reliability_bins(probs, outcomes)
-            ece = calibration.info[name]["ece"]
-            axis.plot(mean_prob, mean_outcome, marker="o", label=f"{name} (ECE {ece:.3f})")
-        axis.set_title(f"{level} level ({len(x)} {level}s, {ECE_BINS} bins)", fontsize=10)
-        axis.set_xlabel("predicted probability of OK")
-        axis.set_ylabel("mean gold" if level == "sentence" else "share of OK words")
-        axis.legend(fontsize=8)
-    figure.tight_layout()
-    return save_figure(plt, figure, path, "--plot")
 
 
 def report(fitted):
@@ -111,8 +133,14 @@ def report(fitted):
     for level, (calibration, _, _) in fitted.items():
         for name in ("before", "after"):
             threshold = RAW_THRESHOLD if name == "before" else calibration.threshold
-            rows.append({"method": f"{level} {name}", "n": calibration.info["n"],
-                         **calibration.info[name], "threshold": threshold})
+            rows.append(
+                {
+                    "method": f"{level} {name}",
+                    "n": calibration.info["n"],
+                    **calibration.info[name],
+                    "threshold": threshold,
+                }
+            )
     return format_table(rows)
 
 
@@ -128,14 +156,18 @@ def main(argv=None):
         refuse_existing(plot, "--plot")
         pyplot("--plot")
     elif importlib.util.find_spec("matplotlib") is None:
-        sys.stderr.write(f"{PROGRAM}: warning: no reliability diagram: matplotlib is not "
-                         "installed (the 'plot' extra)\n")
+        sys.stderr.write(
+            f"{PROGRAM}: warning: no reliability diagram: matplotlib is not "
+            "installed (the 'plot' extra)\n"
+        )
     elif not os.path.lexists(os.path.splitext(args.output)[0] + ".png"):
         plot = os.path.splitext(args.output)[0] + ".png"
     records = load_records(args.qe)
     if args.method not in method_names(records):
-        raise QEUserError(f"--method {args.method}: {args.qe} has no such method (it has "
-                          f"{', '.join(method_names(records))})")
+        raise QEUserError(
+            f"--method {args.method}: {args.qe} has no such method (it has "
+            f"{', '.join(method_names(records))})"
+        )
     fitted = fit_levels(args, records)
     calibration = Calibration(args.method, {level: c for level, (c, _, _) in fitted.items()})
     output = StreamedOutput(args.output, "--output")

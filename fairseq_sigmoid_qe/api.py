@@ -1,0 +1,261 @@
+"""The Python API: a sigmoid-head checkpoint on raw text, translations with QE or QE of
+given translations (the command is :mod:`.cli.raw_text`).
+
+    qe = QEModel.from_checkpoint("head/checkpoint_last.pt", "data-bin", "spm.model")
+    qe.translate(["Open the file."])                      # beam search + QE
+    qe.score(["Open the file."], ["Öffne die Datei."])    # QE of given translations
+"""
+
+import glob
+import os
+from argparse import Namespace
+
+from fairseq import checkpoint_utils
+from fairseq.data import LanguagePairDataset
+
+from . import register_fairseq_components
+from .core.errors import QEUserError
+from .core.qe_methods import DEFAULT_METHODS
+from .core.words import detokenize
+from .decoding.search_loop import generate_with_qe, max_positions
+from .tasks.translation_qe import TASK_NAME
+
+register_fairseq_components()  # loading a head checkpoint needs the registered architecture
+
+CHUNK_SENTENCES = 1000
+
+
+class QEModel:
+    """A sigmoid-head checkpoint (as a ``translation_qe`` task) with its dictionaries and
+    (optionally) sentencepiece model. Sentences go through the model in chunks of
+    ``chunk_sentences`` (each sorted by length into batches of at most ``max_tokens`` tokens
+    and ``batch_size`` sentences), so that records come out in input order as chunks finish."""
+
+    def __init__(
+        self,
+        model,
+        task,
+        spm=None,
+        beam=5,
+        max_tokens=4000,
+        batch_size=None,
+        chunk_sentences=CHUNK_SENTENCES,
+    ):
+        self.model, self.task, self.spm = model, task, spm
+        self.beam, self.max_tokens, self.batch_size = beam, max_tokens, batch_size
+        self.chunk_sentences = chunk_sentences
+        self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint,
+        data_dir,
+        spm_model=None,
+        beam=5,
+        max_tokens=4000,
+        include_eos=False,
+        sentence_agg="prod",
+        word_agg="min",
+        batch_size=None,
+        device="cpu",
+        methods=DEFAULT_METHODS,
+        mc_samples=None,
+        seed=1,
+        calibration=None,
+    ):
+        """``methods``: QE methods (names of ``scoring.METHODS``, a tuple or comma list);
+        ``mc_samples``, ``seed``: of the Monte-Carlo methods; ``calibration``: a calibration
+        file (``fairseq-sigmoid-qe calibrate``) whose calibrated scores, tags and error spans
+        every record also gets."""
+        if not isinstance(methods, str):
+            methods = ",".join(methods)
+        model, task = load_head_model(
+            checkpoint,
+            data_dir,
+            qe_include_eos=include_eos,
+            qe_sentence_agg=sentence_agg,
+            qe_word_agg=word_agg,
+            qe_methods=methods,
+            qe_mc_samples=mc_samples,
+            seed=seed,
+            qe_calibration=calibration,
+        )
+        model.to(device)
+        spm = None
+        if spm_model:
+            import sentencepiece
+
+            try:
+                spm = sentencepiece.SentencePieceProcessor(model_file=spm_model)
+            except (OSError, RuntimeError) as exc:
+                raise QEUserError(f"cannot load sentencepiece model {spm_model}: {exc}") from exc
+        return cls(model, task, spm, beam, max_tokens, batch_size)
+
+    def _pieces(self, text):
+        return " ".join(self.spm.encode(text, out_type=str)) if self.spm else text
+
+    def _encode(self, lines, dictionary, kind, limit, first_number=1):
+        encoded = []
+        for number, line in enumerate(lines, first_number):
+            if not line.strip():
+                raise QEUserError(f"{kind} line {number} is empty")
+            tokens = dictionary.encode_line(
+                self._pieces(line.strip()), add_if_not_exist=False, append_eos=True
+            ).long()
+            if tokens.numel() > limit:
+                raise QEUserError(
+                    f"{kind} line {number} has {tokens.numel()} tokens; the "
+                    f"model takes at most {limit}"
+                )
+            if tokens.numel() > self.max_tokens:
+                raise QEUserError(
+                    f"{kind} line {number} has {tokens.numel()} tokens, more "
+                    f"than --max-tokens {self.max_tokens} lets into a batch"
+                )
+            encoded.append(tokens)
+        return encoded
+
+    def _dataset(self, sources, targets=None, first_number=1):
+        src_limit, tgt_limit = max_positions(self.task, self.model)
+        src = self._encode(sources, self.src_dict, "source", src_limit, first_number)
+        tgt = (
+            self._encode(targets, self.tgt_dict, "translation", tgt_limit, first_number)
+            if targets is not None
+            else None
+        )
+        return LanguagePairDataset(
+            src,
+            [t.numel() for t in src],
+            self.src_dict,
+            tgt,
+            [t.numel() for t in tgt] if tgt else None,
+            self.tgt_dict,
+        )
+
+    def _check_lines(self, sources, targets):
+        """Every line checked (empty, too long) before any is searched, a chunk at a time."""
+        src_limit, tgt_limit = max_positions(self.task, self.model)
+        for start in range(0, len(sources), self.chunk_sentences):
+            stop = start + self.chunk_sentences
+            self._encode(sources[start:stop], self.src_dict, "source", src_limit, start + 1)
+            if targets is not None:
+                self._encode(
+                    targets[start:stop], self.tgt_dict, "translation", tgt_limit, start + 1
+                )
+
+    def records(self, sources, translations=None, nbest=None, on_batch=None):
+        """(sentence index, record) of each sentence in input order, chunk by chunk: with
+        ``translations`` the QE of each (read off fairseq's force-decoding scorer), else of
+        the beam search's best hypothesis, or of its ``nbest`` best, each with its ``rank``;
+        ``on_batch(n)`` is called as each batch of ``n`` sentences is done."""
+        if translations is not None and len(sources) != len(translations):
+            raise QEUserError(f"{len(sources)} sources but {len(translations)} translations")
+        self._check_lines(sources, translations)
+        generation = (
+            Namespace(score_reference=True)
+            if translations is not None
+            else Namespace(beam=self.beam, nbest=nbest or 1)
+        )
+        for start in range(0, len(sources), self.chunk_sentences):
+            stop = start + self.chunk_sentences
+            dataset = self._dataset(
+                sources[start:stop],
+                None if translations is None else translations[start:stop],
+                start + 1,
+            )
+            chunk = [None] * len(dataset)
+            for sample, hypos in generate_with_qe(
+                self.task, self.model, dataset, generation, self.max_tokens, self.batch_size
+            ):
+                for row, beams in enumerate(hypos):
+                    chunk[int(sample["id"][row])] = [
+                        self._record(hypo["qe"], None if nbest is None else rank)
+                        for rank, hypo in enumerate(beams[: nbest or 1])
+                    ]
+                if on_batch is not None:
+                    on_batch(len(hypos))
+            for index, sentence in enumerate(chunk, start):
+                for record in sentence:
+                    yield index, record
+
+    @staticmethod
+    def _record(qe, rank):
+        ranked = {} if rank is None else {"rank": rank}
+        return {**ranked, "translation": detokenize(qe["tokens"]), **qe}
+
+    def translate(self, sources, nbest=None):
+        """Beam-search translations of raw source sentences, each with its QE (read off the
+        search); with ``nbest``, that many per sentence, each with its ``rank``."""
+        return [record for _, record in self.records(sources, nbest=nbest)]
+
+    def score(self, sources, translations):
+        """QE of given translations (read off fairseq's force-decoding scorer)."""
+        return [record for _, record in self.records(sources, translations)]
+
+
+def find_spm_model(data_dir):
+    """The one ``*.model`` file in ``data_dir``, its parent, or a folder beside it (as in
+    ``text/spm.model`` beside ``data-bin``); None if there is none."""
+    parent = os.path.dirname(os.path.abspath(data_dir))
+    found = sorted(
+        {
+            os.path.abspath(p)
+            for pattern in (
+                os.path.join(data_dir, "*.model"),
+                os.path.join(parent, "*.model"),
+                os.path.join(parent, "*", "*.model"),
+            )
+            for p in glob.glob(pattern)
+            if os.path.isfile(p)
+        }
+    )
+    if len(found) > 1:
+        raise QEUserError(
+            f"--spm-model not given and {len(found)} sentencepiece models found "
+            f"near --data-dir ({', '.join(found)}): choose one with --spm-model"
+        )
+    return found[0] if found else None
+
+
+def device_of(args):
+    """The torch device of ``--cpu``/``--device`` (default: the GPU when there is one)."""
+    import torch
+
+    if args.cpu and args.device not in (None, "cpu"):
+        raise QEUserError(f"--cpu and --device {args.device} contradict each other")
+    name = "cpu" if args.cpu else args.device
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise QEUserError(f"--device {name} is not a device (cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise QEUserError(f"--device {name}: no CUDA GPU is available")
+    if device.type not in ("cpu", "cuda"):
+        raise QEUserError(f"--device {name} is not a device (cpu, cuda, cuda:N)")
+    return device
+
+
+def load_head_model(path, data_dir=None, **qe_options):
+    """A trained sigmoid-head checkpoint and its task: ``translation_qe`` with QE on
+    (``qe_options``: its other QE options, e.g. ``qe_include_eos=True``), dictionaries from
+    ``data_dir``."""
+    task = {"_name": TASK_NAME, "print_qe": True, **qe_options}
+    overrides = {"task": task}
+    if data_dir:
+        overrides["data"] = task["data"] = data_dir
+    try:
+        models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+            [path], arg_overrides=overrides
+        )
+    except OSError as exc:  # fairseq raises IOError("Model file not found: ...")
+        raise QEUserError(f"cannot load checkpoint {path}: {exc}") from exc
+    model = models[0]
+    if not hasattr(model, "qe_logits"):
+        raise QEUserError(
+            f"{path} has no sigmoid head (train one with --arch sigmoid_head_transformer)"
+        )
+    model.eval()
+    return model, task

@@ -1,0 +1,2 @@
+"""Evaluation of QE scores (no fairseq): metrics, gold, QE records, calibration, the ambiguity
+report, plots."""

@@ -1,0 +1,1 @@
+"""Support for tests and smoke runs: tiny models and release files made locally."""
