@@ -223,7 +223,7 @@ def test_resume_in_a_later_epoch_is_exact_when_batches_are_fixed(
     differ (one sentence each): the negatives depend only on fairseq's per-update seed, the
     rank and the batch. (fairseq breaks length ties with the seed of the epoch a run starts
     in, so with several sentences per batch a resumed run may group equal-length sentences
-    otherwise and drift apart: README, "Resuming".)"""
+    otherwise and drift apart: docs/training.md, "Resuming".)"""
     text = tmp_path / "text"
     text.mkdir()
     source_text = os.path.join(os.path.dirname(real_data_bin), "text")

@@ -31,7 +31,8 @@ class QEMethod:
     made (``tokens``: from its token scores by ``--qe-sentence-agg``; ``mean_log``: ``exp`` of
     the mean log token score, whatever ``--qe-sentence-agg``; ``own``: by the method itself),
     whether it needs Monte-Carlo passes (``--qe-mc-samples``; :mod:`.monte_carlo`), and the
-    further ``sentence_scores`` keys it writes. README's methods table says what each costs."""
+    further ``sentence_scores`` keys it writes. docs/inference.md's methods table says what
+    each costs."""
 
     name: str
     sentence: str = "tokens"

@@ -69,7 +69,7 @@ class NceDominantConfig(FairseqDataclass):
         default=10,
         metadata={
             "help": "negatives sampled per target position (k >= 1, and no more than "
-            "the samplers can draw: see README)"
+            "the samplers can draw: see docs/training.md)"
         },
     )
     negative_sampler: str = field(
