@@ -147,9 +147,18 @@ def test_failing_comet_score_is_one_error_and_leaves_no_json(monkeypatch, tmp_pa
         "--out",
         str(tmp_path / "g"),
     ]
-    with pytest.raises(QEUserError, match="failed \\(exit 1\\): KeyError: model not supported"):
+    with pytest.raises(QEUserError, match="failed \\(exit 1; its messages are above"):
         comet_gold.main(argv)
     assert not list((tmp_path / "g").glob("*.json*"))
+
+
+def test_comet_score_on_path_is_found(monkeypatch):
+    monkeypatch.delenv("COMET_SCORE", raising=False)
+    monkeypatch.setenv("PATH", os.path.dirname(STAND_IN) + os.pathsep + os.environ["PATH"])
+    assert comet_gold.find_comet_score() == STAND_IN
+    monkeypatch.setenv("COMET_SCORE", os.path.join(COMMON, "comet_gold.py"))  # not executable
+    with pytest.raises(QEUserError, match="is not an executable file"):
+        comet_gold.find_comet_score()
 
 
 def test_without_comet_score_the_gold_is_chrf(tmp_path):

@@ -40,8 +40,8 @@ class Server:
                 if start >= len(body) and asked and server.ranges:
                     self.send_response(416)
                     self.send_header("Content-Length", "0")
-                    self.end_headers()
                     server.requests.append((self.path, asked, 0))
+                    self.end_headers()
                     return
                 self.send_response(206 if start else 200)
                 if start:
@@ -52,9 +52,9 @@ class Server:
                 if server.drops:
                     server.drops -= 1
                     chunk = chunk[: server.drop_after]
+                server.requests.append((self.path, asked, len(chunk)))  # before the client has it
                 self.wfile.write(chunk)
                 self.wfile.flush()
-                server.requests.append((self.path, asked, len(chunk)))
                 if len(chunk) < len(body) - start:
                     self.close_connection = True
 

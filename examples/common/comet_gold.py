@@ -91,10 +91,14 @@ def score(executable, model, out_dir, json_path, references=True):
     part = json_path + ".part"
     command = comet_command(executable, model, out_dir, part, references)
     print("comet_gold:", " ".join(shlex.quote(c) for c in command), flush=True)
-    result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # stdout: a line per segment (read from the JSON instead); stderr (progress) stays visible
+    result = subprocess.run(command, stdout=subprocess.DEVNULL)
     if result.returncode != 0 or not os.path.exists(part):
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise QEUserError(f"comet-score --model {model} failed (exit {result.returncode}): {last}")
+        raise QEUserError(
+            f"comet-score --model {model} failed (exit {result.returncode}; its messages are "
+            'above; "not supported by COMET" usually means the model could not be downloaded: '
+            "offline, or a gated model without a Hugging Face login)"
+        )
     os.replace(part, json_path)
     return json_path
 

@@ -2,6 +2,7 @@
 
     python examples/common/paper_data.py prepare --out RAW [--raw-dir RAW_DIR] [--pairs N] ...
     python examples/common/paper_data.py deltalm --out DELTALM_DIR
+    python examples/common/paper_data.py spm RAW PREFIX --vocab N [--sample N]
     python examples/common/paper_data.py encode SPM_MODEL RAW OUT SPLIT [SPLIT ...]
 
 ``prepare`` writes plain text to RAW, three parts (each taken from ``--raw-dir`` when its files
@@ -383,7 +384,10 @@ def prepare(args):
             count = prepare_wmt22(sources, args.downloads, args.out)
             print(f"paper_data: WMT22 en-de: {count} segments")
         else:
-            info = prepare_human(sources, args.downloads, args.out, args.human_gold)
+            try:
+                info = prepare_human(sources, args.downloads, args.out, args.human_gold)
+            except QEUserError as exc:
+                raise QEUserError(f"{exc} (EVAL_OTHER=0 skips Eval Other)") from None
             print(f"paper_data: Eval Other ({args.human_gold}): {info}")
         open(done, "w").close()
 
@@ -407,19 +411,46 @@ def fetch_deltalm(args):
         )
 
 
-def encode(spm_model, raw_dir, out_dir, splits):
-    """Write ``out_dir/{split}.{en,de}`` as space-separated sentencepiece pieces."""
+def stream_lines(path):
+    with open(path, encoding="utf-8", newline="\n") as stream:
+        for line in stream:
+            yield line.rstrip("\n").rstrip("\r").strip()
+
+
+def train_joint_sentencepiece(raw_dir, prefix, vocab_size, sample_size=0):
+    """The joint unigram model of both sides of ``raw_dir/train`` (the plugin's settings,
+    :func:`~fairseq_sigmoid_qe.demo.l10n_data.train_sentencepiece`), streamed from the files
+    and trained on a random ``sample_size`` sentences when > 0."""
+    from fairseq_sigmoid_qe.demo.l10n_data import train_sentencepiece
+
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    texts = (
+        line for lang in LANGS for line in stream_lines(os.path.join(raw_dir, f"train.{lang}"))
+    )
+    train_sentencepiece(texts, prefix, vocab_size, sample_size)
+
+
+def encode(spm_model, raw_dir, out_dir, splits, chunk=10_000):
+    """Write ``out_dir/{split}.{en,de}`` as space-separated sentencepiece pieces (streamed,
+    ``chunk`` lines at a time)."""
     import sentencepiece as spm
 
     processor = spm.SentencePieceProcessor(model_file=spm_model)
     os.makedirs(out_dir, exist_ok=True)
     for split in splits:
         for lang in LANGS:
-            lines = [
-                line.strip() for line in read_text_lines(os.path.join(raw_dir, f"{split}.{lang}"))
-            ]
-            pieces = processor.encode(lines, out_type=str)
-            write_lines(os.path.join(out_dir, f"{split}.{lang}"), [" ".join(p) for p in pieces])
+            target = os.path.join(out_dir, f"{split}.{lang}")
+            with open(target + ".part", "w", encoding="utf-8") as out:
+                batch = []
+                for line in stream_lines(os.path.join(raw_dir, f"{split}.{lang}")):
+                    batch.append(line)
+                    if len(batch) == chunk:
+                        out.writelines(
+                            " ".join(p) + "\n" for p in processor.encode(batch, out_type=str)
+                        )
+                        batch = []
+                out.writelines(" ".join(p) + "\n" for p in processor.encode(batch, out_type=str))
+            os.replace(target + ".part", target)
 
 
 def main(argv=None):
@@ -443,6 +474,11 @@ def main(argv=None):
     delta = commands.add_parser("deltalm", help="the official DeltaLM-base release files")
     delta.add_argument("--out", required=True)
     delta.add_argument("--sources")
+    joint = commands.add_parser("spm", help="a joint sentencepiece model of RAW/train.{en,de}")
+    joint.add_argument("raw_dir")
+    joint.add_argument("prefix", help="writes PREFIX.model and PREFIX.vocab")
+    joint.add_argument("--vocab", type=int, required=True)
+    joint.add_argument("--sample", type=int, default=0, help="sentences to train on (0: all)")
     enc = commands.add_parser("encode", help="sentencepiece-encode {split}.{en,de}")
     enc.add_argument("spm_model")
     enc.add_argument("raw_dir")
@@ -453,6 +489,8 @@ def main(argv=None):
         prepare(args)
     elif args.command == "deltalm":
         fetch_deltalm(args)
+    elif args.command == "spm":
+        train_joint_sentencepiece(args.raw_dir, args.prefix, args.vocab, args.sample)
     else:
         encode(args.spm_model, args.raw_dir, args.out_dir, args.splits)
     return 0

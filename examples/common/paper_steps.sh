@@ -29,8 +29,8 @@ if [[ $SMOKE == 1 ]]; then
   export COMET_ARGS="${COMET_ARGS:---gpus 0 --batch_size 8}"
   GOLD_NOTE="Smoke run: comet-score is the stand-in (examples/common/comet_standin.py), not a COMET model; no number here is comparable with the paper's."
 fi
-COMET="$("$PYTHON" "$COMMON/comet_gold.py" which || true)"
-if [[ $COMET == none ]]; then
+if ! COMET="$("$PYTHON" "$COMMON/comet_gold.py" which)"; then
+  [[ -z "${COMET_SCORE:-}" ]] || exit 1  # COMET_SCORE given but unusable: said on stderr
   COMET=""
   GOLD_NOTE="No comet-score found (COMET_SCORE or PATH): the Eval Self gold is sentence chrF, not XCOMET-XL, and there is no COMET-Kiwi row; see the README."
 fi

@@ -31,7 +31,7 @@ if [[ $SMOKE == 1 ]]; then
   fi
   export PAPER_SOURCES=$WORK/smoke-downloads/sources.json
   DATA=(--pairs 2000 --valid-pairs 100 --test-pairs 60)
-  PREPARE=(--spm-vocab 500)
+  SPM=(--vocab 500)
   MODEL=(--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32
          --encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64
          --encoder-attention-heads 2 --decoder-attention-heads 2)
@@ -44,7 +44,7 @@ if [[ $SMOKE == 1 ]]; then
 else
   WORK=${WORK:-$here/work}
   DATA=(--pairs "${PAIRS:-5000000}")
-  PREPARE=(--spm-vocab 32000 --spm-sample 2000000)
+  SPM=(--vocab 32000 --sample 2000000)
   MODEL=()
   DEVICE=(--fp16 --num-workers 4)
   # transformer_wmt_en_de base settings (Vaswani et al. 2017, fairseq's scaling recipe):
@@ -65,12 +65,14 @@ step "0. data: ParaCrawl en-de, WMT22 en-de, WMT22 human scores (fetched or from
 paper_data
 
 step "1. sentencepiece (joint) and fairseq-preprocess"
-if [[ ! -f "$WORK/text/test.de" ]]; then
-  "$PYTHON" -m fairseq_sigmoid_qe.cli.prepare_data --corpus "$WORK/raw" "${PREPARE[@]}" \
-    --out "$WORK/text"
+if [[ ! -f "$WORK/text/spm.model" ]]; then
+  "$PYTHON" "$COMMON/paper_data.py" spm "$WORK/raw" "$WORK/text/spm" "${SPM[@]}"
 fi
-"$PYTHON" "$COMMON/paper_data.py" encode "$WORK/text/spm.model" "$WORK/raw" "$WORK/text" \
-  "${SETS[@]:1}"
+if [[ ! -f "$WORK/text/.done" ]]; then
+  "$PYTHON" "$COMMON/paper_data.py" encode "$WORK/text/spm.model" "$WORK/raw" "$WORK/text" \
+    train valid "${SETS[@]}"
+  touch "$WORK/text/.done"
+fi
 if [[ ! -f "$BIN/dict.de.txt" ]]; then
   fairseq preprocess --source-lang en --target-lang de --joined-dictionary \
     --trainpref "$WORK/text/train" --validpref "$WORK/text/valid" \
