@@ -322,30 +322,49 @@ def test_parameter_counts_match_the_formula():
 
 
 def test_smoke_recipe_end_to_end(tmp_path):
-    """run.sh --smoke: spm, preprocess, fine-tune from a tiny official-layout file, delete it,
-    train the sigmoid head on the fine-tuned checkpoint, generate with --print-qe."""
+    """run.sh --smoke: the data and a tiny official-layout release through the fetcher (local
+    stand-in downloads), the release checked, spm, preprocess, fine-tune, delete the release
+    file, train the sigmoid head on the fine-tuned checkpoint, both decodings and Eval Other
+    with --print-qe, the stand-in comet-score's gold, the paper's table."""
     work = tmp_path / "work"
     env = {**os.environ, "WORK": str(work), "PYTHON": sys.executable}
+    env.pop("COMET_SCORE", None)
     script = os.path.join(REPO, "examples", "deltalm_paracrawl", "run.sh")
     result = subprocess.run(
         ["bash", script, "--smoke"], capture_output=True, text=True, env=env, timeout=900
     )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
+    assert f"checked {work / 'deltalm'}: deltalm_base" in log
     assert "loaded DeltaLM weights" in log
-    assert not (work / "inputs" / "deltalm" / "deltalm-base.pt").exists()
+    assert (work / "deltalm" / "dict.txt").exists()  # fetched from the stand-in release
+    assert not (work / "deltalm" / "deltalm-base.pt").exists()
+    lock = json.loads((work / "deltalm" / "sha256.lock.json").read_text())
+    assert sorted(os.path.basename(url) for url in lock) == [
+        "deltalm-base.pt",
+        "dict.txt",
+        "spm.model",
+    ]
     saved = torch.load(work / "deltalm_ft" / "checkpoint_best.pt", weights_only=False)
     assert saved["cfg"]["model"].arch == "deltalm_base"
     assert saved["cfg"]["model"].pretrained_deltalm_checkpoint is None
     assert saved["cfg"]["checkpoint"]["best_checkpoint_metric"] == "bleu"  # as DeltaLM's recipe
     assert re.search(r"valid on 'valid' subset .*\| bleu [0-9.]+", log)
     assert "decoder.layers.0.fc4.weight" in saved["model"]
-    lines = (work / "generate.out").read_text(encoding="utf-8").splitlines()
+    lines = (work / "qe" / "wmt22-beam.generate.txt").read_text(encoding="utf-8").splitlines()
     hypotheses = [line for line in lines if line.startswith("H-")]
     qe = {prefix: [line for line in lines if line.startswith(prefix)] for prefix in ("Q-", "QT-")}
     assert hypotheses and len(qe["Q-"]) == len(qe["QT-"]) == len(hypotheses)
-    test_sentences = (work / "spm" / "test.en").read_text(encoding="utf-8").splitlines()
+    test_sentences = (work / "spm" / "wmt22.en").read_text(encoding="utf-8").splitlines()
     assert len(hypotheses) == len(test_sentences)  # no batch silently dropped
-    records = [json.loads(line) for line in open(work / "qe.jsonl", encoding="utf-8")]
-    assert len(records) == len(hypotheses)
-    assert all(0.0 <= s <= 1.0 for r in records for s in r["token_scores"]["sigmoid"])
+    for name in ("test-beam", "test-sampling", "wmt22-sampling", "other_best-reference"):
+        records = [json.loads(line) for line in open(work / "qe" / f"{name}.jsonl")]
+        assert records and all(
+            0.0 <= s <= 1.0 for r in records for s in r["token_scores"]["sigmoid"]
+        )
+    table = (work / "results.md").read_text()
+    for number in (".131", ".218", ".403", ".537", ".165", ".291", ".515", ".634"):
+        assert number in table
+    evaluation = json.loads((work / "eval" / "test-sampling.json").read_text())
+    assert evaluation["gold"] == "json"
+    assert "cometkiwi" in {row["method"] for row in evaluation["methods"]}

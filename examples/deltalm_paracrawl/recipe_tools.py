@@ -1,7 +1,8 @@
-"""Helpers for run.sh: sentencepiece encoding, and the tiny stand-in inputs of ``--smoke``.
+"""Helpers for run.sh: the check of the pretrained release, and the tiny stand-in release of
+``--smoke``.
 
-python recipe_tools.py encode SPM_MODEL RAW_DIR OUT_DIR      # {split}.{en,de} -> pieces
-python recipe_tools.py smoke-inputs OUT_DIR                   # raw/ and deltalm/ for --smoke
+python recipe_tools.py check DELTALM_DIR [--tiny]  # the release loads as deltalm_base
+python recipe_tools.py smoke-release OUT_DIR       # stand-ins: spm.model, dict.txt, the .pt
 """
 
 import argparse
@@ -13,28 +14,13 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, REPO)
 
 SPLITS = ("train", "valid", "test")
-LANGS = ("en", "de")
 SMOKE_PAIRS = {"train": 300, "valid": 40, "test": 12}
 SMOKE_SPM_VOCAB = 300
+RELEASE_FILES = ("spm.model", "dict.txt", "deltalm-base.pt")
 # The release's embedding tables have 103 rows more than DeltaLM's dictionary (250,104 vs
 # 250,001); the stand-in keeps that, so the row cutting is exercised too.
 EXTRA_EMBEDDING_ROWS = 103
 L10N_DIR = os.path.join(REPO, "..", "shared", "data", "l10n-en-de")
-
-
-def encode(spm_model, raw_dir, out_dir):
-    """Write ``{split}.{lang}`` as space-separated sentencepiece pieces."""
-    import sentencepiece as spm
-
-    processor = spm.SentencePieceProcessor(model_file=spm_model)
-    os.makedirs(out_dir, exist_ok=True)
-    for split in SPLITS:
-        for lang in LANGS:
-            with open(os.path.join(raw_dir, f"{split}.{lang}"), encoding="utf-8") as f:
-                lines = [line.strip() for line in f]
-            pieces = processor.encode(lines, out_type=str)
-            with open(os.path.join(out_dir, f"{split}.{lang}"), "w", encoding="utf-8") as out:
-                out.writelines(" ".join(line) + "\n" for line in pieces)
 
 
 def _smoke_pairs(scratch_dir):
@@ -73,9 +59,29 @@ def write_dict(spm_model, path):
                 out.write(f"{processor.id_to_piece(index)} 1\n")
 
 
-def smoke_inputs(out_dir):
-    """``raw/{split}.{en,de}`` and ``deltalm/{spm.model,dict.txt,deltalm-base.pt}`` (tiny,
-    random weights in the official layout) in the places run.sh expects the real ones."""
+def check(deltalm_dir, tiny=False):
+    """Build ``deltalm_base`` on the release's ``dict.txt`` and load ``deltalm-base.pt`` into it
+    with the plugin's loader (every weight must fit); ``tiny``: the smoke's dimensions."""
+    from fairseq.data import Dictionary
+
+    from fairseq_sigmoid_qe.core.errors import QEUserError
+    from fairseq_sigmoid_qe.models.deltalm import build_deltalm
+    from fairseq_sigmoid_qe.models.deltalm_checkpoint import load_official_checkpoint
+    from fairseq_sigmoid_qe.testing.deltalm_fixtures import TINY_OPTIONS
+
+    paths = {name: os.path.join(deltalm_dir, name) for name in RELEASE_FILES}
+    missing = [path for path in paths.values() if not os.path.isfile(path)]
+    if missing:
+        raise QEUserError(f"DeltaLM release file not found: {missing[0]}")
+    dictionary = Dictionary.load(paths["dict.txt"])
+    model = build_deltalm(dictionary, "deltalm_base", **(TINY_OPTIONS if tiny else {}))
+    load_official_checkpoint(model, paths["deltalm-base.pt"])
+    print(f"checked {deltalm_dir}: deltalm_base, {len(dictionary)} dictionary symbols")
+
+
+def smoke_release(out_dir):
+    """``spm.model``, ``dict.txt`` and ``deltalm-base.pt`` (tiny, random weights in the
+    official layout), served to run.sh --smoke in place of the release."""
     from fairseq.data import Dictionary
 
     from fairseq_sigmoid_qe.demo.l10n_data import train_sentencepiece
@@ -84,14 +90,9 @@ def smoke_inputs(out_dir):
         write_random_official_checkpoint,
     )
 
-    raw, model_dir = os.path.join(out_dir, "raw"), os.path.join(out_dir, "deltalm")
-    os.makedirs(raw, exist_ok=True)
+    model_dir = out_dir
     os.makedirs(model_dir, exist_ok=True)
     pairs = _smoke_pairs(os.path.join(out_dir, "synthetic"))
-    for split, split_pairs in pairs.items():
-        for index, lang in enumerate(LANGS):
-            with open(os.path.join(raw, f"{split}.{lang}"), "w", encoding="utf-8") as out:
-                out.writelines(pair[index] + "\n" for pair in split_pairs)
     texts = [side for pair in pairs["train"] for side in pair]
     train_sentencepiece(texts, os.path.join(model_dir, "spm"), SMOKE_SPM_VOCAB)
     dict_path = os.path.join(model_dir, "dict.txt")
@@ -103,19 +104,21 @@ def smoke_inputs(out_dir):
 
 
 def main(argv=None):
+    from fairseq_sigmoid_qe.core.errors import install_excepthook
+
+    install_excepthook()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    enc = commands.add_parser("encode")
-    enc.add_argument("spm_model")
-    enc.add_argument("raw_dir")
-    enc.add_argument("out_dir")
-    smoke = commands.add_parser("smoke-inputs")
+    checking = commands.add_parser("check")
+    checking.add_argument("deltalm_dir")
+    checking.add_argument("--tiny", action="store_true", help="the smoke run's dimensions")
+    smoke = commands.add_parser("smoke-release")
     smoke.add_argument("out_dir")
     args = parser.parse_args(argv)
-    if args.command == "encode":
-        encode(args.spm_model, args.raw_dir, args.out_dir)
+    if args.command == "check":
+        check(args.deltalm_dir, args.tiny)
     else:
-        smoke_inputs(args.out_dir)
+        smoke_release(args.out_dir)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,9 @@ def parse_args(argv=None):
 
 
 def sentence_gold_given(args):
-    return any((args.gold_scores, args.gold_labels, args.references, args.references_tsv))
+    return any(
+        (args.gold_scores, args.gold_json, args.gold_labels, args.references, args.references_tsv)
+    )
 
 
 def fit_levels(args, records):
@@ -121,7 +123,7 @@ def fit_levels(args, records):
         fitted["word"] = (level, x, outcomes)
     if not fitted:
         raise QEUserError(
-            "calibrate needs gold: sentence (--gold-scores, --gold-labels, "
+            "calibrate needs gold: sentence (--gold-scores, --gold-json, --gold-labels, "
             "--references, --references-tsv) and/or word (--word-labels, "
             "--reference-word-labels)"
         )

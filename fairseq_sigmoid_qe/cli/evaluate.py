@@ -3,6 +3,7 @@
     fairseq-sigmoid-qe-evaluate --qe qe.jsonl --references test.de              # chrF gold
     fairseq-sigmoid-qe-evaluate --qe t2.jsonl rand.jsonl --names T2 rand --gold-scores da.txt
     fairseq-sigmoid-qe-evaluate --qe qe.jsonl --gold-labels ok.txt --json --plot plots/
+    fairseq-sigmoid-qe-evaluate --qe qe.jsonl --gold-json xcomet.json     # comet-score --to_json
     fairseq-sigmoid-qe-evaluate --qe qe.jsonl --references-tsv refs.tsv            # several refs
     fairseq-sigmoid-qe-evaluate --qe allrefs.jsonl --ambiguity                 # valid refs alike?
 
@@ -104,6 +105,7 @@ def run_ambiguity(args):
         flag
         for flag, value in (
             ("--gold-scores", args.gold_scores),
+            ("--gold-json", args.gold_json),
             ("--gold-labels", args.gold_labels),
             ("--references", args.references),
             ("--references-tsv", args.references_tsv),

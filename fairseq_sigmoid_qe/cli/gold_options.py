@@ -19,6 +19,12 @@ def add_gold_arguments(parser):
         metavar="FILE",
         help="continuous gold (in [0, 1] for ECE and Brier), one per line",
     )
+    parser.add_argument(
+        "--gold-json",
+        metavar="FILE.json",
+        help="continuous gold from comet-score --to_json (one -t file): each segment's "
+        "'COMET' score, e.g. XCOMET-XL with references",
+    )
     parser.add_argument("--gold-labels", metavar="FILE", help="binary 0/1 gold, one per line")
     parser.add_argument(
         "--references",
@@ -64,6 +70,7 @@ def gold_source(args):
         (kind, path)
         for kind, path in (
             ("scores", args.gold_scores),
+            ("json", args.gold_json),
             ("labels", args.gold_labels),
             ("references", args.references),
             ("references_tsv", args.references_tsv),
@@ -72,7 +79,8 @@ def gold_source(args):
     ]
     if len(given) != 1:
         raise QEUserError(
-            "give exactly one of --gold-scores, --gold-labels, --references, --references-tsv"
+            "give exactly one of --gold-scores, --gold-json, --gold-labels, --references, "
+            "--references-tsv"
         )
     kind = given[0][0]
     if args.metric and kind not in REFERENCE_KINDS:

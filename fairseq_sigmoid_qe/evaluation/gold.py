@@ -1,6 +1,7 @@
-"""Gold quality of QE records: gold files (scores, labels, references), sacrebleu pseudo-gold
-against one or several references, and word labels."""
+"""Gold quality of QE records: gold files (scores, labels, references, COMET JSON), sacrebleu
+pseudo-gold against one or several references, and word labels."""
 
+import json
 import string
 
 import numpy as np
@@ -17,6 +18,7 @@ REFERENCE_KINDS = ("references", "references_tsv")
 
 GOLD_NAMES = {
     "scores": "gold score",
+    "json": "COMET score",
     "labels": "gold label",
     "chrf": "chrF / 100",
     "bleu": "sentence BLEU / 100",
@@ -29,7 +31,10 @@ WORD_TAGS = {"OK": 1, "BAD": 0}
 
 def load_gold(path, kind="scores"):
     """Gold lines (line i = sample id i): floats for ``scores``, 0/1 for ``labels``, raw text
-    for ``references``, a list of references for ``references_tsv`` (tab-separated)."""
+    for ``references``, a list of references for ``references_tsv`` (tab-separated); the
+    segment scores of a ``json`` file (:func:`load_comet_json`)."""
+    if kind == "json":
+        return load_comet_json(path)
     what = {
         "scores": "gold scores",
         "labels": "gold labels",
@@ -50,6 +55,46 @@ def load_gold(path, kind="scores"):
         if kind == "labels" and values[-1] not in (0.0, 1.0):
             raise QEUserError(f"{path} line {number}: gold label {line!r} is not 0 or 1")
     return values
+
+
+COMET_SCORE_KEY = "COMET"
+
+
+def load_comet_json(path):
+    """The segment scores of one system in ``comet-score --to_json`` output: an object whose
+    one key is the translations file as given to ``-t``, holding a list (segment i = sample id
+    i) of ``{"src", "mt", ["ref"], "COMET": float, ["errors"]}`` (the paper's gold: XCOMET-XL
+    with references)."""
+    text = "\n".join(read_lines(path, "COMET JSON"))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise QEUserError(
+            f"{path} is not JSON ({exc.msg}, line {exc.lineno}); --gold-json reads "
+            "comet-score --to_json output"
+        ) from None
+    if not isinstance(data, dict) or not data:
+        raise QEUserError(
+            f"{path}: expected comet-score --to_json output, an object of translations "
+            "files, each a list of segments"
+        )
+    if len(data) != 1:
+        raise QEUserError(
+            f"{path} holds {len(data)} translations files ({', '.join(sorted(data)[:3])}): "
+            "give comet-score one -t file per gold file"
+        )
+    ((system, segments),) = data.items()
+    if not isinstance(segments, list) or not segments:
+        raise QEUserError(f"{path}: {system!r} is not a non-empty list of segments")
+    scores = []
+    for number, segment in enumerate(segments, 1):
+        value = segment.get(COMET_SCORE_KEY) if isinstance(segment, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise QEUserError(
+                f"{path}: segment {number} of {system!r} has no numeric {COMET_SCORE_KEY!r} score"
+            )
+        scores.append(float(value))
+    return scores
 
 
 def reference_list(line, path, number):
