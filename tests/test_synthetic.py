@@ -25,6 +25,7 @@ SMALL = dict(num_source_words=60, train_size=3000, valid_size=20, test_size=20)
 MODULE_PATH = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     "fairseq_sigmoid_qe",
+    "demo",
     "synthetic.py",
 )
 
