@@ -144,11 +144,17 @@ def method_costs(task, model, samples, generation, variants, repeats, mc_samples
     """{variant: CPU seconds} over ``samples`` for plain generation (``None``) and each
     ``--qe-methods`` list in ``variants`` (QE lines formatted too), the runs of one batch
     alternating, the fastest of ``repeats`` per batch and variant."""
+    from dataclasses import replace
+
     from fairseq_sigmoid_qe.core.qe_methods import parse_methods
 
     generators = {None: plain_generator(task, model, generation)}
+    options = {}
     for variant in variants:
-        task.qe_methods, task.qe_mc_samples = parse_methods(variant), mc_samples
+        options[variant] = replace(
+            task.qe_options, methods=parse_methods(variant), mc_samples=mc_samples
+        )
+        task.qe_options = options[variant]
         generators[variant] = task.build_generator([model], generation)
     order = [None, *variants]
     totals = dict.fromkeys(order, 0.0)
@@ -157,7 +163,7 @@ def method_costs(task, model, samples, generation, variants, repeats, mc_samples
         for repeat in range(repeats):
             for variant in order if repeat % 2 == 0 else order[::-1]:
                 if variant is not None:
-                    task.qe_methods = parse_methods(variant)
+                    task.qe_options = options[variant]
                 times[variant].append(
                     one_batch(task, generators[variant], model, sample, variant is not None)
                 )
@@ -167,8 +173,10 @@ def method_costs(task, model, samples, generation, variants, repeats, mc_samples
 
 
 def main():
+    from dataclasses import replace
+
     from fairseq_sigmoid_qe.core.qe_methods import DEFAULT_METHODS
-    from fairseq_sigmoid_qe.decoding.recording import DOMINANT_AT
+    from fairseq_sigmoid_qe.core.qe_options import DOMINANT_AT
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data_bin")
@@ -239,7 +247,7 @@ def main():
     with torch.no_grad():
         for name, generation, variants in modes:
             for where in variants:
-                task.cfg.qe_dominant_at = where
+                task.qe_options = replace(task.qe_options, dominant_at=where)
                 generators = {
                     False: plain_generator(task, model, generation),
                     True: task.build_generator([model], generation),

@@ -3,7 +3,7 @@
 For every ``--qe-head-type`` (``full``, ``rescaling``, ``lowrank`` at each ``--ranks``), on one
 frozen Transformer and one batch: trainable head parameters and their share of the base; the
 time of one head-training update (nce_dominant, the paper's best sampler, Adam); the time of
-QE scoring by force-decoding (``scoring.score_tokens``: frozen forward, softmax, BoostedProb
+QE scoring by force-decoding (``core.qe_methods.score_tokens``: frozen forward, softmax, BoostedProb
 and the head's ``σ(h · W_qe[y])``) and of the head's part alone (``logits_for`` on the output
 tokens). The types take turns each repeat, so drift hits all alike; medians, in CPU seconds of
 this process. Ratios are to the ``full`` head. The parameter overheads of the real models
@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import transformer_and_batch  # noqa: E402
 
+from fairseq_sigmoid_qe.core.dominant import DEFAULT_RULE  # noqa: E402
 from fairseq_sigmoid_qe.core.qe_methods import score_tokens  # noqa: E402
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion  # noqa: E402
 from fairseq_sigmoid_qe.models.qe_heads import build_qe_head, describe  # noqa: E402
@@ -53,7 +54,7 @@ def main():
     n_base = sum(p.numel() for p in base.parameters())
     net_input, target = sample["net_input"], sample["target"]
     criterion = NceDominantCriterion(
-        task, 10, "token_freq+softmax", 2.0, True, False, 0.3, 0.005, "last"
+        task, 10, "token_freq+softmax", 2.0, True, False, *DEFAULT_RULE
     )
     types = [("full", None), ("rescaling", None)] + [
         ("lowrank", r) for r in options.ranks if r <= dim

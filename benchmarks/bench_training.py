@@ -13,6 +13,7 @@ from common import transformer_and_batch
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
 
 import fairseq_sigmoid_qe  # noqa: F401
+from fairseq_sigmoid_qe.core.dominant import DEFAULT_RULE
 from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
 from fairseq_sigmoid_qe.models.qe_heads import build_qe_head
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
@@ -58,10 +59,10 @@ def main():
     head.train()
     results = {}
     for sampler in ("token_freq+softmax", "token_freq", "random"):
-        criterion = NceDominantCriterion(task, 10, sampler, 2.0, False, False, 0.3, 0.005, "last")
+        criterion = NceDominantCriterion(task, 10, sampler, 2.0, False, False, *DEFAULT_RULE)
         results[sampler] = time_updates(head, criterion, sample, options.repeats)
     criterion = NceDominantCriterion(
-        task, 10, "token_freq+softmax", 2.0, False, False, 0.3, 0.005, "last"
+        task, 10, "token_freq+softmax", 2.0, False, False, *DEFAULT_RULE
     )
     fresh = time_updates(
         head,

@@ -184,6 +184,7 @@ def head_model(base):
 def best_sampler_criterion(task, **changes):
     """``nce_dominant`` with the paper's best sampler (token_freq+softmax, T=2, avoid-dominant,
     K=10)."""
+    from fairseq_sigmoid_qe.core.dominant import DEFAULT_RULE
     from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
 
     settings = dict(
@@ -192,9 +193,9 @@ def best_sampler_criterion(task, **changes):
         sampling_temperature=2.0,
         avoid_dominant=False,
         no_avoid_dominant=False,
-        dominant_p_jump=0.3,
-        dominant_epsilon=0.005,
-        dominant_cut="last",
+        dominant_p_jump=DEFAULT_RULE.p_jump,
+        dominant_epsilon=DEFAULT_RULE.epsilon,
+        dominant_cut=DEFAULT_RULE.cut,
     )
     settings.update(changes)
     return NceDominantCriterion(task, **settings)

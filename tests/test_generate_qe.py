@@ -9,6 +9,8 @@ import re
 import pytest
 from conftest import PACKAGE_DIR, fairseq
 
+pytestmark = pytest.mark.integration
+
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| ")
 METHODS = ("sigmoid", "softmax", "boostedprob")
 # fairseq's options of every compared run: n-best lists, batches by tokens, sacrebleu's line;
@@ -487,6 +489,7 @@ def test_scores_read_off_the_search_equal_force_decoding(
     finished hypotheses by force-decoding, for every hypothesis of the beam (BoostedProb from
     dominant sets taken at every step, or recomputed from the used rows a chunk at a time;
     with --temperature the search normalises tempered logits and so does QE)."""
+    from fairseq_sigmoid_qe.core.qe_options import QEOptions
     from fairseq_sigmoid_qe.decoding.recording import RecordingSequenceGenerator
 
     model, task = head_model
@@ -496,7 +499,7 @@ def test_scores_read_off_the_search_equal_force_decoding(
         beam_size=4,
         max_len_b=60,
         temperature=temperature,
-        qe_dominant_at=dominant_at,
+        qe_options=QEOptions(dominant_at=dominant_at),
         qe_rows_per_chunk=rows_per_chunk,
     )
     sample = first_test_batch(task, 12)

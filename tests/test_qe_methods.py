@@ -9,6 +9,8 @@ import torch
 from conftest import PACKAGE_DIR, fairseq, one_error_line
 from test_generate_qe import first_test_batch, raw_test_text, recorded_and_forced
 
+pytestmark = pytest.mark.integration
+
 ALL = "sigmoid,softmax,boostedprob,entropy,mc_dropout,mc_seq_entropy"
 OPTIONS = [
     "--nbest",
@@ -95,6 +97,7 @@ def test_method_names_are_checked():
 def test_entropy_read_off_the_search_equals_a_direct_computation(
     head_model, dominant_at, temperature
 ):
+    from fairseq_sigmoid_qe.core.qe_options import QEOptions
     from fairseq_sigmoid_qe.decoding.recording import RecordingSequenceGenerator
 
     model, task = head_model
@@ -105,8 +108,7 @@ def test_entropy_read_off_the_search_equals_a_direct_computation(
         beam_size=3,
         max_len_b=40,
         temperature=temperature,
-        qe_dominant_at=dominant_at,
-        qe_methods=("entropy", "softmax"),
+        qe_options=QEOptions(methods=("entropy", "softmax"), dominant_at=dominant_at),
     )
     sample = first_test_batch(task, 8)
     searched, _, pairs = recorded_and_forced(model, task, generator, sample)
@@ -125,11 +127,12 @@ def test_entropy_read_off_the_search_equals_a_direct_computation(
 def test_entropy_of_the_scorer_and_of_force_decoding(head_model):
     """--score-reference reads the entropy off its one pass; force-decoding gives the same."""
     from fairseq_sigmoid_qe.core.qe_methods import score_tokens
+    from fairseq_sigmoid_qe.core.qe_options import QEOptions
     from fairseq_sigmoid_qe.decoding.recording import RecordingSequenceScorer
 
     model, task = head_model
     dictionary = task.target_dictionary
-    scorer = RecordingSequenceScorer(dictionary, qe_methods=("entropy",))
+    scorer = RecordingSequenceScorer(dictionary, qe_options=QEOptions(methods=("entropy",)))
     sample = first_test_batch(task, 6)
     with torch.no_grad():
         hypos = scorer.generate([model], sample)
@@ -292,7 +295,7 @@ def test_mc_dropout_without_dropout_has_variance_zero(head_model):
 
 
 def test_sequence_entropy_is_the_mean_length_normalised_log_probability():
-    from fairseq_sigmoid_qe.decoding.monte_carlo import sequence_entropy
+    from fairseq_sigmoid_qe.core.qe_methods.mc_seq_entropy import sequence_entropy
 
     samples = [torch.tensor([-1.0, -3.0]), torch.tensor([-0.5, -0.5, -2.0])]
     assert sequence_entropy(samples) == pytest.approx((2.0 + 1.0) / 2)
@@ -300,11 +303,13 @@ def test_sequence_entropy_is_the_mean_length_normalised_log_probability():
 
 def api_records(model, task, sample_ids_seed, methods, samples=3):
     from argparse import Namespace
+    from dataclasses import replace
 
     from fairseq_sigmoid_qe.decoding.search_loop import generate_with_qe
 
-    task.qe_methods, task.qe_mc_samples = methods, samples
-    task.cfg.seed = sample_ids_seed
+    task.qe_options = replace(
+        task.qe_options, methods=methods, mc_samples=samples, seed=sample_ids_seed
+    )
     task.load_dataset("test")
     dataset = task.dataset("test")
     records = []
@@ -324,7 +329,7 @@ def test_monte_carlo_methods_are_seeded_and_leave_translations_alone(head_model)
     """Same seed, same numbers; another seed, other numbers; translations and every other
     method's scores as without the MC methods; the model in eval() afterwards."""
     model, task = head_model
-    saved = task.qe_methods, task.qe_mc_samples, task.cfg.seed
+    saved = task.qe_options
     try:
         before = api_records(model, task, 1, ("sigmoid", "softmax", "boostedprob"))
         first = api_records(model, task, 1, tuple(ALL.split(",")))
@@ -332,7 +337,7 @@ def test_monte_carlo_methods_are_seeded_and_leave_translations_alone(head_model)
         other = api_records(model, task, 2, tuple(ALL.split(",")))
         after = api_records(model, task, 1, ("sigmoid", "softmax", "boostedprob"))
     finally:
-        task.qe_methods, task.qe_mc_samples, task.cfg.seed = saved
+        task.qe_options = saved
     assert not any(m.training for m in model.modules())
     assert [r[:2] for r in before] == [r[:2] for r in first] == [r[:2] for r in after]
     assert before == after

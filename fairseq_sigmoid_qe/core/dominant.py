@@ -13,10 +13,58 @@ tokens only, the same sets whenever ``epsilon > 1/1023``.)
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from .errors import check_range
+
 CUT_MODES = ("last", "first")
+# The paper's rule, the one definition of its defaults (training's --dominant-* and inference's
+# --qe-dominant-* options default to these).
+DEFAULT_P_JUMP = 0.3  # relative: a drop must exceed this share of the probability above it
+DEFAULT_EPSILON = 0.005  # absolute: ... and this much probability
+DEFAULT_CUT = "last"  # the set ends at the last significant drop
+
+
+@dataclass(frozen=True)
+class DominantRule:
+    """The dominant rule's settings; ``*rule`` gives ``(p_jump, epsilon, cut)``."""
+
+    p_jump: float = DEFAULT_P_JUMP
+    epsilon: float = DEFAULT_EPSILON
+    cut: str = DEFAULT_CUT
+
+    def __iter__(self):
+        return iter((self.p_jump, self.epsilon, self.cut))
+
+
+DEFAULT_RULE = DominantRule()
+
+
+def check_rule(p_jump, epsilon, prefix="--dominant-"):
+    """Refuse a rule whose bounds leave no drop, or every drop, significant: one error line
+    naming the option (``prefix`` + ``p-jump``/``epsilon``)."""
+    check_range(
+        prefix + "p-jump",
+        p_jump,
+        0,
+        1,
+        low_open=True,
+        high_open=True,
+        meaning="outside it no drop, or every drop, is significant",
+    )
+    check_range(
+        prefix + "epsilon",
+        epsilon,
+        0,
+        1,
+        low_open=True,
+        high_open=True,
+        meaning="from 1 on no drop is significant",
+    )
+
+
 GROUP_MEMBERS = 16
 LOG_PARTITION_CHUNK = 1 << 18  # floats in row_log_partition's buffer (1 MiB)
 
@@ -119,7 +167,9 @@ def _cut_mask(probs, p_jump, epsilon, cut):
     return positions <= cut_at
 
 
-def dominant_summary(log_probs, p_jump=0.3, epsilon=0.005, cut="last", log_partition=None):
+def dominant_summary(
+    log_probs, p_jump=DEFAULT_P_JUMP, epsilon=DEFAULT_EPSILON, cut=DEFAULT_CUT, log_partition=None
+):
     """Dominant token ids [..., W] in descending probability, their mask [..., W] (a prefix
     of each row; W = the largest set or 1, ids past a row's set are padding) and the set's summed
     probability [...]. ``log_probs`` [..., V] must be normalised, or unnormalised logits with
@@ -148,7 +198,9 @@ def dominant_summary(log_probs, p_jump=0.3, epsilon=0.005, cut="last", log_parti
     )
 
 
-def dominant_sets(log_probs, p_jump=0.3, epsilon=0.005, cut="last", log_partition=None):
+def dominant_sets(
+    log_probs, p_jump=DEFAULT_P_JUMP, epsilon=DEFAULT_EPSILON, cut=DEFAULT_CUT, log_partition=None
+):
     """Dominant token ids [..., W] and their mask [..., W]: :func:`dominant_summary` without
     the mass."""
     return dominant_summary(log_probs, p_jump, epsilon, cut, log_partition)[:2]
@@ -177,7 +229,14 @@ def boost(own_probs, tokens, indices, mask, mass):
     return torch.where(is_dominant(tokens, indices, mask), mass.to(own_probs.dtype), own_probs)
 
 
-def boosted_prob(log_probs, tokens, p_jump=0.3, epsilon=0.005, cut="last", log_partition=None):
+def boosted_prob(
+    log_probs,
+    tokens,
+    p_jump=DEFAULT_P_JUMP,
+    epsilon=DEFAULT_EPSILON,
+    cut=DEFAULT_CUT,
+    log_partition=None,
+):
     """BoostedProb of each token: the dominant set's summed probability if the token is
     dominant, else its own probability. ``log_probs`` [..., V] (or logits with their
     ``log_partition`` [...], sparing a normalised copy), ``tokens`` [...]."""

@@ -17,7 +17,15 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from ..core.dominant import dominant_sets, row_log_partition
+from ..core.dominant import (
+    CUT_MODES,
+    DEFAULT_CUT,
+    DEFAULT_EPSILON,
+    DEFAULT_P_JUMP,
+    check_rule,
+    dominant_sets,
+    row_log_partition,
+)
 from ..core.errors import QEUserError, check_range
 from ..core.negative_samplers import (
     largest_split,
@@ -91,17 +99,17 @@ class NceDominantConfig(FairseqDataclass):
         metadata={"help": "allow dominant tokens of the frozen softmax as negatives"},
     )
     dominant_p_jump: float = field(
-        default=0.3,
+        default=DEFAULT_P_JUMP,
         metadata={
             "help": "a drop d_i = p_i - p_(i+1) is significant if d_i > p_jump * p_i "
             "(0 < p_jump < 1)"
         },
     )
     dominant_epsilon: float = field(
-        default=0.005, metadata={"help": "... and d_i > epsilon (0 < epsilon < 1)"}
+        default=DEFAULT_EPSILON, metadata={"help": "... and d_i > epsilon (0 < epsilon < 1)"}
     )
-    dominant_cut: ChoiceEnum(["last", "first"]) = field(
-        default="last",
+    dominant_cut: ChoiceEnum(CUT_MODES) = field(
+        default=DEFAULT_CUT,
         metadata={"help": "cut the sorted distribution at the last or the first significant drop"},
     )
     positive_weight: float = field(
@@ -145,24 +153,7 @@ class NceDominantCriterion(FairseqCriterion):
         check_range(
             "--sampling-temperature", sampling_temperature, low=0, low_open=True, high_open=True
         )
-        check_range(
-            "--dominant-p-jump",
-            dominant_p_jump,
-            0,
-            1,
-            low_open=True,
-            high_open=True,
-            meaning="outside it no drop, or every drop, is significant",
-        )
-        check_range(
-            "--dominant-epsilon",
-            dominant_epsilon,
-            0,
-            1,
-            low_open=True,
-            high_open=True,
-            meaning="from 1 on no drop is significant",
-        )
+        check_rule(dominant_p_jump, dominant_epsilon, "--dominant-")
         try:
             self.samplers = parse_sampler_spec(negative_sampler, num_negatives)
         except ValueError as exc:

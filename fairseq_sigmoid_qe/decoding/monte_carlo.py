@@ -1,16 +1,11 @@
-"""The Monte-Carlo QE methods: N stochastic passes of the frozen model, seeded.
+"""The Monte-Carlo statistics of the QE methods that need them: N stochastic passes of the
+frozen model, seeded (the methods themselves: :mod:`..core.qe_methods.mc_dropout` and
+:mod:`..core.qe_methods.mc_seq_entropy`).
 
-- ``mc_dropout`` (Fomicheva et al. 2020, "Unsupervised QE for NMT"): the unchanged hypotheses
-  force-decoded N times with only the dropout modules in train mode, one batched pass per
-  sample. ``TP_n = 1/T Σ_t log p_n(y_t)`` (the length-normalised log-probability of sample
-  ``n``); the sentence score is ``exp(D-TP)`` with ``D-TP = 1/N Σ_n TP_n`` (its log, D-TP
-  itself, in ``sentence_log_scores``), ``mc_dropout_var`` is D-Var ``= 1/N Σ_n (TP_n - D-TP)²``
-  (lower = more certain); token score ``1/N Σ_n p_n(y_t)``.
-- ``mc_seq_entropy`` (Malinin & Gales 2021): N translations sampled from the frozen model
-  (fairseq's sampling, no dropout); the Monte-Carlo estimate of the length-normalised sequence
-  entropy ``Ĥ = -1/N Σ_n 1/L_n log P(y_n | x)`` (``L_n`` tokens with EOS); sentence score
-  ``exp(-Ĥ)`` (its log ``-Ĥ`` in ``sentence_log_scores``), the same for every hypothesis of a
-  source; no token scores.
+- ``mc_dropout_passes``: the unchanged hypotheses force-decoded N times with only the dropout
+  modules in train mode, one batched pass per sample (Fomicheva et al. 2020);
+- ``mc_translation_samples``: N translations sampled from the frozen model (fairseq's
+  sampling, no dropout; Malinin & Gales 2021), their token log-probabilities.
 
 Every batch draws from its own generator state, seeded from ``--seed`` and the batch's sample
 ids (:func:`batch_seed`); the process's random state is left as it was, so that QE changes no
@@ -21,9 +16,11 @@ from contextlib import contextmanager
 
 import torch
 
-from ..core.qe_methods import shift_right
+from ..core.qe_methods import METHODS, counted_mask, shift_right
+from ..core.qe_methods.base import MC_DROPOUT_PASSES, MC_TRANSLATION_SAMPLES
+from ..core.qe_methods.mc_dropout import dropout_statistics
 
-MC_SEQ_ENTROPY_STREAM = 1  # seed offset: each method draws from its own stream
+MC_SEQ_ENTROPY_STREAM = 1  # seed offset: each statistic draws from its own stream
 
 
 def batch_seed(seed, sample_ids, stream=0):
@@ -69,31 +66,23 @@ def dropout_on(model):
             module.train(mode)
 
 
-def counted_mask(tokens, pad, eos, include_eos=False):
-    """The positions of right-padded hypotheses [N, T] that sentence QE counts: every real
-    token, the final EOS only with ``include_eos``."""
-    mask = tokens.ne(pad)
-    if not include_eos:
-        last = mask.sum(dim=1, keepdim=True) - 1
-        final = torch.zeros_like(mask).scatter_(1, last.clamp(min=0), True)
-        mask &= ~(final & tokens.eq(eos))
-    return mask
-
-
-def dropout_statistics(log_probs, mask):
-    """From each sample's token log-probabilities [S, N, T] and the counted positions [N, T]:
-    token scores ``mean_n p_n`` [N, T], D-TP [N] and D-Var [N] (Fomicheva et al. 2020; NaN
-    for a hypothesis without counted tokens)."""
-    counts = mask.sum(dim=1).double()
-    tp = log_probs.double().masked_fill(~mask, 0.0).sum(dim=2) / counts  # [S, N]
-    shift = tp - tp[0]  # about the first sample: equal samples give exactly 0
-    d_tp = tp[0] + shift.mean(dim=0)
-    d_var = (shift**2).mean(dim=0) - shift.mean(dim=0) ** 2
-    dtype = log_probs.dtype
-    return log_probs.exp().mean(dim=0), d_tp.to(dtype), d_var.clamp(min=0).to(dtype)
-
-
 @torch.no_grad()
+def dropout_passes(
+    model, src_tokens, src_lengths, hyp_tokens, pad, eos, samples, seed, temperature=1.0
+):
+    """Token log-probabilities [S, N, T] of right-padded hypotheses [N, T] (row ``i``
+    translates source row ``i``) in ``samples`` batched force-decoding passes with dropout
+    on, drawn after ``torch.manual_seed(seed)``."""
+    prev = shift_right(hyp_tokens, eos, pad)
+    passes = []
+    with seeded(seed, hyp_tokens.device), dropout_on(model):
+        for _ in range(samples):
+            _, logits = model.frozen_forward(src_tokens, src_lengths, prev)
+            log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
+            passes.append(log_probs.gather(-1, hyp_tokens.unsqueeze(-1)).squeeze(-1))
+    return torch.stack(passes)
+
+
 def mc_dropout(
     model,
     src_tokens,
@@ -106,24 +95,12 @@ def mc_dropout(
     include_eos=False,
     temperature=1.0,
 ):
-    """``mc_dropout`` of right-padded hypotheses [N, T] (row ``i`` translates source row
-    ``i``): ``samples`` batched force-decoding passes with dropout on, drawn after
-    ``torch.manual_seed(seed)``; see :func:`dropout_statistics`."""
-    prev = shift_right(hyp_tokens, eos, pad)
-    passes = []
-    with seeded(seed, hyp_tokens.device), dropout_on(model):
-        for _ in range(samples):
-            _, logits = model.frozen_forward(src_tokens, src_lengths, prev)
-            log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
-            passes.append(log_probs.gather(-1, hyp_tokens.unsqueeze(-1)).squeeze(-1))
-    mask = counted_mask(hyp_tokens, pad, eos, include_eos)
-    return dropout_statistics(torch.stack(passes), mask)
-
-
-def sequence_entropy(sample_log_probs):
-    """Ĥ (Malinin & Gales 2021, length-normalised Monte-Carlo estimate) from the token
-    log-probabilities of each sampled translation of one source (a list of 1-D tensors)."""
-    return -sum(float(lp.double().mean()) for lp in sample_log_probs) / len(sample_log_probs)
+    """Token scores, D-TP and D-Var of :func:`dropout_passes` (see
+    :func:`..core.qe_methods.mc_dropout.dropout_statistics`)."""
+    passes = dropout_passes(
+        model, src_tokens, src_lengths, hyp_tokens, pad, eos, samples, seed, temperature
+    )
+    return dropout_statistics(passes, counted_mask(hyp_tokens, pad, eos, include_eos))
 
 
 def translation_sampler(model, target_dictionary, samples, generation=None):
@@ -143,38 +120,27 @@ def translation_sampler(model, target_dictionary, samples, generation=None):
 
 
 @torch.no_grad()
-def mc_seq_entropy(model, sample, sampler, seed):
-    """Ĥ of every source row of ``sample`` from the translations ``sampler``
-    (:func:`translation_sampler`) draws after ``torch.manual_seed(seed)``."""
+def sampled_translations(model, sample, sampler, seed):
+    """Per source row of ``sample``, the token log-probabilities of the translations
+    ``sampler`` (:func:`translation_sampler`) draws after ``torch.manual_seed(seed)``."""
     device = sample["net_input"]["src_tokens"].device
     with seeded(seed, device):
         hypos = sampler.generate([model], sample)
-    return [sequence_entropy([h["positional_scores"] for h in beams]) for beams in hypos]
+    return [[h["positional_scores"] for h in beams] for beams in hypos]
 
 
-def monte_carlo_scores(
-    model,
-    sample,
-    rows,
-    padded,
-    dictionary,
-    methods,
-    samples,
-    seed,
-    include_eos=False,
-    temperature=1.0,
-    sampler=None,
+def monte_carlo_statistics(
+    model, sample, rows, padded, dictionary, needs, samples, seed, temperature=1.0, sampler=None
 ):
-    """The MC methods of ``methods`` for right-padded hypotheses ``padded`` [N, T] of
-    ``sample``'s rows ``rows`` (``sampler``: :func:`translation_sampler`'s, for
-    ``mc_seq_entropy``): (token scores {method: [N, T]}, per hypothesis the {key: value} that
-    :func:`scoring.hypothesis_qe` takes as ``own``)."""
+    """The Monte-Carlo statistics of ``needs`` for right-padded hypotheses ``padded`` [N, T]
+    of ``sample``'s rows ``rows`` (``sampler``: :func:`translation_sampler`'s, for
+    ``mc_translation_samples``), each method drawing from its own seeded stream."""
     net_input = sample["net_input"]
     index = torch.as_tensor(rows, device=net_input["src_tokens"].device)
     ids = sample["id"].tolist()
-    tokens, own = {}, [{} for _ in rows]
-    if "mc_dropout" in methods:
-        mean_p, d_tp, d_var = mc_dropout(
+    stats = {}
+    if MC_DROPOUT_PASSES in needs:
+        stats[MC_DROPOUT_PASSES] = dropout_passes(
             model,
             net_input["src_tokens"][index],
             net_input["src_lengths"][index],
@@ -183,26 +149,23 @@ def monte_carlo_scores(
             dictionary.eos(),
             samples,
             batch_seed(seed, ids),
-            include_eos,
             temperature,
         )
-        tokens["mc_dropout"] = mean_p.masked_fill(padded.eq(dictionary.pad()), 0.0)
-        for values, tp, var in zip(own, d_tp.tolist(), d_var.tolist()):
-            values["mc_dropout"], values["mc_dropout_var"] = tp, var
-    if "mc_seq_entropy" in methods:
-        entropies = mc_seq_entropy(
+    if MC_TRANSLATION_SAMPLES in needs:
+        drawn = sampled_translations(
             model, sample, sampler, batch_seed(seed, ids, MC_SEQ_ENTROPY_STREAM)
         )
-        for values, row in zip(own, rows):
-            values["mc_seq_entropy"] = -entropies[row]
-    return tokens, own
+        stats[MC_TRANSLATION_SAMPLES] = [drawn[row] for row in rows]
+    return stats
 
 
 def check_dropout(model, methods):
-    """``mc_dropout`` needs a model with dropout: the reason it cannot run, or None."""
-    if "mc_dropout" in methods and not dropout_modules(model):
+    """Methods with dropout passes need a model with dropout: the reason they cannot run, or
+    None."""
+    needing = [m for m in methods if MC_DROPOUT_PASSES in METHODS[m].needs]
+    if needing and not dropout_modules(model):
         return (
-            "--qe-methods mc_dropout needs a model trained with dropout, but every "
+            f"--qe-methods {','.join(needing)} needs a model trained with dropout, but every "
             "dropout of this model is 0"
         )
     return None

@@ -9,8 +9,9 @@ extension points (no fairseq method is replaced):
   of the row's softmax distribution. A finished hypothesis ``y`` took its token ``y_t`` from
   the row whose decoder input was ``<eos> y_<t`` in the same sentence; rows are found by a hash
   of (sentence, decoder input). From the ``h`` of the rows a hypothesis used come
-  ``σ(h · W_qe[y])``, BoostedProb and the entropy (from the step's summary, or from the frozen
-  output projection re-applied to the used rows only);
+  the statistics the QE methods need (the sigmoid head's logit, the dominant-set membership
+  and mass, the entropy: from the step's summary, or from the frozen output projection
+  re-applied to the used rows only), and the methods' own objects make the token scores;
 - ``--score-reference``: :class:`RecordingSequenceScorer`, fairseq's ``SequenceScorer`` whose one
   forward pass leaves ``h`` and the logits of every position.
 
@@ -23,24 +24,29 @@ import torch
 from fairseq.sequence_generator import EnsembleModel, SequenceGenerator
 from fairseq.sequence_scorer import SequenceScorer
 
-from ..core.dominant import boost, dominant_summary, row_log_partition
+from ..core.dominant import DEFAULT_RULE, dominant_summary, is_dominant, row_log_partition
 from ..core.errors import warn_once
 from ..core.qe_methods import (
     DEFAULT_METHODS,
-    METHODS,
+    counted_mask,
+    method_sentence_values,
+    method_token_scores,
+    monte_carlo_methods,
+    needs_of,
+    one_pass_methods,
+    pass_statistics,
     records_from_scores,
-    score_tokens,
     shift_right,
     token_entropy,
 )
-from .monte_carlo import monte_carlo_scores
+from ..core.qe_methods.base import DOMINANT, ENTROPY, HEAD_LOGIT, TOKEN_LOG_PROB
+from ..core.qe_options import DOMINANT_AT, QEOptions
+from .monte_carlo import monte_carlo_statistics
 
 SENTENCE_KEY = "sigmoid_qe_sentence"
 HASH_BASE = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit multiplier, as signed int64
 ELEMENTS_PER_CHUNK = 1 << 24  # logits recomputed at a time for BoostedProb (64 MiB of float)
 STEP_SUMMARY_MIN_DIM = 512  # from this decoder width on, dominant sets are taken at every step
-DOMINANT_AT = ("auto", "step", "used_rows")
-DOMINANT_RULE = (0.3, 0.005, "last")  # p_jump, epsilon, cut: the paper's settings
 
 
 _POWERS = torch.ones(1, dtype=torch.long)
@@ -114,12 +120,6 @@ class ProjectionTap:
         return self.calls[0] if len(self.calls) == 1 else None
 
 
-def search_methods(methods):
-    """The token-level methods of ``methods`` that one pass of the frozen model gives (read
-    off the search, else force-decoded)."""
-    return tuple(m for m in methods if not METHODS[m].monte_carlo)
-
-
 class StepRecord:
     """What one decoder position leaves for QE, per row: its key, ``h`` and, if taken, its
     dominant summary (ids, mask, mass) and the entropy of its distribution."""
@@ -137,14 +137,15 @@ class SearchRecord:
         model,
         each_step=True,
         temperature=1.0,
-        rule=DOMINANT_RULE,
+        rule=DEFAULT_RULE,
         rows_per_chunk=None,
         methods=DEFAULT_METHODS,
     ):
         self.model, self.each_step, self.temperature = model, each_step, temperature
         self.rule, self.rows_per_chunk = rule, rows_per_chunk
-        self.boosted, self.entropy = "boostedprob" in methods, "entropy" in methods
-        self.methods = search_methods(methods)
+        self.methods = one_pass_methods(methods)
+        self.needs = needs_of(self.methods)
+        self.boosted, self.entropy = DOMINANT in self.needs, ENTROPY in self.needs
         self.encoder_output, self.steps, self.unreadable = None, {}, None
 
     def add_step(self, prev_tokens, sentences, projected, log_probs):
@@ -191,19 +192,20 @@ class SearchRecord:
         }
 
     @torch.no_grad()
-    def token_scores(self, sentences, hypotheses, positional_scores, pad, eos):
-        """Per-token scores of hypotheses (1-D token tensors ending in EOS; ``sentences``
-        their row in the sample) as {method: [N, T]} (the record's search methods) with the
-        pad mask, or None if any token's position is not on record."""
+    def statistics(self, sentences, hypotheses, positional_scores, pad, eos):
+        """The one-pass statistics the record's methods need, of hypotheses (1-D token
+        tensors ending in EOS; ``sentences`` their row in the sample), or None if any token's
+        position is not on record."""
         if self.unreadable or not self.steps or not hypotheses:
             return None
         tokens = torch.nn.utils.rnn.pad_sequence(hypotheses, batch_first=True, padding_value=pad)
         keys = row_keys(prefix_hashes(shift_right(tokens, eos, pad)), sentences.unsqueeze(1))
         mask = tokens.ne(pad)
-        softmax = torch.nn.utils.rnn.pad_sequence(
-            [s.float().exp() for s in positional_scores], batch_first=True
+        log_probs = torch.nn.utils.rnn.pad_sequence(
+            [s.float() for s in positional_scores], batch_first=True
         )
-        boosted, entropy = softmax.clone(), torch.zeros_like(softmax)
+        member, mass = torch.zeros_like(mask), torch.zeros_like(log_probs)
+        entropy = torch.zeros_like(log_probs)
         recompute = torch.zeros_like(mask)
         features = None
         for step in range(tokens.size(1)):
@@ -221,11 +223,9 @@ class SearchRecord:
                 features = record.features.new_zeros(tokens.shape + record.features.shape[1:])
             features[live, step] = record.features[rows]
             if self.boosted and record.dominant is not None:
-                boosted[live, step] = boost(
-                    softmax[live, step],
-                    tokens[live, step],
-                    *(part[rows] for part in record.dominant),
-                )
+                ids, in_set, set_mass = (part[rows] for part in record.dominant)
+                member[live, step] = is_dominant(tokens[live, step], ids, in_set)
+                mass[live, step] = set_mass.float()
             if self.entropy and record.entropy is not None:
                 entropy[live, step] = record.entropy[rows]
             if (self.boosted and record.dominant is None) or (
@@ -233,23 +233,36 @@ class SearchRecord:
             ):
                 recompute[live, step] = True
         if recompute.any():
-            boosted[recompute], entropy[recompute] = self.from_features(
-                features[recompute], tokens[recompute], softmax[recompute]
+            member[recompute], mass[recompute], entropy[recompute] = self.from_features(
+                features[recompute], tokens[recompute]
             )
-        found = {"softmax": softmax, "boostedprob": boosted, "entropy": torch.exp(-entropy)}
-        if "sigmoid" in self.methods:
-            logits = self.model.qe_logits(features, tokens.unsqueeze(-1)).squeeze(-1)
-            found["sigmoid"] = torch.sigmoid(logits.float())
-        zero = torch.zeros((), dtype=torch.float)
-        return {m: torch.where(mask, found[m], zero) for m in self.methods}, mask
+        stats = {"tokens": tokens, "mask": mask, TOKEN_LOG_PROB: log_probs}
+        if self.boosted:
+            stats[DOMINANT] = (member, mass)
+        if self.entropy:
+            stats[ENTROPY] = entropy
+        if HEAD_LOGIT in self.needs:
+            stats[HEAD_LOGIT] = self.model.qe_logits(features, tokens.unsqueeze(-1)).squeeze(-1)
+        return stats
 
-    def from_features(self, features, tokens, softmax):
-        """BoostedProb and entropy of tokens [M] from their rows' ``h`` [M, d] (each only if
-        wanted; else zeros): the frozen logits (at the search's temperature) recomputed a
-        chunk of rows at a time."""
+    def token_scores(self, sentences, hypotheses, positional_scores, pad, eos):
+        """Per-token scores of hypotheses (as :meth:`statistics`) as {method: [N, T]} (the
+        record's one-pass methods) with the pad mask, or None if any token's position is not
+        on record."""
+        stats = self.statistics(sentences, hypotheses, positional_scores, pad, eos)
+        if stats is None:
+            return None
+        return method_token_scores(self.methods, stats), stats["mask"]
+
+    def from_features(self, features, tokens):
+        """Dominant-set membership and mass, and entropy, of tokens [M] from their rows' ``h``
+        [M, d] (each only if wanted; else zeros): the frozen logits (at the search's
+        temperature) recomputed a chunk of rows at a time."""
         vocab = self.model.decoder.output_projection.out_features
         chunk = self.rows_per_chunk or max(1, ELEMENTS_PER_CHUNK // vocab)
-        boosted, entropy = torch.zeros_like(softmax), torch.zeros_like(softmax)
+        member = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
+        mass = torch.zeros(tokens.shape, dtype=torch.float, device=tokens.device)
+        entropy = torch.zeros_like(mass)
         for start in range(0, tokens.numel(), chunk):
             part = slice(start, start + chunk)
             logits = self.model.decoder.output_layer(features[part]).float()
@@ -257,11 +270,14 @@ class SearchRecord:
                 logits = logits / self.temperature
             log_partition = row_log_partition(logits)[1]
             if self.boosted:
-                summary = dominant_summary(logits, *self.rule, log_partition=log_partition)
-                boosted[part] = boost(softmax[part], tokens[part], *summary)
+                ids, in_set, set_mass = dominant_summary(
+                    logits, *self.rule, log_partition=log_partition
+                )
+                member[part] = is_dominant(tokens[part], ids, in_set)
+                mass[part] = set_mass
             if self.entropy:
                 entropy[part] = token_entropy(logits - log_partition.unsqueeze(-1))
-        return boosted, entropy
+        return member, mass, entropy
 
 
 class RecordingEnsembleModel(EnsembleModel):
@@ -269,22 +285,24 @@ class RecordingEnsembleModel(EnsembleModel):
     encoder output, each row's sentence (carried in the encoder output through every
     reordering) and, per decoder step, what :meth:`SearchRecord.add_step` keeps."""
 
-    def __init__(self, models, dominant_at="auto", rows_per_chunk=None, methods=DEFAULT_METHODS):
+    def __init__(self, models, options=None, rows_per_chunk=None):
         super().__init__(models)
         if self.models_size != 1:
             raise ValueError("a recording ensemble holds exactly one model")
+        self.options = options or QEOptions()
         projection = output_projection(self.single_model)
         width = getattr(projection, "in_features", STEP_SUMMARY_MIN_DIM)
-        self.each_step = dominant_each_step(width, dominant_at)
-        self.rows_per_chunk, self.methods, self.record = rows_per_chunk, methods, None
+        self.each_step = dominant_each_step(width, self.options.dominant_at)
+        self.rows_per_chunk, self.record = rows_per_chunk, None
 
     def forward_encoder(self, net_input):
         encoder_outs = super().forward_encoder(net_input)
         self.record = SearchRecord(
             self.single_model,
             self.each_step,
+            rule=self.options.dominant,
             rows_per_chunk=self.rows_per_chunk,
-            methods=self.methods,
+            methods=self.options.methods,
         )
         out = encoder_outs[0] if encoder_outs else None
         if isinstance(out, dict) and out.get("encoder_out"):
@@ -316,21 +334,13 @@ class RecordingEnsembleModel(EnsembleModel):
 
 class RecordingSequenceGenerator(SequenceGenerator):
     """fairseq's beam search (or sampling) over one model, recording each search for QE
-    (``search_record``); ``qe_dominant_at``: see :func:`dominant_each_step`."""
+    (``search_record``) for the QE of ``qe_options`` (a :class:`..core.qe_options.QEOptions`;
+    its ``dominant_at``: see :func:`dominant_each_step`); ``qe_rows_per_chunk``: rows whose
+    logits are recomputed at a time (tests)."""
 
-    def __init__(
-        self,
-        models,
-        tgt_dict,
-        qe_dominant_at="auto",
-        qe_rows_per_chunk=None,
-        qe_methods=DEFAULT_METHODS,
-        **kwargs,
-    ):
+    def __init__(self, models, tgt_dict, qe_options=None, qe_rows_per_chunk=None, **kwargs):
         super().__init__(
-            RecordingEnsembleModel(models, qe_dominant_at, qe_rows_per_chunk, qe_methods),
-            tgt_dict,
-            **kwargs,
+            RecordingEnsembleModel(models, qe_options, qe_rows_per_chunk), tgt_dict, **kwargs
         )
 
     @property
@@ -344,9 +354,9 @@ class RecordingSequenceScorer(SequenceScorer):
 
     search_record = None
 
-    def __init__(self, tgt_dict, qe_methods=DEFAULT_METHODS, **kwargs):
+    def __init__(self, tgt_dict, qe_options=None, **kwargs):
         super().__init__(tgt_dict, **kwargs)
-        self.qe_methods = qe_methods
+        self.qe_options = qe_options or QEOptions()
 
     def generate(self, models, sample, **kwargs):
         if len(models) != 1:
@@ -354,13 +364,15 @@ class RecordingSequenceScorer(SequenceScorer):
             return super().generate(models, sample, **kwargs)
         with ProjectionTap(models[0]) as tap:
             hypos = super().generate(models, sample, **kwargs)
-        self.search_record = SearchRecord(models[0], methods=self.qe_methods)
+        self.search_record = SearchRecord(
+            models[0], rule=self.qe_options.dominant, methods=self.qe_options.methods
+        )
         self.search_record.add_forced(sample["net_input"]["prev_output_tokens"], tap.single_call())
         return hypos
 
 
 @torch.no_grad()
-def hypothesis_token_scores(
+def hypothesis_statistics(
     model,
     sample,
     rows,
@@ -368,20 +380,22 @@ def hypothesis_token_scores(
     dictionary,
     record=None,
     positional_scores=None,
-    methods=DEFAULT_METHODS,
+    options=None,
 ):
-    """Token scores {method: [N, T]} of hypotheses (1-D token tensors; ``tokens[i]``
-    translates row ``rows[i]`` of ``sample``) by the search methods of ``methods``: read off
-    ``record`` (a :class:`SearchRecord`) when it holds every position, else force-decoded in
-    one pass that reuses the recorded encoder output."""
+    """The one-pass statistics of the methods of ``options`` (a
+    :class:`..core.qe_options.QEOptions`) for hypotheses (1-D token tensors;
+    ``tokens[i]`` translates row ``rows[i]`` of ``sample``): read off ``record`` (a
+    :class:`SearchRecord`) when it holds every position, else force-decoded in one pass that
+    reuses the recorded encoder output."""
+    options = options or QEOptions()
     net_input = sample["net_input"]
     index = torch.as_tensor(rows, device=net_input["src_tokens"].device)
     if record is not None:
-        searched = record.token_scores(
+        searched = record.statistics(
             index, tokens, positional_scores, dictionary.pad(), dictionary.eos()
         )
         if searched is not None:
-            return searched[0]
+            return searched
         warn_once(
             "QE could not be read off the search ("
             + (record.unreadable or "a hypothesis position was not recorded")
@@ -393,16 +407,17 @@ def hypothesis_token_scores(
     padded = torch.nn.utils.rnn.pad_sequence(
         tokens, batch_first=True, padding_value=dictionary.pad()
     )
-    return score_tokens(
+    return pass_statistics(
         model,
         net_input["src_tokens"][index],
         net_input["src_lengths"][index],
         padded,
         dictionary.pad(),
         dictionary.eos(),
-        encoder_out=encoder_out,
-        methods=search_methods(methods),
-    ).scores
+        needs_of(one_pass_methods(options.methods)),
+        options.dominant,
+        encoder_out,
+    )[0]
 
 
 @torch.no_grad()
@@ -414,38 +429,41 @@ def hypothesis_records(
     dictionary,
     record=None,
     positional_scores=None,
-    methods=DEFAULT_METHODS,
-    mc_samples=10,
-    seed=1,
+    options=None,
     temperature=1.0,
     sampler=None,
-    **options,
 ):
-    """QE records of hypotheses (as :func:`hypothesis_token_scores`) by ``methods``, in
-    their order: the search methods read off ``record`` (else force-decoded), the Monte-Carlo
-    ones from ``mc_samples`` seeded passes (:mod:`.monte_carlo`; ``temperature``: the
-    search's, ``sampler``: the translation sampler of ``mc_seq_entropy``). ``options`` go
-    to :func:`scoring.hypothesis_qe`."""
-    scores = hypothesis_token_scores(
-        model, sample, rows, tokens, dictionary, record, positional_scores, methods
+    """QE records of hypotheses (as :func:`hypothesis_statistics`) by the methods of
+    ``options`` (a :class:`..core.qe_options.QEOptions`), in their order: the one-pass
+    statistics read off ``record`` (else force-decoded), the Monte-Carlo ones from
+    ``options.mc_samples`` seeded passes (:mod:`.monte_carlo`; ``temperature``: the search's,
+    ``sampler``: the translation sampler of ``mc_translation_samples``); every method's
+    scores from its own object."""
+    options = options or QEOptions()
+    methods = options.methods
+    stats = hypothesis_statistics(
+        model, sample, rows, tokens, dictionary, record, positional_scores, options
     )
-    own = None
-    if any(METHODS[m].monte_carlo for m in methods):
-        padded = torch.nn.utils.rnn.pad_sequence(
-            tokens, batch_first=True, padding_value=dictionary.pad()
+    if monte_carlo_methods(methods):
+        stats.update(
+            monte_carlo_statistics(
+                model,
+                sample,
+                rows,
+                stats["tokens"],
+                dictionary,
+                needs_of(monte_carlo_methods(methods)),
+                options.mc_samples,
+                options.seed,
+                temperature,
+                sampler,
+            )
         )
-        mc_tokens, own = monte_carlo_scores(
-            model,
-            sample,
-            rows,
-            padded,
-            dictionary,
-            methods,
-            mc_samples,
-            seed,
-            options.get("include_eos", False),
-            temperature,
-            sampler,
-        )
-        scores.update(mc_tokens)
-    return records_from_scores(scores, tokens, dictionary, methods=methods, own=own, **options)
+    stats["counted"] = counted_mask(
+        stats["tokens"], dictionary.pad(), dictionary.eos(), options.include_eos
+    )
+    scores = method_token_scores(methods, stats)
+    own = method_sentence_values(methods, stats)
+    return records_from_scores(
+        scores, tokens, dictionary, methods=methods, own=own, **options.record_options()
+    )

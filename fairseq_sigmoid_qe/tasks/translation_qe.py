@@ -1,7 +1,7 @@
 """``translation_qe``: fairseq's ``translation`` task with sigmoid-head QE of its hypotheses.
 
 With ``--print-qe`` its generators record what the search computes
-(:mod:`..search_capture`), and its inference step runs :meth:`TranslationQETask.score_qe`,
+(:mod:`..decoding.recording`), and its inference step runs :meth:`TranslationQETask.score_qe`,
 the ``score_qe`` hook: token, word and sentence QE of each sentence's ``--nbest`` hypotheses,
 stored in ``hypo["qe"]`` and handed to fairseq-generate's QE lines when they are printed.
 Without ``--print-qe`` it is fairseq's ``translation``. Every QE user goes through it:
@@ -16,13 +16,29 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import II
 
+from ..core.dominant import (
+    CUT_MODES,
+    DEFAULT_CUT,
+    DEFAULT_EPSILON,
+    DEFAULT_P_JUMP,
+    DominantRule,
+    check_rule,
+)
 from ..core.errors import QEUserError, check_range, warn_once
-from ..core.qe_methods import DEFAULT_METHODS, METHODS, SENTENCE_AGGREGATIONS, parse_methods
+from ..core.qe_methods import (
+    DEFAULT_METHODS,
+    METHODS,
+    SENTENCE_AGGREGATIONS,
+    monte_carlo_methods,
+    needs_of,
+    parse_methods,
+)
+from ..core.qe_methods.base import MC_TRANSLATION_SAMPLES
+from ..core.qe_options import DEFAULT_MC_SAMPLES, DOMINANT_AT, QEOptions
 from ..core.words import WORD_AGGREGATIONS
 from ..decoding.generate_output import active_printer
 from ..decoding.monte_carlo import check_dropout, translation_sampler
 from ..decoding.recording import (
-    DOMINANT_AT,
     RecordingSequenceGenerator,
     RecordingSequenceScorer,
     hypothesis_records,
@@ -52,7 +68,9 @@ class TranslationQEConfig(TranslationConfig):
     qe_mc_samples: Optional[int] = field(
         default=None,
         metadata={
-            "help": "samples of the Monte-Carlo methods (mc_dropout, mc_seq_entropy; default 10)"
+            "help": "samples of the Monte-Carlo methods ("
+            + ", ".join(monte_carlo_methods(METHODS))
+            + "; default 10)"
         },
     )
     seed: int = II("common.seed")
@@ -75,6 +93,21 @@ class TranslationQEConfig(TranslationConfig):
             "differs; auto: step from a decoder width of 512"
         },
     )
+    qe_dominant_p_jump: float = field(
+        default=DEFAULT_P_JUMP,
+        metadata={
+            "help": "BoostedProb's dominant rule at inference: a drop d_i = p_i - p_(i+1) is "
+            "significant if d_i > p_jump * p_i (0 < p_jump < 1; training's --dominant-p-jump)"
+        },
+    )
+    qe_dominant_epsilon: float = field(
+        default=DEFAULT_EPSILON,
+        metadata={"help": "... and d_i > epsilon (0 < epsilon < 1; --dominant-epsilon)"},
+    )
+    qe_dominant_cut: ChoiceEnum(CUT_MODES) = field(
+        default=DEFAULT_CUT,
+        metadata={"help": "the dominant set ends at the last or the first significant drop"},
+    )
     qe_output: Optional[str] = field(
         default=None,
         metadata={
@@ -90,20 +123,9 @@ class TranslationQEConfig(TranslationConfig):
     )
 
 
-MC_SAMPLES = 10
-
-
-def qe_options(cfg):
-    """The options of :func:`scoring.hypothesis_qe` that the task's config sets."""
-    return dict(
-        include_eos=cfg.qe_include_eos,
-        sentence_agg=str(cfg.qe_sentence_agg),
-        word_agg=str(cfg.qe_word_agg),
-    )
-
-
-def qe_methods(cfg):
-    """The methods of ``--qe-methods`` and the samples of the Monte-Carlo ones, checked."""
+def options_of(cfg):
+    """The run's :class:`..core.qe_options.QEOptions` from the task's ``--qe-*`` options,
+    checked (one error line for a bad one)."""
     try:
         methods = parse_methods(cfg.qe_methods)
     except ValueError as exc:
@@ -111,13 +133,25 @@ def qe_methods(cfg):
             f"--qe-methods {cfg.qe_methods}: {exc} (methods: {', '.join(METHODS)})"
         ) from None
     if cfg.qe_mc_samples is not None:
-        if not any(METHODS[m].monte_carlo for m in methods):
+        if not monte_carlo_methods(methods):
             raise QEUserError(
                 "--qe-mc-samples needs a Monte-Carlo method in --qe-methods "
-                "(mc_dropout, mc_seq_entropy)"
+                f"({', '.join(monte_carlo_methods(METHODS))})"
             )
         check_range("--qe-mc-samples", cfg.qe_mc_samples, low=1)
-    return methods, cfg.qe_mc_samples or MC_SAMPLES
+    check_rule(cfg.qe_dominant_p_jump, cfg.qe_dominant_epsilon, "--qe-dominant-")
+    return QEOptions(
+        methods=methods,
+        include_eos=cfg.qe_include_eos,
+        sentence_agg=str(cfg.qe_sentence_agg),
+        word_agg=str(cfg.qe_word_agg),
+        mc_samples=cfg.qe_mc_samples or DEFAULT_MC_SAMPLES,
+        seed=cfg.seed,
+        dominant=DominantRule(
+            cfg.qe_dominant_p_jump, cfg.qe_dominant_epsilon, str(cfg.qe_dominant_cut)
+        ),
+        dominant_at=str(cfg.qe_dominant_at),
+    )
 
 
 def why_not_recorded(models, args, seq_gen_cls):
@@ -143,13 +177,13 @@ class TranslationQETask(TranslationTask):
         super().__init__(cfg, src_dict, tgt_dict)
         if cfg.qe_output and not cfg.print_qe:
             raise QEUserError("--qe-output needs --print-qe")
-        self.qe_methods, self.qe_mc_samples = qe_methods(cfg)
+        self.qe_options = options_of(cfg)
         self.qe_nbest, self.qe_temperature, self.qe_sampler = 1, 1.0, None
         self.qe_calibration = None
         if cfg.qe_calibration:
             if not cfg.print_qe:
                 raise QEUserError("--qe-calibration needs --print-qe")
-            self.qe_calibration = load_calibration(cfg.qe_calibration, self.qe_methods)
+            self.qe_calibration = load_calibration(cfg.qe_calibration, self.qe_options.methods)
 
     def build_generator(
         self,
@@ -168,16 +202,17 @@ class TranslationQETask(TranslationTask):
                     "--print-qe needs a checkpoint with a sigmoid head (train one "
                     "with --arch sigmoid_head_transformer); this model has none"
                 )
-            refusal = check_dropout(models[0], self.qe_methods)
+            options = self.qe_options
+            refusal = check_dropout(models[0], options.methods)
             if refusal is not None:
                 raise QEUserError(refusal)
             self.qe_nbest = getattr(args, "nbest", 1)
             self.qe_temperature = getattr(args, "temperature", 1.0)
-            if "mc_seq_entropy" in self.qe_methods:
+            if MC_TRANSLATION_SAMPLES in needs_of(options.methods):
                 self.qe_sampler = translation_sampler(
                     models[0],
                     self.target_dictionary,
-                    self.qe_mc_samples,
+                    options.mc_samples,
                     {
                         "max_len_a": getattr(args, "max_len_a", 0),
                         "max_len_b": getattr(args, "max_len_b", 200),
@@ -193,15 +228,14 @@ class TranslationQETask(TranslationTask):
             elif getattr(args, "score_reference", False):
                 return RecordingSequenceScorer(
                     self.target_dictionary,
-                    qe_methods=self.qe_methods,
+                    qe_options=options,
                     compute_alignment=getattr(args, "print_alignment", False),
                 )
             else:
                 seq_gen_cls = RecordingSequenceGenerator
                 extra_gen_cls_kwargs = {
                     **(extra_gen_cls_kwargs or {}),
-                    "qe_dominant_at": str(self.cfg.qe_dominant_at),
-                    "qe_methods": self.qe_methods,
+                    "qe_options": options,
                 }
         return super().build_generator(
             models, args, seq_gen_cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn
@@ -231,12 +265,9 @@ class TranslationQETask(TranslationTask):
             self.target_dictionary,
             getattr(generator, "search_record", None),
             [hypo["positional_scores"] for _, hypo in pairs],
-            methods=self.qe_methods,
-            mc_samples=self.qe_mc_samples,
-            seed=self.cfg.seed,
+            self.qe_options,
             temperature=self.qe_temperature,
             sampler=self.qe_sampler,
-            **qe_options(self.cfg),
         )
         for (_, hypo), record in zip(pairs, records):
             hypo["qe"] = (
