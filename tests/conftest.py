@@ -98,22 +98,41 @@ def head_args(data_bin, base_checkpoint, save_dir, *extra):
     ]
 
 
+def have_l10n_corpus():
+    return os.path.isfile(os.path.join(L10N_DIR, "train.en"))
+
+
 @pytest.fixture(scope="session")
 def l10n_dir():
-    if not os.path.isfile(os.path.join(L10N_DIR, "train.en")):
+    """The real l10n-en-de corpus, for the tests that are about it (they skip without it)."""
+    if not have_l10n_corpus():
         pytest.skip(f"l10n-en-de corpus not found at {L10N_DIR}")
     return L10N_DIR
 
 
 @pytest.fixture(scope="session")
-def real_data_bin(tmp_path_factory, l10n_dir):
-    """A small slice of real en-de text, sentencepiece-encoded and binarized."""
+def corpus_dir(tmp_path_factory):
+    """The l10n-en-de corpus if this clone has it (``../shared``), else the project's
+    synthetic language written in its shape (``{train,valid,test}.{en,de}``): the plugin's
+    integration tests run in any clone."""
+    if have_l10n_corpus():
+        return L10N_DIR
+    from fairseq_sigmoid_qe.testing.corpora import synthetic_l10n_corpus
+
+    return synthetic_l10n_corpus(tmp_path_factory.mktemp("synthetic-corpus"))
+
+
+@pytest.fixture(scope="session")
+def real_data_bin(tmp_path_factory, corpus_dir):
+    """A small slice of en-de text (the l10n corpus, or its synthetic stand-in without it:
+    :func:`corpus_dir`), sentencepiece-encoded and binarized; its text (raw and encoded, and
+    ``spm.model``) in the sibling ``text`` folder."""
     from fairseq_sigmoid_qe.demo.l10n_data import prepare_l10n
 
     root = tmp_path_factory.mktemp("real")
     text = root / "text"
     prepare_l10n(
-        l10n_dir, str(text), train_pairs=3000, test_pairs=100, vocab_size=600, valid_pairs=100
+        corpus_dir, str(text), train_pairs=3000, test_pairs=100, vocab_size=600, valid_pairs=100
     )
     data_bin = root / "data-bin"
     fairseq(

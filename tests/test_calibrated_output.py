@@ -12,6 +12,8 @@ from conftest import PACKAGE_DIR, fairseq, one_error_line
 
 from fairseq_sigmoid_qe.evaluation import calibration as cal
 
+pytestmark = pytest.mark.integration
+
 OPTIONS = [
     "--beam",
     "5",

@@ -18,6 +18,8 @@ from fairseq_sigmoid_qe.core.words import SENTENCEPIECE_SPACE, detokenize, word_
 from fairseq_sigmoid_qe.demo.synthetic import SyntheticConfig, SyntheticLanguage
 from fairseq_sigmoid_qe.evaluation import calibration as cal
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("n, ties", [(1, False), (2, False), (7, True), (300, True), (2000, False)])
 def test_isotonic_is_monotone_and_equals_scikit_learn(n, ties):

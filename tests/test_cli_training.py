@@ -4,10 +4,13 @@ import os
 import re
 import shutil
 
+import pytest
 import torch
 from conftest import fairseq, head_args, one_error_line
 
 import fairseq_sigmoid_qe  # noqa: F401  (safe globals for torch.load)
+
+pytestmark = pytest.mark.integration
 
 
 def load_state(path):

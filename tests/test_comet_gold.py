@@ -10,6 +10,8 @@ import sys
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.unit
+
 COMMON = os.path.join(REPO, "examples", "common")
 sys.path.insert(0, COMMON)
 

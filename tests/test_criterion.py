@@ -14,6 +14,8 @@ from fairseq_sigmoid_qe.criterions.nce_dominant import NceDominantCriterion
 from fairseq_sigmoid_qe.models.qe_heads import build_qe_head
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
 
+pytestmark = pytest.mark.integration
+
 
 class Task:
     def __init__(self, dictionary):

@@ -16,6 +16,8 @@ from fairseq_sigmoid_qe.models import deltalm
 from fairseq_sigmoid_qe.models.deltalm_checkpoint import official_state_dict
 from fairseq_sigmoid_qe.testing.deltalm_fixtures import TINY_OPTIONS, randomize_
 
+pytestmark = pytest.mark.integration
+
 VOCAB = 40
 DIM, FFN, LAYERS = TINY_OPTIONS["encoder_embed_dim"], TINY_OPTIONS["encoder_ffn_embed_dim"], 1
 POSITIONS = 512 + 2  # fairseq's learned positions: max positions + padding_idx + 1, as released

@@ -12,6 +12,8 @@ from fairseq_sigmoid_qe.core.dominant import (
     is_dominant,
 )
 
+pytestmark = pytest.mark.unit
+
 boostedprob = pytest.importorskip("boostedprob")
 
 

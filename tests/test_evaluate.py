@@ -34,6 +34,8 @@ from fairseq_sigmoid_qe.evaluation.metrics import (
 from fairseq_sigmoid_qe.evaluation.records import hypothesis_text, load_records
 from fairseq_sigmoid_qe.evaluation.report import evaluate_methods
 
+pytestmark = pytest.mark.unit
+
 ERROR_PREFIX = "fairseq-sigmoid-qe: error:"
 
 

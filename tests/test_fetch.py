@@ -17,6 +17,8 @@ import fetch  # noqa: E402
 
 from fairseq_sigmoid_qe.core.errors import QEUserError  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
 
 

@@ -12,6 +12,8 @@ from fairseq_sigmoid_qe.cli import evaluate as cli_evaluate
 from fairseq_sigmoid_qe.core.errors import QEUserError
 from fairseq_sigmoid_qe.evaluation.gold import load_comet_json, load_gold
 
+pytestmark = pytest.mark.unit
+
 ERROR_PREFIX = "fairseq-sigmoid-qe: error:"
 
 

@@ -10,6 +10,8 @@ import pytest
 import torch
 from conftest import fairseq, head_args, one_error_line
 
+pytestmark = pytest.mark.integration
+
 
 def digest(path):
     return hashlib.sha1(open(path, "rb").read()).hexdigest()

@@ -18,6 +18,8 @@ import smoke_downloads  # noqa: E402
 
 from fairseq_sigmoid_qe.core.errors import QEUserError  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory):

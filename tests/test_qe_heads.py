@@ -19,6 +19,8 @@ from fairseq_sigmoid_qe.models.qe_heads import build_qe_head, check_head_options
 from fairseq_sigmoid_qe.models.sigmoid_head_transformer import SigmoidHeadTransformerModel
 from fairseq_sigmoid_qe.optim.sparse_adam import FairseqSparseAdam
 
+pytestmark = pytest.mark.integration
+
 TYPES = [("full", None), ("rescaling", None), ("lowrank", 4)]
 HEAD_KEYS = {"full": {"weight"}, "rescaling": {"rescale"}, "lowrank": {"up", "down"}}
 DIM = 16

@@ -10,6 +10,8 @@ from fairseq_sigmoid_qe.cli.quickstart import parse_args
 from fairseq_sigmoid_qe.core.errors import QEUserError
 from fairseq_sigmoid_qe.demo import quickstart
 
+pytestmark = pytest.mark.e2e
+
 METHODS = {"sigmoid", "softmax", "boostedprob"}
 TEST_PAIRS = 150
 REDUCED = [

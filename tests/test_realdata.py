@@ -5,6 +5,8 @@ import pytest
 from fairseq_sigmoid_qe.core.errors import QEUserError
 from fairseq_sigmoid_qe.demo.l10n_data import prepare_multiref, read_multiref, train_sentencepiece
 
+pytestmark = pytest.mark.unit
+
 ENTRIES = [
     ("Move the file down", ["Datei nach unten verschieben", "Die Datei runter schieben"]),
     ("yes", ["Ja", "ja", "Jawohl"]),

@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.e2e
 
 PAPER_TABLE2 = (".155", ".235", ".383", ".536", ".199", ".367", ".586", ".722")
 

@@ -8,6 +8,8 @@ import pytest
 
 from fairseq_sigmoid_qe.core.progress import Progress, ScoreSummary, duration
 
+pytestmark = pytest.mark.unit
+
 
 class Clock:
     def __init__(self):

@@ -15,6 +15,8 @@ from fairseq_sigmoid_qe.core.negative_samplers import (
     uniform_distribution,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def generator(seed=0):
     return torch.Generator().manual_seed(seed)

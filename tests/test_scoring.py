@@ -6,6 +6,8 @@ import pytest
 
 from fairseq_sigmoid_qe.core.qe_methods import hypothesis_qe, sentence_score
 
+pytestmark = pytest.mark.unit
+
 
 class Dictionary:
     """The little of fairseq's Dictionary that QE records use."""

@@ -13,6 +13,8 @@ from fairseq_sigmoid_qe.optim.sparse_adam import (
     touched_rows,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def steps(weight, optimizer, batches, sparse):
     for tokens in batches:

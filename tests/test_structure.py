@@ -4,7 +4,10 @@ below it; the core and the evaluation never import fairseq; nothing imports the 
 import ast
 import os
 
+import pytest
 from conftest import PACKAGE_DIR
+
+pytestmark = pytest.mark.unit
 
 # Lowest first. A module may import modules of its own layer and of the layers before it.
 LAYERS = [

@@ -6,7 +6,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import numpy as np
@@ -20,6 +19,8 @@ from fairseq_sigmoid_qe.demo.synthetic import (
     synonym_probabilities,
     write_corpus,
 )
+
+pytestmark = pytest.mark.unit
 
 SMALL = dict(num_source_words=60, train_size=3000, valid_size=20, test_size=20)
 MODULE_PATH = os.path.join(
@@ -221,9 +222,9 @@ def test_lexicon_round_trip(tmp_path):
     assert SyntheticConfig(**stored["config"]) == config
 
 
-def test_thirty_thousand_pairs_are_fast():
+def test_thirty_thousand_pairs_are_drawn():
+    """The default training split's size in one call (how fast: not a unit test's concern)."""
     language = SyntheticLanguage.build(SyntheticConfig())
-    start = time.perf_counter()
     pairs = language.sample_pairs(np.random.default_rng(0), 30000)
-    assert time.perf_counter() - start < 2.0
     assert len(pairs) == 30000
+    assert all(len(src) == len(tgt) for src, tgt in pairs)

@@ -7,6 +7,8 @@ import pytest
 from fairseq_sigmoid_qe.core.errors import QEUserError
 from fairseq_sigmoid_qe.core.textfiles import iter_lines, read_lines
 
+pytestmark = pytest.mark.unit
+
 
 def test_lines_without_line_ends(tmp_path, monkeypatch):
     path = tmp_path / "a.txt"

@@ -6,6 +6,8 @@ import pytest
 
 from fairseq_sigmoid_qe.demo.token_groups import GROUPS, format_group_table, group_of, group_table
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     "valid,argmax,dominant,expected",

@@ -4,6 +4,8 @@ import pytest
 
 from fairseq_sigmoid_qe.core.words import aggregate_words, detokenize, word_ids
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     "pieces,expected",
