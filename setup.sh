@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create (or complete) a Python 3.11 virtual environment with torch 2.13 (CPU), fairseq and
+# Create (or complete) a Python 3.11 virtual environment with torch 2.13.0 (CPU), fairseq and
 # this plugin, from the dependency lists of pyproject.toml (its dependencies and its fairseq,
 # test and plot extras).
 # Usage: bash setup.sh [VENV_DIR]   (default: .venv). Re-running reuses what is installed;
@@ -16,6 +16,7 @@ elif [ ! -x "$venv/bin/python" ]; then
   exit 1
 fi
 python=$venv/bin/python
+TORCH_PIN=torch==2.13.0
 stamp="$venv/.fairseq-sigmoid-qe-deps-$(cat "$here/setup.sh" "$here/pyproject.toml" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   # requirements GROUP...: pyproject.toml's lists ("dependencies" or an extra's name), one a line
@@ -30,8 +31,9 @@ PY
   }
   pip="$python -m pip install --quiet"
   $pip --upgrade pip
-  torch=$(requirements dependencies | grep '^torch==')  # always pinned, installed first
-  $pip "$torch"
+  # The exact CPU build this project is tested with, installed first (pyproject.toml states
+  # the tested series, torch>=2.13,<2.14, for installs next to an existing torch).
+  $pip "$TORCH_PIN"
   mapfile -t fairseq < <(requirements fairseq)
   fairseq_fixed=$(printf '%s\n' "${fairseq[@]}" | grep '^fairseq-fixed==')
   mapfile -t others < <(requirements dependencies fairseq test plot | grep -v '^fairseq-fixed==')
