@@ -18,6 +18,7 @@ from .core.errors import QEUserError
 from .core.qe_methods import DEFAULT_METHODS
 from .core.words import detokenize
 from .decoding.search_loop import generate_with_qe, max_positions
+from .models import checkpoint_files
 from .tasks.translation_qe import TASK_NAME
 
 register_fairseq_components()  # loading a head checkpoint needs the registered architecture
@@ -100,9 +101,14 @@ class QEModel:
         for number, line in enumerate(lines, first_number):
             if not line.strip():
                 raise QEUserError(f"{kind} line {number} is empty")
-            tokens = dictionary.encode_line(
-                self._pieces(line.strip()), add_if_not_exist=False, append_eos=True
-            ).long()
+            pieces = self._pieces(line.strip())
+            special = special_symbol(pieces, dictionary)
+            if special is not None:
+                raise QEUserError(
+                    f"{kind} line {number} holds {special}, a special symbol of the "
+                    "dictionary, which would not be scored as the text it is"
+                )
+            tokens = dictionary.encode_line(pieces, add_if_not_exist=False, append_eos=True).long()
             if tokens.numel() > limit:
                 raise QEUserError(
                     f"{kind} line {number} has {tokens.numel()} tokens; the "
@@ -218,6 +224,14 @@ def find_spm_model(data_dir):
     return found[0] if found else None
 
 
+def special_symbol(pieces, dictionary):
+    """The first of ``pieces`` (a space-separated line) that is one of the dictionary's
+    special symbols (``<s>``, ``<pad>``, ``</s>``, ``<unk>``, ...), or None: fairseq would drop
+    a ``<pad>`` from the record and score a ``</s>`` as the end of the sentence."""
+    specials = set(dictionary.symbols[: dictionary.nspecial])
+    return next((piece for piece in pieces.split() if piece in specials), None)
+
+
 def device_of(args):
     """The torch device of ``--cpu``/``--device`` (default: the GPU when there is one)."""
     import torch
@@ -246,12 +260,17 @@ def load_head_model(path, data_dir=None, **qe_options):
     overrides = {"task": task}
     if data_dir:
         overrides["data"] = task["data"] = data_dir
+    checkpoint_files.check_loadable(path)
     try:
         models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
             [path], arg_overrides=overrides
         )
-    except OSError as exc:  # fairseq raises IOError("Model file not found: ...")
-        raise QEUserError(f"cannot load checkpoint {path}: {exc}") from exc
+    except QEUserError:
+        raise
+    except Exception as exc:  # a file that loads but holds no model fairseq can build
+        raise QEUserError(
+            f"cannot load checkpoint {path}: {checkpoint_files.load_problem(path, exc)}"
+        ) from exc
     model = models[0]
     if not hasattr(model, "qe_logits"):
         raise QEUserError(

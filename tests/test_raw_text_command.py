@@ -2,8 +2,10 @@
 
 import json
 import math
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy
@@ -496,3 +498,93 @@ def test_output_becomes_its_name_only_when_complete(tmp_path, monkeypatch):
     output.write("{}\n")
     output.commit()
     assert renamed.read_text() == "{}\n" and not Path(f"{renamed}.part").exists()
+
+
+def pieces_only(real_data_bin, tmp_path):
+    """A data folder holding only the dictionaries (no sentencepiece model beside it) and the
+    sentencepiece model to make pieces with: raw text then is taken as pieces."""
+    import shutil
+
+    import sentencepiece
+
+    folder = tmp_path / "pieces" / "data-bin"
+    folder.mkdir(parents=True)
+    for name in ("dict.en.txt", "dict.de.txt"):
+        shutil.copy(Path(real_data_bin) / name, folder / name)
+    spm = sentencepiece.SentencePieceProcessor(
+        model_file=str(Path(real_data_bin).parent / "text" / "spm.model")
+    )
+    return folder, lambda text: " ".join(spm.encode(text, out_type=str))
+
+
+def pieces_command(data_dir, head_checkpoint, *arguments):
+    return subprocess.run(
+        [sys.executable, "-m", "fairseq_sigmoid_qe.cli.raw_text", *map(str, arguments)]
+        + ["--checkpoint", head_checkpoint, "--data-dir", str(data_dir), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_byte_order_mark_is_not_text(real_data_bin, head_checkpoint, tmp_path):
+    """A UTF-8 BOM in front of the first line (as Windows editors write) changes no score."""
+    data_dir, pieces = pieces_only(real_data_bin, tmp_path)
+    outputs = []
+    for bom in ("", "\ufeff"):
+        sources, translations = tmp_path / f"src{bom!r}", tmp_path / f"hyp{bom!r}"
+        sources.write_text(bom + pieces("Open the file.") + "\n", encoding="utf-8")
+        translations.write_text(bom + pieces("Öffne die Datei.") + "\n", encoding="utf-8")
+        result = pieces_command(
+            data_dir, head_checkpoint, "score", "--sources", sources, "--translations",
+            translations,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append(json.loads(result.stdout))
+    assert outputs[0] == outputs[1]
+    assert "<unk>" not in json.dumps(outputs[1]) and outputs[1]["source"] == pieces(
+        "Open the file."
+    )
+
+
+@pytest.mark.parametrize("symbol", ["<pad>", "</s>", "<s>", "<unk>"])
+def test_special_symbols_in_raw_text_are_refused(real_data_bin, head_checkpoint, tmp_path, symbol):
+    data_dir, pieces = pieces_only(real_data_bin, tmp_path)
+    sources, translations = tmp_path / "src.txt", tmp_path / "hyp.txt"
+    sources.write_text(pieces("Open the file.") + "\n" + pieces("Save all.") + "\n")
+    translations.write_text(
+        pieces("Öffne die Datei.") + "\n" + pieces("Alles") + f" {symbol} " + pieces("speichern.")
+    )
+    result = pieces_command(
+        data_dir, head_checkpoint, "score", "--sources", sources, "--translations", translations
+    )
+    assert one_error_line(result).endswith(
+        f"translation line 2 holds {symbol}, a special symbol of the dictionary, which would "
+        "not be scored as the text it is"
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_termination_removes_the_part_file(real_data_bin, head_checkpoint, tmp_path, signum):
+    """SIGTERM and SIGHUP, like SIGINT: neither OUTPUT nor OUTPUT.part is left, so the rerun
+    is not blocked; the process then ends by the signal."""
+    sources, output = tmp_path / "src.txt", tmp_path / "qe.jsonl"
+    sources.write_text("Open the file and save all of the files in the folder now.\n" * 400)
+    spm_model = Path(real_data_bin).parent / "text" / "spm.model"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fairseq_sigmoid_qe.cli.raw_text", "translate", "--sources"]
+        + [str(sources), "--output", str(output), "--checkpoint", head_checkpoint]
+        + ["--data-dir", real_data_bin, "--spm-model", str(spm_model), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    part = Path(f"{output}.part")
+    deadline = time.monotonic() + 600
+    while not part.exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.02)
+    process.send_signal(signum)
+    stderr = process.communicate(timeout=600)[1]
+    assert process.returncode == -signum, stderr[-3000:]
+    assert "Traceback" not in stderr and f"stopped by {signal.Signals(signum).name}" in stderr
+    assert not part.exists() and not output.exists()

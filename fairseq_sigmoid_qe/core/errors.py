@@ -2,7 +2,10 @@
 and one line for fallbacks."""
 
 import math
+import os
+import signal
 import sys
+import threading
 
 PROGRAM = "fairseq-sigmoid-qe"
 _WARNED = set()
@@ -12,10 +15,52 @@ class QEUserError(Exception):
     """A mistake in what the user gave us; printed as one line, not a traceback."""
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP while an output file is written: raised like SIGINT's
+    KeyboardInterrupt, so that the ``finally`` and ``except`` blocks remove ``OUTPUT.part``."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+TERMINATING = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+class _SignalsRaise:
+    """SIGTERM and SIGHUP raise :class:`Terminated` until :meth:`restore`."""
+
+    def __init__(self):
+        self.previous = {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers; it also gets the signal
+        for signum in TERMINATING:
+            self.previous[signum] = signal.signal(signum, self._raise)
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise Terminated(signum)
+
+    def restore(self):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+
+def stopping_on_termination():
+    """From now on SIGTERM and SIGHUP raise :class:`Terminated` (``.restore()`` ends it)."""
+    return _SignalsRaise()
+
+
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
     if issubclass(exc_type, QEUserError):
         sys.stderr.write(f"{PROGRAM}: error: {exc}\n")
         return
+    if issubclass(exc_type, Terminated):  # cleaned up; now end as the signal asked
+        sys.stderr.write(f"{PROGRAM}: stopped by {exc}\n")
+        sys.stderr.flush()
+        signal.signal(exc.signum, signal.SIG_DFL)
+        os.kill(os.getpid(), exc.signum)
     _previous(exc_type, exc, tb)
 
 

@@ -4,13 +4,16 @@ writer of output files that must never be left half-written or overwritten."""
 import os
 import sys
 
-from .errors import QEUserError
+from .errors import QEUserError, stopping_on_termination
+
+BOM = "\ufeff"
 
 
 def iter_lines(path, what):
     """Lines of a UTF-8 text file (``-``: standard input, read as bytes) without their line
-    ends (``\\n`` or ``\\r\\n``), one at a time; a file that cannot be read, or a line that is
-    not UTF-8, is a :class:`QEUserError` naming ``what``, the file and the line."""
+    ends (``\\n`` or ``\\r\\n``) or a leading byte-order mark, one at a time; a file that
+    cannot be read, or a line that is not UTF-8, is a :class:`QEUserError` naming ``what``,
+    the file and the line."""
     name = "stdin" if path == "-" else path
     try:
         stream = sys.stdin.buffer if path == "-" else open(path, "rb")
@@ -25,6 +28,8 @@ def iter_lines(path, what):
                     f"{what} {name} is not UTF-8 text: line {number} has the "
                     f"byte 0x{raw[exc.start]:02x}"
                 ) from None
+            if number == 1:
+                line = line.removeprefix(BOM)  # a byte-order mark is no text
             yield line[: -1 if line.endswith("\n") else None].removesuffix("\r")
     except OSError as exc:
         raise QEUserError(f"cannot read {what} {path}: {exc.strerror}") from exc
@@ -55,7 +60,8 @@ def refuse_existing(path, option="--output"):
 class StreamedOutput:
     """JSONL lines to stdout (``-``), or to a new ``PATH.part`` renamed to ``PATH`` by
     :meth:`commit` once everything is written and removed by :meth:`discard` when the run
-    fails: a file named ``PATH`` is always complete, and never overwritten."""
+    fails (also when it is stopped by SIGINT, SIGTERM or SIGHUP, which raise meanwhile):
+    a file named ``PATH`` is always complete, and never overwritten."""
 
     def __init__(self, path, option="--output"):
         self.path, self.option = path, option
@@ -65,6 +71,7 @@ class StreamedOutput:
             return
         try:
             self.stream = open(self.part, "x", encoding="utf-8")
+            self._signals = stopping_on_termination()
         except FileExistsError:
             raise QEUserError(
                 f"{option} {path}: {self.part} exists; nothing is overwritten"
@@ -83,6 +90,7 @@ class StreamedOutput:
         if self.part is None:
             return
         part, self.part = self.part, None  # from here on the records are kept in any case
+        self._signals.restore()
         try:
             self.stream.close()
             try:
@@ -109,3 +117,5 @@ class StreamedOutput:
         if self.part is not None:
             self.stream.close()
             os.remove(self.part)
+            self.part = None
+            self._signals.restore()

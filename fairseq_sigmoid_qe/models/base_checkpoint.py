@@ -2,15 +2,13 @@
 
 import hashlib
 import json
-import logging
 import os
 from argparse import Namespace
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ..core.errors import QEUserError
-
-logger = logging.getLogger(__name__)
+from ..core.errors import QEUserError, warn_once
+from . import checkpoint_files
 
 
 def read_base_checkpoint(path):
@@ -21,13 +19,18 @@ def read_base_checkpoint(path):
         raise QEUserError(
             "--base-checkpoint is required: the trained Transformer to add the head to"
         )
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise QEUserError(f"base checkpoint not found: {path}")
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    except Exception as exc:  # torch raises many types for a corrupt/foreign file
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # one line
-        raise QEUserError(f"cannot read base checkpoint {path}: {reason}") from exc
+    problem = checkpoint_files.file_problem(path)
+    if problem is None:
+        try:
+            state = checkpoint_utils.load_checkpoint_to_cpu(path)
+        except Exception as exc:  # torch raises many types for a corrupt/foreign file
+            problem = checkpoint_files.load_problem(path, exc)
+    if problem is not None:
+        raise QEUserError(f"cannot read base checkpoint {path}: {problem}")
+    if not isinstance(state, dict):
+        raise QEUserError(f"{path} is not a fairseq checkpoint (no 'model' state)")
     if "model" not in state:
         raise QEUserError(f"{path} is not a fairseq checkpoint (no 'model' state)")
     return state
@@ -90,9 +93,37 @@ def _training_task_config(state):
     return task_cfg if task_cfg is not None else state.get("args")
 
 
+def _option(config, name):
+    if config is None:
+        return None
+    return config.get(name) if hasattr(config, "get") else getattr(config, name, None)
+
+
+def training_folder(state, path):
+    """The folder the base was trained in (against which its relative paths were meant), from
+    its recorded ``--save-dir`` and where ``path`` lies, or None when they do not fit."""
+    cfg = state.get("cfg")
+    save_dir = _option(_option(cfg, "checkpoint"), "save_dir") or _option(
+        state.get("args"), "save_dir"
+    )
+    if not save_dir:
+        return None
+    here = os.path.dirname(os.path.abspath(path))
+    if os.path.isabs(save_dir):
+        return None  # training ran anywhere
+    relative = os.path.normpath(save_dir)
+    if relative == os.curdir:
+        return here
+    if relative.split(os.sep)[0] == os.pardir or not here.endswith(os.sep + relative):
+        return None
+    return here[: -len(relative) - 1] or os.sep
+
+
 def recorded_dictionary_files(state, path):
     """{side: dict file} the base was trained with, found through the data folder its config
-    records (a checkpoint stores no dictionary), or a reason why they cannot be found."""
+    records (a checkpoint stores no dictionary; a relative folder is taken from the folder
+    the base was trained in, never from the current one), or a reason why they cannot be
+    found."""
     from fairseq.data.data_utils import infer_language_pair
 
     task_cfg = _training_task_config(state)
@@ -100,6 +131,15 @@ def recorded_dictionary_files(state, path):
     if not data:
         return f"base checkpoint {path} records no training data folder"
     folder = data.split(os.pathsep)[0]
+    if not os.path.isabs(folder):
+        trained_in = training_folder(state, path)
+        if trained_in is None:
+            return (
+                f"the training data folder {folder} recorded in base checkpoint {path} is "
+                "relative, and the folder the base was trained in is unknown (the checkpoint "
+                "is no longer in its --save-dir)"
+            )
+        folder = os.path.join(trained_in, folder)
     if not os.path.isdir(folder):
         return f"the training data folder {folder} recorded in base checkpoint {path} is gone"
     source, target = getattr(task_cfg, "source_lang", None), getattr(task_cfg, "target_lang", None)
@@ -120,19 +160,18 @@ def recorded_dictionary_files(state, path):
 def check_dictionary_content(state, task, path):
     """The data's dictionaries must hold the base's symbols in the base's order. Compared with
     the dictionary files in the data folder the base's config records; when they are gone (or
-    no longer match the base's vocabulary sizes) only the sizes are checked, with a warning."""
+    no longer match the base's vocabulary sizes) only the sizes are checked, with a warning
+    on stderr."""
     found = recorded_dictionary_files(state, path)
     if isinstance(found, str):
-        logger.warning("dictionary content not verified (only sizes): %s", found)
+        warn_once(f"dictionary content not verified (only sizes): {found}")
         return
     for side, ours in (("source", task.source_dictionary), ("target", task.target_dictionary)):
         recorded = task.load_dictionary(found[side])
         if len(recorded) != len(ours):
-            logger.warning(
-                "dictionary content not verified (only sizes): %s no longer has the "
-                "base's %s vocabulary size",
-                found[side],
-                side,
+            warn_once(
+                f"dictionary content not verified (only sizes): {found[side]} no longer has "
+                f"the base's {side} vocabulary size"
             )
             continue
         if recorded.symbols != ours.symbols:

@@ -4,7 +4,11 @@ fairseq-train resumes from ``--restore-file`` (by default ``SAVE_DIR/checkpoint_
 ``--finetune-from-model`` or ``--continue-once``, and writes ``checkpoint*.pt`` files into
 ``--save-dir``. Before the trainer touches any of them, each existing one must be a
 sigmoid-head checkpoint of the same base weights and dictionaries: a base checkpoint, another
-head or any other file there is refused in one line, whatever its name.
+head or any other file there is refused in one line, whatever its name. A file there that
+cannot be loaded (cut off by a kill or a full disk) is refused naming the newest intact head
+checkpoint to resume from, and so is a start at update 0 (``checkpoint_last.pt`` deleted) that
+would write over this head's own checkpoints. Every write into ``--save-dir`` is whole or
+absent (:mod:`.durable_saves`).
 """
 
 import hashlib
@@ -14,7 +18,7 @@ import torch
 
 from ..core.errors import QEUserError
 from . import base_checkpoint as bc
-from . import qe_heads
+from . import checkpoint_files, qe_heads
 
 DEFAULT_RESTORE_FILE = "checkpoint_last.pt"
 RESUME_OPTIONS = ("restore_file", "finetune_from_model", "continue_once")
@@ -52,19 +56,24 @@ def files_to_check(args):
 
 
 def _model_config(path):
-    """A checkpoint's model config, reading no weights (memory-mapped); None if unreadable."""
+    """(model config, updates) of a checkpoint, reading no weights (memory-mapped), or
+    (None, why it cannot be loaded)."""
+    problem = checkpoint_files.file_problem(path)
+    if problem is not None:
+        return None, problem
     try:
         state = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-        return bc.base_model_config(state, path)
-    except Exception:  # torch and pickle raise many types for a foreign file
-        return None
+    except Exception as exc:  # torch and pickle raise many types for a foreign file
+        return None, checkpoint_files.load_problem(path, exc)
+    try:
+        history = state.get("optimizer_history") or [{}]
+        return bc.base_model_config(state, path), history[-1].get("num_updates", 0)
+    except Exception:  # a dict of something else, or no dict at all
+        return None, "not a fairseq checkpoint"
 
 
-def not_own_reason(path, args, head_arch):
-    """Why the checkpoint ``path`` is not one of this head training's own, or None."""
-    model_cfg = _model_config(path)
-    if model_cfg is None:
-        return "not a fairseq checkpoint"
+def not_own_reason(model_cfg, args, head_arch):
+    """Why the checkpoint of ``model_cfg`` is not one of this head training's own, or None."""
     arch = bc.model_config_name(model_cfg)
     if arch != head_arch:
         return f"a '{arch}' checkpoint, not a sigmoid head"
@@ -81,11 +90,46 @@ def not_own_reason(path, args, head_arch):
     return None if same_base else "a sigmoid head of another base"
 
 
+def newest(own):
+    """The path of the (updates, path) pair with the most updates; at a tie
+    checkpoint_last.pt, then checkpoint_best.pt, then the newest file."""
+    preference = {DEFAULT_RESTORE_FILE: 2, "checkpoint_best.pt": 1}
+
+    def key(pair):
+        updates, path = pair
+        return updates, preference.get(os.path.basename(path), 0), os.path.getmtime(path)
+
+    return max(own, key=key)[1] if own else None
+
+
+def starts_afresh(args):
+    """Whether fairseq-train would start at update 0 in ``--save-dir`` (no checkpoint_last.pt,
+    no other resume option)."""
+    if getattr(args, "restore_file", DEFAULT_RESTORE_FILE) != DEFAULT_RESTORE_FILE:
+        return False
+    if getattr(args, "finetune_from_model", None) or getattr(args, "continue_once", None):
+        return False
+    return not os.path.lexists(os.path.join(args.save_dir, DEFAULT_RESTORE_FILE))
+
+
 def check_training_files(args, head_arch):
-    """Refuse, before any training, a resume or save file that is not this head's own."""
+    """Refuse, before any training, a resume or save file that is not this head's own or
+    cannot be loaded, and a start at update 0 over this head's own checkpoints."""
+    own, damaged = [], []
     for path, option in files_to_check(args):
-        reason = not_own_reason(path, args, head_arch)
+        model_cfg, updates = _model_config(path)
+        if model_cfg is None:
+            if option != "--save-dir":
+                raise QEUserError(
+                    f"{option} {path} cannot be loaded ({updates}): head training resumes "
+                    "only from an intact checkpoint of its own"
+                )
+            damaged.append((path, updates))
+            continue
+        reason = not_own_reason(model_cfg, args, head_arch)
         if reason is None:
+            if option == "--save-dir":
+                own.append((updates, path))
             continue
         if option == "--save-dir":
             raise QEUserError(
@@ -96,4 +140,23 @@ def check_training_files(args, head_arch):
         raise QEUserError(
             f"{option} {path} is {reason}: head training resumes only from its "
             "own checkpoints (the base goes to --base-checkpoint)"
+        )
+    intact = newest(own)
+    if damaged:
+        path, problem = damaged[0]
+        then = (
+            f"resume from the newest intact head checkpoint with --restore-file {intact}"
+            if intact
+            else "no intact head checkpoint is left there"
+        )
+        raise QEUserError(
+            f"--save-dir {args.save_dir} holds {os.path.basename(path)}, which cannot be "
+            f"loaded ({problem}): head training would resume from it or write over it; move "
+            f"it away, then {then}"
+        )
+    if intact and starts_afresh(args):
+        raise QEUserError(
+            f"--save-dir {args.save_dir} holds head checkpoints but no {DEFAULT_RESTORE_FILE}: "
+            "training would start again at update 0 and write over them; resume with "
+            f"--restore-file {intact} (the newest), or give a new --save-dir"
         )

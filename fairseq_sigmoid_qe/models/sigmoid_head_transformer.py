@@ -27,7 +27,7 @@ from torch import nn
 
 from ..core.errors import QEUserError
 from . import base_checkpoint as bc
-from . import head_checkpoints, qe_heads, training_preflight
+from . import durable_saves, head_checkpoints, qe_heads, training_preflight
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +209,8 @@ def _load_base(args, task):
     args.qe_dictionary_fingerprint = bc.dictionary_fingerprint(task)
     args.base_fingerprint = head_checkpoints.weights_fingerprint(state["model"])
     head_checkpoints.check_training_files(args, ARCH_NAME)
+    if getattr(args, "save_dir", None):
+        durable_saves.install(args.save_dir)
     return base
 
 

@@ -12,6 +12,8 @@ only then), :func:`install` does these, the only changes it makes outside the pl
 2. ``fairseq_cli.generate._main`` is wrapped for the run so that its output stream is a
    :class:`~.qe_output.QEPrinter`: fairseq-generate prints each hypothesis itself and has
    no per-hypothesis output hook, and QE lines follow their hypothesis' ``P-`` line.
+   Before any work, the wrapper also refuses in one line a ``--path`` checkpoint that
+   cannot be loaded (fairseq's loader would end in a traceback).
 The original ``sys.argv`` and ``_main`` are put back when the run ends.
 """
 
@@ -20,8 +22,11 @@ import os
 import sys
 from dataclasses import fields
 
+from fairseq import utils
+
 from ..core.errors import QEUserError
 from ..decoding.generate_output import QEPrinter, printing
+from ..models import checkpoint_files
 from .translation_qe import TASK_NAME, TranslationQEConfig
 
 QE_FLAGS = tuple(
@@ -59,6 +64,8 @@ def _wrap_main_for_one_run(modules, argv):
     def wrapped(original):
         def _main(cfg, output_file):
             try:
+                for path in utils.split_paths(cfg.common_eval.path):
+                    checkpoint_files.check_loadable(path)
                 printer = QEPrinter(output_file, cfg)
                 succeeded = False
                 try:
