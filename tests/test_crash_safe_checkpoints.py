@@ -15,6 +15,8 @@ from conftest import fairseq, head_args, one_error_line
 
 from fairseq_sigmoid_qe.models import durable_saves
 
+pytestmark = pytest.mark.integration
+
 PAUSER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pause_at_save.py")
 SAVE_EVERY_UPDATE = ("--save-interval-updates", "1", "--seed", "5")
 
@@ -44,7 +46,8 @@ def kill_at(save_dir, pause_at, max_update, *args):
     while not marker.exists():
         if process.poll() is not None:
             raise AssertionError(f"{pause_at}: training ended unpaused:\n{process.stderr.read()}")
-        assert time.monotonic() < deadline, f"{pause_at}: never paused"
+        if time.monotonic() > deadline:  # a hang guard, not a speed bound
+            pytest.fail(f"{pause_at}: never paused")
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()

@@ -12,6 +12,8 @@ from conftest import PACKAGE_DIR, fairseq, one_error_line
 from fairseq_sigmoid_qe import QEUserError
 from fairseq_sigmoid_qe.models.checkpoint_files import check_loadable
 
+pytestmark = pytest.mark.integration
+
 DAMAGES = {
     "cut-off": "the file is cut off or damaged, its archive incomplete at ",
     "empty": "the file is empty",
