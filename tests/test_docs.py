@@ -105,8 +105,8 @@ def cli_target(words):
     if program in SCRIPTS:
         return SCRIPTS[program], words[1:]
     if program == "fairseq-sigmoid-qe":
-        if words[1:2] == ["calibrate"]:
-            return "calibrate", words[2:]
+        if words[1:2] in (["calibrate"], ["merge"]):
+            return words[1], words[2:]
         return "raw_text", words[1:]
     if re.fullmatch(r"python[\d.]*", program) and words[1:2] == ["-m"]:
         match = re.fullmatch(rf"{PLUGIN}\.cli\.(\w+)", words[2]) if len(words) > 2 else None

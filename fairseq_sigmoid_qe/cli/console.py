@@ -29,9 +29,13 @@ def quickstart():
 
 def raw_text():
     """``fairseq-sigmoid-qe``: the raw-text API's translate / score command, and
-    ``calibrate`` (which needs no fairseq)."""
+    ``calibrate`` and ``merge`` (which need no fairseq)."""
     if sys.argv[1:2] == ["calibrate"]:
         from .calibrate import main
+
+        return main(sys.argv[2:])
+    if sys.argv[1:2] == ["merge"]:
+        from .merge import main
 
         return main(sys.argv[2:])
     require_fairseq("fairseq-sigmoid-qe")

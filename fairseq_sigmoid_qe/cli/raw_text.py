@@ -31,7 +31,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="fairseq-sigmoid-qe",
         description="Translate raw text with QE, or score given translations (JSONL out). "
-        "'fairseq-sigmoid-qe calibrate --help': fit a calibration on a dev set.",
+        "'fairseq-sigmoid-qe calibrate --help': fit a calibration on a dev set; "
+        "'fairseq-sigmoid-qe merge --help': merge sharded QE files.",
     )
     parser.add_argument("command", choices=["translate", "score"])
     parser.add_argument("--checkpoint", required=True, help="sigmoid-head checkpoint")

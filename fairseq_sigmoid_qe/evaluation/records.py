@@ -117,3 +117,30 @@ def group_records(records, groups=None):
             raise QEUserError(f"QE record id {record['id']} has no source text: give --groups")
         grouped.setdefault(key, []).append(record)
     return [members for members in grouped.values() if len(members) > 1]
+
+
+def merged_lines(paths):
+    """The lines of several ``--qe-output`` files (the shards of one test set, from
+    ``fairseq-generate --num-shards K --shard-id I``) in the input's order: sorted by
+    (``id``, ``rank``), each line as written. Every record must have an integer ``id`` and
+    ``rank``, and no (id, rank) may come twice."""
+    keyed, seen = [], {}
+    for path in paths:
+        for number, line in enumerate(read_lines(path, "QE file"), 1):
+            if not line.strip():
+                continue
+            record = _parse_record(line, path, number)
+            key = (record.get("id"), record.get("rank"))
+            if not all(isinstance(value, int) for value in key):
+                raise QEUserError(
+                    f"{path} line {number} has no integer id and rank (records of "
+                    "fairseq-generate --qe-output have both)"
+                )
+            if key in seen:
+                raise QEUserError(
+                    f"id {key[0]} rank {key[1]} is in {seen[key]} and in {path} line {number}: "
+                    "give each shard once"
+                )
+            seen[key] = f"{path} line {number}"
+            keyed.append((key, line))
+    return [line for _, line in sorted(keyed, key=lambda pair: pair[0])]

@@ -74,6 +74,8 @@ class TranslationQEConfig(TranslationConfig):
         },
     )
     seed: int = II("common.seed")
+    num_shards: int = II("dataset.num_shards")
+    shard_id: int = II("dataset.shard_id")
     qe_include_eos: bool = field(
         default=False,
         metadata={"help": "include the end-of-sentence token in token and sentence QE"},
@@ -154,6 +156,35 @@ def options_of(cfg):
     )
 
 
+def generation_shard(num_shards, shard_id, given_shards=1, given_id=0):
+    """(shards, this shard) of fairseq-generate's batch iterator with ``--print-qe``: fairseq
+    0.12's generate shards only over its distributed processes (``given_*``, from
+    ``--distributed-world-size``) and leaves ``--num-shards``/``--shard-id`` unread; here they
+    take every ``num_shards``-th batch from the ``shard_id``-th on, as fairseq's
+    ``ShardedIterator`` does."""
+    check_range("--num-shards", num_shards, low=1)
+    check_range(
+        "--shard-id", shard_id, 0, num_shards - 1, meaning=f"one of the {num_shards} shards"
+    )
+    if num_shards == 1:
+        return given_shards, given_id
+    if given_shards > 1:
+        raise QEUserError(
+            f"--num-shards {num_shards} with --distributed-world-size {given_shards}: "
+            "fairseq-generate already shards over its processes; give one of the two"
+        )
+    return num_shards, shard_id
+
+
+def configured_shards(cfg):
+    """(``--num-shards``, ``--shard-id``) of a task config; (1, 0) for a config made outside
+    fairseq's (its interpolations unresolved)."""
+    num_shards, shard_id = getattr(cfg, "num_shards", 1), getattr(cfg, "shard_id", 0)
+    if isinstance(num_shards, int) and isinstance(shard_id, int):
+        return num_shards, shard_id
+    return 1, 0
+
+
 def why_not_recorded(models, args, seq_gen_cls):
     """Why QE cannot be read off this generator's search (None if it can)."""
     if len(models) != 1:
@@ -184,6 +215,19 @@ class TranslationQETask(TranslationTask):
             if not cfg.print_qe:
                 raise QEUserError("--qe-calibration needs --print-qe")
             self.qe_calibration = load_calibration(cfg.qe_calibration, self.qe_options.methods)
+        if cfg.print_qe:
+            generation_shard(*configured_shards(cfg))  # refused before any model loads
+
+    def get_batch_iterator(self, dataset, *args, num_shards=1, shard_id=0, **kwargs):
+        """fairseq's batches; with ``--print-qe`` sharded by ``--num-shards``/``--shard-id``
+        too (:func:`generation_shard`), so that K fairseq-generate runs split a test set."""
+        if self.cfg.print_qe:
+            num_shards, shard_id = generation_shard(
+                *configured_shards(self.cfg), num_shards, shard_id
+            )
+        return super().get_batch_iterator(
+            dataset, *args, num_shards=num_shards, shard_id=shard_id, **kwargs
+        )
 
     def build_generator(
         self,
