@@ -8,6 +8,8 @@ import sys
 import pytest
 from conftest import PACKAGE_DIR, fairseq, one_error_line
 
+pytestmark = pytest.mark.integration
+
 # many small batches, so that each of the two shards gets several
 OPTIONS = ["--beam", "4", "--nbest", "2", "--max-tokens", "300", "--batch-size", "8"]
 OPTIONS += ["--post-process", "sentencepiece", "--max-len-b", "40", "--cpu"]
