@@ -96,10 +96,10 @@ class Workdir:
             self._records[key] = load_records(path) if os.path.exists(path) else None
         return self._records[key]
 
-    def gold(self, decoding, system, split):
+    def gold(self, decoding, system, split, records):
+        """chrF of a decoding's hypotheses (the same for every head's records of it)."""
         key = (decoding, system, split)
         if key not in self._gold:
-            records = self.records(decoding, system, split, "init")
             gold, kind = self.references[split]
             self._gold[key] = np.asarray(gold_values(records, gold, kind), float)
         return self._gold[key]
@@ -110,7 +110,8 @@ class Workdir:
         if records is None or split not in self.references:
             return None
         lengths = np.array([len(r["tokens"]) for r in records], float)
-        return aggregate(records, method, how), self.gold(decoding, system, split), lengths
+        gold = self.gold(decoding, system, split, records)
+        return aggregate(records, method, how), gold, lengths
 
 
 def mrdev_score(work, name):
