@@ -133,7 +133,8 @@ def choose(work, candidates):
 
 
 def chosen_variant(work):
-    return choose(work, [v for v in VARIANTS if f"dense_{v}" in work.heads()])
+    heads = [f"dense_{v}" for v in VARIANTS if f"dense_{v}" in work.heads()]
+    return choose(work, heads)[len("dense_") :]
 
 
 def chosen_head(work):
