@@ -1,14 +1,14 @@
 """Head types side by side in one run: size, training update time and QE scoring time.
 
-For every ``--qe-head-type`` (``full``, ``rescaling``, ``lowrank`` at each ``--ranks``), on one
-frozen Transformer and one batch: trainable head parameters and their share of the base; the
-time of one head-training update (nce_dominant, the paper's best sampler, Adam); the time of
-QE scoring by force-decoding (``core.qe_methods.score_tokens``: frozen forward, softmax, BoostedProb
-and the head's ``σ(h · W_qe[y])``) and of the head's part alone (``logits_for`` on the output
-tokens). The types take turns each repeat, so drift hits all alike; medians, in CPU seconds of
-this process. Ratios are to the ``full`` head. The parameter overheads of the real models
-(Transformer Base, DeltaLM) are printed too (closed forms, checked against built modules in
-tests/test_qe_heads.py).
+For every ``--qe-head-type`` (``full``, ``logit_affine``, ``hidden_transform``, ``lowrank`` at
+each ``--ranks``), on one frozen Transformer and one batch: trainable head parameters and their
+share of the base; the time of one head-training update (nce_dominant, the paper's best
+sampler, Adam); the time of QE scoring by force-decoding (``core.qe_methods.score_tokens``: frozen
+forward, softmax, BoostedProb and the head's ``σ(h · W_qe[y])``) and of the head's part alone
+(``logits_for`` on the output tokens). The types take turns each repeat, so drift hits all
+alike; medians, in CPU seconds of this process. Ratios are to the ``full`` head. The parameter
+overheads of the real models (Transformer Base, DeltaLM) are printed too (closed forms, checked
+against built modules in tests/test_qe_heads.py).
 
 Usage: python benchmarks/bench_head_types.py [--quick] [--repeats 5] [--ranks 16 64 256]
 """
@@ -56,7 +56,7 @@ def main():
     criterion = NceDominantCriterion(
         task, 10, "token_freq+softmax", 2.0, True, False, *DEFAULT_RULE
     )
-    types = [("full", None), ("rescaling", None)] + [
+    types = [("full", None), ("logit_affine", None), ("hidden_transform", None)] + [
         ("lowrank", r) for r in options.ranks if r <= dim
     ]
     models, optimizers = {}, {}

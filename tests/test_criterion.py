@@ -204,6 +204,38 @@ def test_positive_weight_and_ranking_term_by_hand(setup):
     assert float(log["ranking"]) == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_negative_dedup_counts_a_token_drawn_twice_once(setup):
+    """Same draws with and without --negative-dedup: the difference of the losses is exactly
+    the repeated (position, token) terms, and the logged count is the distinct draws."""
+    dictionary, task, model = setup
+    sample = batch(dictionary, [([4, 5, 6], [7, 8, 9, 10])])
+    plain = criterion(task, "random+token_freq", negatives=8)
+    drawn = []
+    draw = plain._negatives
+    plain._negatives = lambda *args: drawn.append(draw(*args)) or drawn[-1]
+    torch.manual_seed(11)
+    loss_plain, _, log_plain = plain(model, sample)
+    torch.manual_seed(11)
+    loss_dedup, _, log_dedup = criterion(
+        task, "random+token_freq", negatives=8, negative_dedup=True
+    )(model, sample)
+    negatives, valid = drawn[0]
+    features, _ = model.frozen_forward(**sample["net_input"])
+    z = model.qe_head(features[0])
+    repeated, distinct = 0.0, 0
+    for position in range(negatives.size(0)):
+        seen = set()
+        for token, ok in zip(negatives[position].tolist(), valid[position].tolist()):
+            if not ok:
+                continue
+            if token in seen:
+                repeated = repeated - F.logsigmoid(-z[position, token])
+            seen.add(token)
+        distinct += len(seen)
+    assert int(log_plain["negatives"]) > distinct == int(log_dedup["negatives"])
+    torch.testing.assert_close(loss_plain - loss_dedup, repeated, rtol=1e-5, atol=1e-5)
+
+
 def test_bad_weights(setup):
     _, task, _ = setup
     with pytest.raises(QEUserError, match="--positive-weight 0.0 is out of range"):

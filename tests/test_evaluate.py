@@ -263,6 +263,12 @@ def test_cli_table(cli_files):
         "brier",
         "mcc",
         "f1_bad",
+        "pearson_low",
+        "pearson_high",
+        "spearman_low",
+        "spearman_high",
+        "pearson_given_length",
+        "pearson_in_length_bins",
     ]
     sigmoid = lines[header + 1].split()
     assert sigmoid[:2] == ["sigmoid", "25"]
@@ -294,6 +300,65 @@ def test_cli_json_binary_and_two_files(cli_files):
     assert rows["T2/sigmoid"]["spearman"] == pytest.approx(
         stats.spearmanr(cli_files["scores"]["sigmoid"], labels)[0]
     )
+
+
+def test_intervals_paired_test_and_aggregates(tmp_path):
+    """--bootstrap intervals hold the estimate and are seeded; --compare gives the paired
+    test; --aggregate recomputes sentence scores from token scores; length is controlled."""
+    rng = np.random.default_rng(3)
+    n = 120
+    lengths = rng.integers(1, 30, size=n)
+    gold = rng.uniform(size=n)
+    records = []
+    for i in range(n):
+        good = np.clip(gold[i] ** (1 / lengths[i]) + rng.normal(0, 0.01, lengths[i]), 0.01, 1)
+        bad = rng.uniform(0.5, 1.0, lengths[i])
+        records.append(
+            {
+                "id": i,
+                "tokens": ["\u2581w"] * int(lengths[i]) + ["</s>"],
+                "token_scores": {"good": good.tolist(), "bad": bad.tolist()},
+                "sentence_scores": {"good": float(np.prod(good)), "bad": float(np.prod(bad))},
+            }
+        )
+    qe = write_jsonl(tmp_path / "qe.jsonl", records)
+    gold_file = write_lines(tmp_path / "gold.txt", gold)
+
+    def rows(*options):
+        result = run_cli("--qe", qe, "--gold-scores", gold_file, "--json", *options)
+        assert result.returncode == 0, result.stderr
+        return {row["method"]: row for row in json.loads(result.stdout)["methods"]}
+
+    plain = rows("--compare", "bad", "--seed", "5")
+    good = plain["good"]
+    assert good["pearson_low"] < good["pearson"] < good["pearson_high"]
+    assert good["spearman_low"] < good["spearman"] < good["spearman_high"]
+    assert good["delta_pearson"] == pytest.approx(good["pearson"] - plain["bad"]["pearson"])
+    assert good["delta_low"] > 0 and good["share_better"] > 0.99
+    assert plain["bad"]["delta_pearson"] is None  # the reference itself (NaN in JSON: null)
+    assert rows("--compare", "bad", "--seed", "5")["good"] == good
+    assert rows("--compare", "bad", "--seed", "6")["good"]["pearson_low"] != good["pearson_low"]
+    product = rows("--aggregate", "product", "--bootstrap", "0")
+    assert product["good"]["pearson"] == pytest.approx(good["pearson"])
+    assert "pearson_low" not in product["good"]
+    geomean = rows("--aggregate", "geomean", "--bootstrap", "0")
+    expected = [np.exp(np.mean(np.log(r["token_scores"]["good"]))) for r in records]
+    assert geomean["good"]["pearson"] == pytest.approx(stats.pearsonr(expected, gold)[0])
+    assert good["pearson_given_length"] == pytest.approx(good["pearson"], abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "arguments,fragment",
+    [
+        (["--compare", "nosuch"], "--compare nosuch: no such method"),
+        (["--compare", "sigmoid", "--bootstrap", "0"], "--compare needs --bootstrap"),
+        (["--bootstrap", "-1"], "--bootstrap -1 is out of range"),
+        (["--length-bins", "0"], "--length-bins 0 is out of range"),
+    ],
+)
+def test_uncertainty_user_errors(cli_files, arguments, fragment):
+    result = run_cli("--qe", cli_files["qe"], "--gold-scores", cli_files["gold"], *arguments)
+    assert_one_error_line(result, fragment)
 
 
 def test_plot_writes_png(cli_files, capsys):

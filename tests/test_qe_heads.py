@@ -21,8 +21,13 @@ from fairseq_sigmoid_qe.optim.sparse_adam import FairseqSparseAdam
 
 pytestmark = pytest.mark.integration
 
-TYPES = [("full", None), ("rescaling", None), ("lowrank", 4)]
-HEAD_KEYS = {"full": {"weight"}, "rescaling": {"rescale"}, "lowrank": {"up", "down"}}
+TYPES = [("full", None), ("logit_affine", None), ("hidden_transform", None), ("lowrank", 4)]
+HEAD_KEYS = {
+    "full": {"weight"},
+    "logit_affine": {"scale", "shift"},
+    "hidden_transform": {"hidden_map"},
+    "lowrank": {"up", "down"},
+}
 DIM = 16
 
 
@@ -67,7 +72,8 @@ def test_parameters_equal_the_closed_form_and_the_projection_is_not_copied(head_
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     expected = {
         "full": lambda: vocab * DIM,
-        "rescaling": lambda: DIM * DIM,
+        "logit_affine": lambda: 2,
+        "hidden_transform": lambda: DIM * DIM,
         "lowrank": lambda: rank * (vocab + DIM),
     }[head_type]() + (vocab if bias else 0)
     assert trainable == expected == parameter_count(head_type, vocab, DIM, rank, bias)
@@ -76,13 +82,16 @@ def test_parameters_equal_the_closed_form_and_the_projection_is_not_copied(head_
 
 
 @pytest.mark.parametrize("arch", ["deltalm_base", "deltalm_large"])
-@pytest.mark.parametrize("head_type,rank", [("full", None), ("rescaling", None), ("lowrank", 16)])
+@pytest.mark.parametrize(
+    "head_type,rank",
+    [("full", None), ("logit_affine", None), ("hidden_transform", None), ("lowrank", 16)],
+)
 def test_deltalm_head_sizes_are_the_closed_form(arch, head_type, rank):
     """Counted on the real modules (meta device), on DeltaLM's 250k vocabulary."""
     n_base, n_head = deltalm.parameter_counts(arch, head_type=head_type, rank=rank)
     dim = {"deltalm_base": 768, "deltalm_large": 1024}[arch]
     assert n_head == parameter_count(head_type, deltalm.DELTALM_DICTIONARY_SIZE, dim, rank)
-    assert n_base > 10 * parameter_count("rescaling", 0, dim)
+    assert n_base > 10 * parameter_count("hidden_transform", 0, dim)
 
 
 @pytest.mark.parametrize("share", [True, False])
@@ -131,10 +140,34 @@ def test_training_moves_only_the_head(head_type, rank, make_optimizer):
             assert torch.equal(after[name], tensor), name
 
 
+def test_logit_affine_head_is_an_affine_map_of_the_frozen_logit():
+    """sigma(a z_out + c): after moving a and c, every logit is a z_out + c, token by token."""
+    model, dictionary, _ = tiny("logit_affine", None)
+    with torch.no_grad():
+        model.qe_head.scale.fill_(0.5)
+        model.qe_head.shift.fill_(-2.0)
+    features = torch.randn(2, 3, DIM)
+    frozen = model.decoder.output_layer(features)
+    torch.testing.assert_close(model.qe_head(features), 0.5 * frozen - 2.0, rtol=1e-5, atol=1e-5)
+
+
+def test_former_type_name_and_keys_still_load():
+    """A head saved as 'rescaling' (its d x d map under the key 'rescale') loads as
+    hidden_transform with the same logits."""
+    model, _, _ = tiny("rescaling", None)
+    assert type(model.qe_head).__name__ == "HiddenTransformHead"
+    torch.manual_seed(3)
+    old = {"rescale": torch.randn(DIM, DIM)}
+    model.qe_head.upgrade_state_dict_named(old, "")
+    model.qe_head.load_state_dict(old)
+    torch.testing.assert_close(model.qe_head.hidden_map, old["hidden_map"])
+    assert parameter_count("rescaling", 20, DIM) == parameter_count("hidden_transform", 20, DIM)
+
+
 # ----------------------------------------------------------------- real fairseq CLI
 
 
-@pytest.fixture(scope="module", params=["rescaling", "lowrank"])
+@pytest.fixture(scope="module", params=["logit_affine", "lowrank"])
 def compact_head(request, tmp_path_factory, real_data_bin, base_checkpoint):
     """A compact head trained 6 updates, then resumed to 10: (type, save_dir, outputs)."""
     save_dir = tmp_path_factory.mktemp(request.param)
@@ -210,7 +243,7 @@ def test_compact_head_round_trips_through_generate(compact_head, real_data_bin, 
 
 def test_head_of_another_type_is_not_resumed(compact_head, real_data_bin, base_checkpoint):
     head_type, save_dir, _, _ = compact_head
-    other = ["--qe-head-type", "lowrank", "--qe-head-rank", "2"] if head_type == "rescaling" else []
+    other = ["--qe-head-type", "lowrank", "--qe-head-rank", "2"] if head_type != "lowrank" else []
     result = fairseq(
         "train",
         *head_args(real_data_bin, base_checkpoint, save_dir, "--max-update", "12", *other),
@@ -221,7 +254,8 @@ def test_head_of_another_type_is_not_resumed(compact_head, real_data_bin, base_c
 
 HEAD_OPTION_ERRORS = [
     ((None, 8), "--qe-head-rank is only for --qe-head-type lowrank"),
-    (("rescaling", 8), "--qe-head-rank is only for"),
+    (("hidden_transform", 8), "--qe-head-rank is only for"),
+    (("logit_affine", 8), "--qe-head-rank is only for"),
     (("lowrank", None), "--qe-head-type lowrank needs --qe-head-rank"),
     (("lowrank", 0), "--qe-head-rank 0 is out of range"),
     (("lowrank", -3), "--qe-head-rank -3 is out of range"),

@@ -8,6 +8,7 @@ from scipy.stats import chisquare
 
 from fairseq_sigmoid_qe.core.dominant import dominant_sets, is_dominant, row_log_partition
 from fairseq_sigmoid_qe.core.negative_samplers import (
+    deduplicate_negatives,
     parse_sampler_spec,
     sample_negatives,
     softmax_weights,
@@ -189,3 +190,31 @@ def test_row_log_partition_equals_logsumexp_and_the_softmax_weights_own(rows, vo
     assert torch.equal(log_partition, own)
     in_place, _ = softmax_weights(logits, 2.0, [1], out=logits, stats=(row_max, log_partition))
     assert in_place.data_ptr() == logits.data_ptr() and torch.equal(in_place, weights)
+
+
+def test_deduplicate_negatives_keeps_each_token_once_per_position():
+    negatives = torch.tensor([[5, 7, 5, 9, 7, 5], [1, 2, 3, 4, 5, 6], [8, 8, 8, 8, 8, 8]])
+    valid = torch.tensor(
+        [[True, True, True, True, True, False], [True] * 6, [False, True, True, False, True, True]]
+    )
+    kept = deduplicate_negatives(negatives, valid)
+    assert kept.tolist() == [
+        [True, True, False, True, False, False],
+        [True] * 6,
+        [False, True, False, False, False, False],
+    ]
+    for row in range(3):  # the kept tokens are exactly the distinct valid tokens
+        assert sorted(negatives[row][kept[row]].tolist()) == sorted(
+            set(negatives[row][valid[row]].tolist())
+        )
+
+
+def test_deduplicate_negatives_of_random_draws_matches_a_set():
+    generator = torch.Generator().manual_seed(4)
+    negatives = torch.randint(0, 6, (50, 10), generator=generator)
+    valid = torch.rand(50, 10, generator=generator) > 0.2
+    kept = deduplicate_negatives(negatives, valid)
+    assert not (kept & ~valid).any()
+    for row in range(50):
+        tokens = negatives[row][kept[row]].tolist()
+        assert len(tokens) == len(set(tokens)) == len(set(negatives[row][valid[row]].tolist()))

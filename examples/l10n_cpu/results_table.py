@@ -1,312 +1,293 @@
 """The RESULTS.md tables of an ``examples/l10n_cpu/run.sh`` work directory (Markdown on stdout).
 
-1. Learning curves (choosing settings; valid and mrdev only): per head and checkpoint, the
-   head's valid-split training statistics, Eval Self Pearson against single-reference chrF
-   (valid) and multi-reference chrF (mrdev), and the ambiguity figures (mrdev).
-2. The chosen head, picked by the rule below on mrdev before test is looked at, against
-   softmax probability and BoostedProb on test (single reference) and mrtest (multi-reference),
-   Eval Self and Eval Other, and the ambiguity report on mrtest; beside it any other head that
-   run.sh scored on test (the converged one, which the rule never chooses from), and the
-   unsupervised baselines of ``--qe-methods`` (entropy, MC dropout, MC sequence entropy; run.sh
-   step 5b) on the same hypotheses.
-3. Head types (``run.sh`` with ``HEAD_TYPES=1``): the compact heads ``type_*``, trained with
-   the settings of ``dense_adam`` and as many updates, beside it on test and mrtest (they are
-   never candidates for the choice).
-Rule: the (head, checkpoint) with the highest Eval Self Pearson against multi-reference chrF
-on mrdev (``init``, the untrained head, a copy of the softmax projection, is a candidate).
+Rule, written before test was looked at: a candidate's score is its Eval Self Pearson (sentence
+score = product of token scores, as in the paper) against multi-reference chrF on mrdev, averaged
+over the two decodings (beam, sampled). ``--choose-variant`` picks the dominant-cut /
+de-duplication variant of the dense head (``dense_VARIANT``) with the highest score;
+``--choose-head`` picks among the untrained head (``init``), the chosen variant's dense head,
+``authors`` and ``logit_affine``. Ties go to the earlier candidate (the code's defaults first).
 
-Usage: python examples/l10n_cpu/results_table.py WORKDIR [--choose]
-(``--choose``: print only the chosen head's name and updates.)
+Tables: 1. choosing (valid, mrdev); 2. per decoding, system and test split (test: one reference,
+mrtest: all references), every QE method with its 95% bootstrap interval (1000 resamples, seed 1),
+the paired test against BoostedProb (share of resamples in which it correlates better), the
+geometric mean of token scores, the partial correlation given hypothesis length and the
+correlation within 4 length bins; 3. the chosen head's seeds; 4. held-out against own data.
+
+Usage: python examples/l10n_cpu/results_table.py WORKDIR [--choose-variant | --choose-head]
 """
 
 import os
-import re
 import sys
 
-from fairseq_sigmoid_qe.core.textfiles import read_lines
-from fairseq_sigmoid_qe.evaluation.ambiguity import ambiguity_report
+import numpy as np
+
+from fairseq_sigmoid_qe.evaluation.bootstrap import (
+    confidence_interval,
+    paired_test,
+    partial_pearson,
+    pearson_within_bins,
+)
 from fairseq_sigmoid_qe.evaluation.gold import gold_values, load_gold
-from fairseq_sigmoid_qe.evaluation.records import load_records, method_scores
-from fairseq_sigmoid_qe.evaluation.report import evaluate_method
+from fairseq_sigmoid_qe.evaluation.metrics import pearson, spearman
+from fairseq_sigmoid_qe.evaluation.records import load_records
 
-BASELINES = (("softmax probability", "softmax"), ("BoostedProb", "boostedprob"))
-# The unsupervised baselines of --qe-methods (run.sh step 5b), in qe-baselines-mc10.jsonl.
-MC_BASELINES = ("baselines", "mc10")
-UNSUPERVISED = (
-    ("token entropy, exp(-mean H)", "entropy"),
-    ("MC dropout, exp(D-TP), N = 10", "mc_dropout"),
-    ("MC dropout D-Var, N = 10 (lower = more certain)", "mc_dropout_var"),
-    ("MC sequence entropy, exp(-Ĥ), N = 10", "mc_seq_entropy"),
-)
-QE_FILE = re.compile(r"^qe-(.+)-(\d+)\.jsonl$")
-HEAD_TYPE_PREFIX = "type_"  # compact head types, compared with FULL_HEAD at equal updates
-FULL_HEAD = "dense_adam"
-HEAD_SIZE = re.compile(
-    r"sigmoid head(?: \((.+?)\))?: base (\d+) parameters \(frozen\), "
-    r"head (\d+) trainable"
+DECODINGS = ("beam", "sampled")
+VARIANTS = ("cut_last", "cut_first_dedup", "cut_first", "cut_last_dedup")
+RESAMPLES, SEED, BINS = 1000, 1, 4
+BASELINES = (("softmax probability", "softmax", "init"), ("BoostedProb", "boostedprob", "init"))
+UNSUPERVISED = (("token entropy", "entropy"), ("MC dropout, N = 10", "mc_dropout"))
+REFERENCE = "boostedprob"
+SETTINGS = (
+    ("self", "test", "1 ref"),
+    ("other", "test", "1 ref"),
+    ("self", "mrtest", "multi-ref"),
+    ("other", "mrtest", "multi-ref"),
 )
 
 
-def scored_heads(workdir, split):
-    """{(name, updates)} scored on ``split`` by Eval Self."""
-    folder = os.path.join(workdir, "self", split)
-    found = [QE_FILE.match(f) for f in sorted(os.listdir(folder))] if os.path.isdir(folder) else []
-    return {(m.group(1), int(m.group(2))) for m in found if m}
+def sentence_log(record, method, how):
+    """log of a record's sentence score of ``method``: the sum (``product``) or the mean
+    (``geomean``) of its log token scores; a method without token scores (MC dropout: the
+    mean log probability of the hypothesis over the passes) from its own log score, divided
+    by the length for ``geomean``."""
+    tokens = record["token_scores"].get(method)
+    if tokens is None:
+        total, length = record["sentence_log_scores"][method], len(record["tokens"])
+    else:
+        logs = np.log(np.clip(np.asarray(tokens, float), 1e-300, 1.0))
+        total, length = logs.sum(), len(logs)
+    if how == "product":
+        return total
+    return total / length if length else np.nan
 
 
-def heads(workdir):
-    """{(name, updates)} scored on valid by Eval Self, head types aside."""
-    return sorted(
-        (
-            head
-            for head in scored_heads(workdir, "valid")
-            if not head[0].startswith(HEAD_TYPE_PREFIX)
-        ),
-        key=lambda head: (head[0] != "init", head[0], head[1]),
-    )
+def aggregate(records, method, how):
+    """Sentence scores of ``method``: the product or the geometric mean of its token scores."""
+    return np.exp(np.array([sentence_log(r, method, how) for r in records], float))
 
 
-class Evaluation:
-    """Gold of every evaluation split, and QE records loaded once."""
-
-    def __init__(self, workdir):
-        self.workdir = workdir
-        text = os.path.join(workdir, "text")
-        self.references = {
-            split: load_gold(os.path.join(text, f"{split}.raw.de"), "references")
-            for split in ("valid", "test")
-        }
+class Workdir:
+    def __init__(self, path):
+        self.path = path
+        text = os.path.join(path, "text")
+        self.references = {}
+        for split in ("valid", "test"):
+            self.references[split] = (
+                load_gold(os.path.join(text, f"{split}.raw.de"), "references"),
+                "references",
+            )
         for split in ("mrdev", "mrtest"):
-            path = os.path.join(text, f"{split}.refs.tsv")
-            if os.path.exists(path):
-                self.references[split] = load_gold(path, "references_tsv")
-        self.groups = {
-            split: read_lines(os.path.join(text, f"{split}-refs.group"), "groups")
-            for split in ("mrdev", "mrtest")
-            if os.path.exists(os.path.join(text, f"{split}-refs.group"))
-        }
-        self._gold, self._records = {}, {}
+            tsv = os.path.join(text, f"{split}.refs.tsv")
+            if os.path.exists(tsv):
+                self.references[split] = (load_gold(tsv, "references_tsv"), "references_tsv")
+        self._records, self._gold = {}, {}
 
-    def records(self, system, split, head):
-        key = (system, split, head)
+    def heads(self):
+        folder = os.path.join(self.path, "heads")
+        names = sorted(
+            n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n, "done"))
+        )
+        return ["init"] + names
+
+    def records(self, decoding, system, split, name):
+        key = (decoding, system, split, name)
         if key not in self._records:
-            path = os.path.join(self.workdir, system, split, f"qe-{head[0]}-{head[1]}.jsonl")
+            path = os.path.join(self.path, decoding, system, split, f"qe-{name}.jsonl")
             self._records[key] = load_records(path) if os.path.exists(path) else None
         return self._records[key]
 
-    def metrics(self, system, split, head, method):
-        records = self.records(system, split, head)
+    def gold(self, decoding, system, split, records):
+        """chrF of a decoding's hypotheses (the same for every head's records of it)."""
+        key = (decoding, system, split)
+        if key not in self._gold:
+            gold, kind = self.references[split]
+            self._gold[key] = np.asarray(gold_values(records, gold, kind), float)
+        return self._gold[key]
+
+    def column(self, decoding, system, split, name, method, how="product"):
+        """(scores, gold, lengths) of a method on a setting, or None when not scored."""
+        records = self.records(decoding, system, split, name)
         if records is None or split not in self.references:
             return None
-        key = (system, split)
-        if key not in self._gold:
-            self._gold[key] = gold_values(records, self.references[split], "references")
-        return evaluate_method(method_scores(records, method), self._gold[key])
+        lengths = np.array([len(r["tokens"]) for r in records], float)
+        gold = self.gold(decoding, system, split, records)
+        return aggregate(records, method, how), gold, lengths
 
-    def ambiguity(self, split, head):
-        path = os.path.join(self.workdir, "refs", split, f"qe-{head[0]}-{head[1]}.jsonl")
-        if not os.path.exists(path) or split not in self.groups:
+
+def mrdev_score(work, name):
+    values = []
+    for decoding in DECODINGS:
+        column = work.column(decoding, "self", "mrdev", name, "sigmoid")
+        if column is None:
             return None
-        return {
-            row["method"]: row for row in ambiguity_report(load_records(path), self.groups[split])
-        }
+        values.append(pearson(column[0], column[1]))
+    return float(np.mean(values))
 
 
-def training_statistics(workdir, name):
-    """{updates: (valid loss, sigmoid_pos, sigmoid_neg)} from the head's training log."""
-    path = os.path.join(workdir, f"train-head-{name}.log")
-    stats = {}
-    if not os.path.exists(path):
-        return stats
-    pattern = re.compile(
-        r"valid on 'valid' subset \| loss ([\d.]+) .*?sigmoid_pos ([\d.]+) "
-        r"\| sigmoid_neg ([\d.]+) .*?num_updates (\d+)"
-    )
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            match = pattern.search(line)
-            if match:
-                stats[int(match.group(4))] = tuple(float(match.group(i)) for i in (1, 2, 3))
-    return stats
+def choose(work, candidates):
+    scored = [(mrdev_score(work, name), -i, name) for i, name in enumerate(candidates)]
+    scored = [entry for entry in scored if entry[0] is not None]
+    if not scored:
+        raise SystemExit(f"no candidate among {', '.join(candidates)} is scored on mrdev yet")
+    return max(scored)[2]
+
+
+def chosen_variant(work):
+    heads = [f"dense_{v}" for v in VARIANTS if f"dense_{v}" in work.heads()]
+    return choose(work, heads)[len("dense_") :]
+
+
+def chosen_head(work):
+    return choose(work, ["init", f"dense_{chosen_variant(work)}", "authors", "logit_affine"])
 
 
 def fmt(value, digits=3):
-    return "–" if value is None else f"{value:.{digits}f}"
+    return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def learning_curves(evaluation, found):
+def choosing_table(work):
     lines = [
-        "| head | updates | valid NCE loss | σ ref (valid) | σ neg (valid) | "
-        "valid Pearson (1 ref) | mrdev Pearson (multi-ref) | mrdev Spearman (multi-ref) | "
-        "mrdev PRR (multi-ref) | mrdev min/max | mrdev mean score | mrdev share ≥ 0.5 |",
-        "|---" * 12 + "|",
+        "| head | "
+        + " | ".join(
+            f"{d} {s} Pearson" for d in DECODINGS for s in ("valid (1 ref)", "mrdev (multi-ref)")
+        )
+        + " | mrdev mean (the rule) |",
+        "|---" * 6 + "|",
     ]
-    baseline_done = False
-    for name, updates in found:
-        stats = training_statistics(evaluation.workdir, name).get(updates, (None,) * 3)
-        if not baseline_done:
-            for label, method in BASELINES:
-                single = evaluation.metrics("self", "valid", (name, updates), method)
-                multi = evaluation.metrics("self", "mrdev", (name, updates), method)
-                amb = (evaluation.ambiguity("mrdev", (name, updates)) or {}).get(method, {})
-                lines.append(
-                    f"| {label} | – | – | – | – | {fmt(single and single['pearson'])} | "
-                    f"{fmt(multi and multi['pearson'])} | "
-                    f"{fmt(multi and multi['spearman'])} | {fmt(multi and multi['prr'])} | "
-                    f"{fmt(amb.get('min_max_ratio'))} | {fmt(amb.get('mean_score'))} | "
-                    f"{fmt(amb.get('share_ge_0.5'))} |"
-                )
-            baseline_done = True
-        single = evaluation.metrics("self", "valid", (name, updates), "sigmoid")
-        multi = evaluation.metrics("self", "mrdev", (name, updates), "sigmoid")
-        amb = (evaluation.ambiguity("mrdev", (name, updates)) or {}).get("sigmoid", {})
+    rows = [(label, method, "init") for label, method, _ in BASELINES]
+    rows += [(name, "sigmoid", name) for name in work.heads()]
+    for label, method, name in rows:
+        cells = []
+        for decoding in DECODINGS:
+            for split in ("valid", "mrdev"):
+                column = work.column(decoding, "self", split, name, method)
+                cells.append(fmt(column and pearson(column[0], column[1])))
+        rule = mrdev_score(work, name) if method == "sigmoid" else None
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt(rule)} |")
+    return "\n".join(lines)
+
+
+def method_rows(work):
+    rows = [(label, method, source) for label, method, source in BASELINES]
+    rows += [(label, method, "baselines") for label, method in UNSUPERVISED]
+    rows += [(f"sigmoid head: {name}", "sigmoid", name) for name in work.heads()]
+    return rows
+
+
+def setting_table(work, decoding, system, split):
+    reference = work.column(decoding, system, split, "init", REFERENCE)
+    reference_geo = work.column(decoding, system, split, "init", REFERENCE, "geomean")
+    lines = [
+        "| QE | n | Pearson (product) [95% CI] | Δ vs BoostedProb [95% CI] | P(> BoostedProb) | "
+        "Spearman | Pearson (geometric mean) [95% CI] | Δ vs BoostedProb (geo) | "
+        "partial r given length | r within length bins |",
+        "|---" * 10 + "|",
+    ]
+    for label, method, source in method_rows(work):
+        column = work.column(decoding, system, split, source, method)
+        if column is None:
+            continue
+        scores, gold, lengths = column
+        geo = work.column(decoding, system, split, source, method, "geomean")[0]
+        low, high = confidence_interval(scores, gold, resamples=RESAMPLES, seed=SEED)
+        geo_low, geo_high = confidence_interval(geo, gold, resamples=RESAMPLES, seed=SEED)
+        if method == REFERENCE and source == "init":
+            versus = versus_geo = None
+        else:
+            versus = paired_test(scores, reference[0], gold, resamples=RESAMPLES, seed=SEED)
+            versus_geo = paired_test(geo, reference_geo[0], gold, resamples=RESAMPLES, seed=SEED)
+        delta = (
+            "–"
+            if versus is None
+            else f"{versus['delta']:+.3f} [{versus['delta_low']:+.3f}, {versus['delta_high']:+.3f}]"
+        )
+        share = "–" if versus is None else fmt(versus["share"], 2)
+        delta_geo = (
+            "–"
+            if versus_geo is None
+            else f"{versus_geo['delta']:+.3f} (P {versus_geo['share']:.2f})"
+        )
         lines.append(
-            f"| {name} | {updates} | {fmt(stats[0], 4)} | {fmt(stats[1])} | "
-            f"{fmt(stats[2])} | {fmt(single and single['pearson'])} | "
-            f"{fmt(multi and multi['pearson'])} | {fmt(multi and multi['spearman'])} | "
-            f"{fmt(multi and multi['prr'])} | {fmt(amb.get('min_max_ratio'))} | "
-            f"{fmt(amb.get('mean_score'))} | {fmt(amb.get('share_ge_0.5'))} |"
+            f"| {label} | {len(gold)} | {fmt(pearson(scores, gold))} [{fmt(low)}, {fmt(high)}] | "
+            f"{delta} | {share} | {fmt(spearman(scores, gold))} | "
+            f"{fmt(pearson(geo, gold))} [{fmt(geo_low)}, {fmt(geo_high)}] | {delta_geo} | "
+            f"{fmt(partial_pearson(scores, gold, lengths))} | "
+            f"{fmt(pearson_within_bins(scores, gold, lengths, BINS))} |"
         )
     return "\n".join(lines)
 
 
-def chosen_head(evaluation, found):
-    """The rule of the module docstring (mrdev only)."""
-    scored = [(evaluation.metrics("self", "mrdev", head, "sigmoid"), head) for head in found]
-    scored = [(m["pearson"], head) for m, head in scored if m is not None]
-    return max(scored)[1] if scored else None
-
-
-def tested_heads(workdir, chosen):
-    """The chosen head, then every other head that run.sh scored on test (head types aside)."""
-    others = sorted(
-        head
-        for head in scored_heads(workdir, "test") - {chosen}
-        if not head[0].startswith(HEAD_TYPE_PREFIX)
-    )
-    return [chosen] + others
-
-
-def head_size(workdir, name):
-    """(type, trainable head parameters, frozen base parameters) from the head's training log
-    (logs written before head types existed name no type: ``full``), or None."""
-    path = os.path.join(workdir, f"train-head-{name}.log")
-    if not os.path.exists(path):
+def seeds_table(work, chosen):
+    names = [chosen] + [f"{chosen}_seed{s}" for s in (2, 3)]
+    names = [n for n in names if n in work.heads()]
+    if len(names) < 2:
         return None
-    with open(path, encoding="utf-8") as f:
-        match = next((m for m in map(HEAD_SIZE.search, f) if m), None)
-    return match and (match.group(1) or "full", int(match.group(3)), int(match.group(2)))
-
-
-def head_type_table(evaluation):
-    """The compact head types beside the full head at the same updates: size, Pearson on
-    valid/mrdev (choosing) and test/mrtest (reported), ambiguity on mrtest."""
-    tested = scored_heads(evaluation.workdir, "test")
-    compact = sorted(
-        (head for head in tested if head[0].startswith(HEAD_TYPE_PREFIX)),
-        key=lambda head: ((head_size(evaluation.workdir, head[0]) or (0, 0))[1], head),
-    )
-    if not compact:
-        return None
-    rows = [head for head in tested if head[0] == FULL_HEAD and head[1] == compact[0][1]]
-    lines = [
-        "| head | type | trainable parameters | overhead | valid Pearson (1 ref) | "
-        "mrdev Pearson (multi-ref) | test Self Pearson (1 ref) | test Other Pearson (1 ref) "
-        "| mrtest Self Pearson (multi-ref) | mrtest Other Pearson (multi-ref) | "
-        "mrtest min/max |",
-        "|---" * 11 + "|",
-    ]
-    for head in rows + compact:
-        size = head_size(evaluation.workdir, head[0])
-        kind, params = (size[0], f"{size[1]:,}") if size else ("–", "–")
-        overhead = f"+{100 * size[1] / size[2]:.2f}%" if size else "–"
-        cells = [
-            evaluation.metrics(system, split, head, "sigmoid")
-            for system, split in (
-                ("self", "valid"),
-                ("self", "mrdev"),
-                ("self", "test"),
-                ("other", "test"),
-                ("self", "mrtest"),
-                ("other", "mrtest"),
+    lines = ["| setting | " + " | ".join(names) + " | mean ± sd |", "|---" * (len(names) + 2) + "|"]
+    for decoding in DECODINGS:
+        for system, split, refs in SETTINGS:
+            values = []
+            for name in names:
+                column = work.column(decoding, system, split, name, "sigmoid")
+                values.append(pearson(column[0], column[1]) if column else np.nan)
+            finite = [v for v in values if np.isfinite(v)]
+            spread = (
+                f"{np.mean(finite):.3f} ± {np.std(finite, ddof=1):.3f}" if len(finite) > 1 else "–"
             )
-        ]
-        amb = (evaluation.ambiguity("mrtest", head) or {}).get("sigmoid", {})
-        lines.append(
-            f"| {head[0]}, {head[1]} updates | {kind} | {params} | {overhead} | "
-            + " | ".join(fmt(c and c["pearson"]) for c in cells)
-            + f" | {fmt(amb.get('min_max_ratio'))} |"
-        )
+            lines.append(
+                f"| {decoding}, {system}, {split} ({refs}) | "
+                + " | ".join(fmt(v) for v in values)
+                + f" | {spread} |"
+            )
     return "\n".join(lines)
 
 
-def final_table(evaluation, tested):
-    rows = (
-        [(label, method, tested[0]) for label, method in BASELINES]
-        + [
-            (label, method, MC_BASELINES)
-            for label, method in UNSUPERVISED
-            if any(
-                evaluation.records(system, split, MC_BASELINES) is not None
-                for system in ("self", "other")
-                for split in ("test", "mrtest")
-            )
-        ]
-        + [(f"sigmoid head: {head[0]}, {head[1]} updates", "sigmoid", head) for head in tested]
-    )
-    columns = [("self", "test"), ("other", "test"), ("self", "mrtest"), ("other", "mrtest")]
+def data_table(work):
+    if not {"data_heldout", "data_ownslice"} <= set(work.heads()):
+        return None
     lines = [
-        "| QE | Self Pearson (1 ref) | Other Pearson (1 ref) | Self Pearson (multi-ref) | "
-        "Other Pearson (multi-ref) | Self Spearman (multi-ref) | Self PRR (multi-ref) |",
-        "|---" * 7 + "|",
-    ]
-    for label, method, head in rows:
-        cells = [evaluation.metrics(system, split, head, method) for system, split in columns]
-        multi = cells[2] or {}
-        lines.append(
-            f"| {label} | "
-            + " | ".join(fmt(c and c["pearson"]) for c in cells)
-            + f" | {fmt(multi.get('spearman'))} | {fmt(multi.get('prr'))} |"
-        )
-    lines += [
-        "",
-        "| QE (mrtest references, force-decoded) | sources | min/max | mean score | share ≥ 0.5 |",
+        "| setting | heldout Pearson | ownslice Pearson | Δ heldout − ownslice [95% CI] | "
+        "P(heldout better) |",
         "|---" * 5 + "|",
     ]
-    for label, method, head in rows:
-        row = (evaluation.ambiguity("mrtest", head) or {}).get(method)
-        if row:
+    for decoding in DECODINGS:
+        for system, split, refs in SETTINGS:
+            a = work.column(decoding, system, split, "data_heldout", "sigmoid")
+            b = work.column(decoding, system, split, "data_ownslice", "sigmoid")
+            if a is None or b is None:
+                continue
+            test = paired_test(a[0], b[0], a[1], resamples=RESAMPLES, seed=SEED)
             lines.append(
-                f"| {label} | {row['sources']} | {fmt(row['min_max_ratio'])} | "
-                f"{fmt(row['mean_score'])} | {fmt(row['share_ge_0.5'])} |"
+                f"| {decoding}, {system}, {split} ({refs}) | {fmt(pearson(a[0], a[1]))} | "
+                f"{fmt(pearson(b[0], b[1]))} | {test['delta']:+.3f} [{test['delta_low']:+.3f}, "
+                f"{test['delta_high']:+.3f}] | {fmt(test['share'], 2)} |"
             )
     return "\n".join(lines)
 
 
-def main(workdir, choose=False):
-    evaluation = Evaluation(workdir)
-    found = heads(workdir)
-    if not found:
-        raise SystemExit(f"no head has scored valid in {workdir} yet")
-    if choose:
-        head = chosen_head(evaluation, found)
-        if head is None:
-            raise SystemExit(f"no head has scored mrdev in {workdir} yet")
-        print(head[0], head[1])
+def main(path, option=None):
+    work = Workdir(path)
+    if option == "--choose-variant":
+        print(chosen_variant(work))
         return
-    print("## Learning curves (valid, mrdev: for choosing)\n")
-    print(learning_curves(evaluation, found))
-    head = chosen_head(evaluation, found)
-    if head is not None:
-        tested = tested_heads(workdir, head)
-        also = "".join(f"; also {name} after {n} updates" for name, n in tested[1:])
-        print(f"\n## Chosen on mrdev: {head[0]} after {head[1]} updates{also}; test and mrtest\n")
-        print(final_table(evaluation, tested))
-    types = head_type_table(evaluation)
-    if types is not None:
-        print(f"\n## Head types at equal updates (the settings of {FULL_HEAD}); test and mrtest\n")
-        print(types)
+    if option == "--choose-head":
+        print(chosen_head(work))
+        return
+    print("## Choosing (valid, mrdev; Eval Self, product of token scores)\n")
+    print(choosing_table(work))
+    print(f"\nChosen variant: {chosen_variant(work)}; chosen head: {chosen_head(work)}\n")
+    for decoding in DECODINGS:
+        for system, split, refs in SETTINGS:
+            if work.column(decoding, system, split, "init", REFERENCE) is None:
+                continue
+            print(f"## {decoding}, Eval {system.capitalize()}, {split} ({refs} chrF)\n")
+            print(setting_table(work, decoding, system, split) + "\n")
+    seeds = seeds_table(work, chosen_head(work))
+    if seeds:
+        print("## The chosen head's seeds (Pearson, product)\n\n" + seeds + "\n")
+    data = data_table(work)
+    if data:
+        print("## Head trained on pairs the base never saw vs on its own pairs\n\n" + data + "\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], choose="--choose" in sys.argv[2:])
+    main(*sys.argv[1:])

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# The paper's Transformer experiment at CPU scale on ../shared/data/l10n-en-de:
-# base Transformer -> sigmoid heads -> QE of the base's own translations (Eval Self) and of
-# another system's (Eval Other: the base's 1000-update checkpoint), force-decoded
-# (--score-reference --print-qe), against
-#   - sentence chrF of the one reference (valid: for choosing settings; test: reported once);
+# The paper's Transformer experiment at CPU scale on ../shared/data/l10n-en-de, round 2 (the
+# QE-quality issue): base Transformer -> sigmoid heads -> QE of the base's own translations
+# (Eval Self) and of another system's (Eval Other: the base's 1000-update checkpoint), each
+# decoded two ways: beam search (beam 5) and sampling as the authors' Eval Self (top-p 0.95,
+# temperature 1, seed 1), force-decoded with every head (--score-reference --print-qe), against
+#   - sentence chrF of the one reference (valid: for choosing; test: reported once);
 #   - multi-reference chrF on ../shared/data/l10n-en-de-multiref (mrdev: even lines, for
-#     choosing settings; mrtest: odd lines, reported once; sources of >= 4 words);
-#   - the ambiguity report: every valid reference of every multiref source force-decoded.
-# Beside the chosen head, on test and mrtest: the unsupervised baselines of --qe-methods.
+#     choosing; mrtest: odd lines, reported once; sources of >= 4 words).
+# Heads: dense Adam to a stopping rule (best dev NCE loss), its dominant-cut / de-duplication
+# variants, the 2-parameter logit_affine head, the authors' regime (sparse Adam 1e-4, cosine),
+# a head trained on pairs the base never saw (heldout) and one on as many of its own
+# (ownslice), the chosen head with 3 seeds; the unsupervised baselines (entropy, MC dropout).
 # Every step is skipped when its output exists; training resumes from checkpoint_last.pt, so an
 # interrupted run is simply run again. The work directory lives outside the clone.
 #
 # Usage: bash examples/l10n_cpu/run.sh [WORKDIR]   (default ~/.cache/fairseq-sigmoid-qe/runs/l10n_cpu)
 # Env:   L10N_EN_DE_DIR, L10N_MULTIREF_DIR (corpora), PYTHON (default: .venv/bin/python),
-#        THREADS (default 2), TABLE6=1 (also the seven 200-update heads of the paper's Table 6),
-#        HEAD_TYPES=1 (also the compact --qe-head-type heads, scored on test and mrtest),
-#        HEADS_ONLY="name ..." (train and score only these heads, "init" for the 0-update point:
-#        run two at once on two cores)
+#        THREADS (default 2), BASE_DIM / BASE_UPDATES / OTHER_UPDATES (the base's width, its
+#        updates and the other system's updates: 256 / 2800 / 1000; about 2 hours of 2 idle
+#        cores for the base), HEAD_UPDATES (the budget of every head, default 400),
+#        VALIDATE / PATIENCE (validation interval and early-stopping patience, 100 / 3),
+#        VARIANTS (the dominant-cut / de-duplication variants of 4a, default all four),
+#        STAGES (default "variants candidates data seeds final": the stages to run, in order;
+#        add "calibration" for step 6)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=${1:-$HOME/.cache/fairseq-sigmoid-qe/runs/l10n_cpu}
@@ -110,82 +116,109 @@ else
   step "no $multiref/dev.tsv: multi-reference evaluations skipped"
 fi
 
-# 2. Base Transformer (3+3 layers, d=256, pre-norm so that a high learning rate is stable);
-#    checkpoints every 500 updates are kept: the one after 1000 updates is the "other" system.
+# 2. Base Transformer (3+3 layers, d = BASE_DIM, pre-norm so that a high learning rate is
+#    stable); checkpoints every 500 updates are kept: the one after OTHER_UPDATES updates is
+#    the "other" system.
+BASE_DIM=${BASE_DIM:-256}
+BASE_UPDATES=${BASE_UPDATES:-2800}
+OTHER_UPDATES=${OTHER_UPDATES:-1000}
 if [ ! -f "$work/base/done" ]; then
-  step "train base (resumes from $work/base/checkpoint_last.pt)"
+  step "train base, d = $BASE_DIM, $BASE_UPDATES updates (resumes from $work/base/checkpoint_last.pt)"
   fairseq train "$work/data-bin" --user-dir "$user_dir" --arch transformer --share-all-embeddings \
-    --encoder-layers 3 --decoder-layers 3 --encoder-embed-dim 256 --decoder-embed-dim 256 \
-    --encoder-ffn-embed-dim 1024 --decoder-ffn-embed-dim 1024 \
+    --encoder-layers 3 --decoder-layers 3 --encoder-embed-dim "$BASE_DIM" \
+    --decoder-embed-dim "$BASE_DIM" --encoder-ffn-embed-dim $((4 * BASE_DIM)) \
+    --decoder-ffn-embed-dim $((4 * BASE_DIM)) \
     --encoder-attention-heads 4 --decoder-attention-heads 4 --dropout 0.1 \
     --encoder-normalize-before --decoder-normalize-before \
     --optimizer adam --adam-betas "(0.9,0.98)" --lr 0.002 --lr-scheduler inverse_sqrt \
     --warmup-updates 500 --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
-    --max-tokens 4096 --max-update 2800 --seed 1 --save-dir "$work/base" \
+    --max-tokens 4096 --max-update "$BASE_UPDATES" --seed 1 --save-dir "$work/base" \
     --save-interval-updates 500 --keep-interval-updates -1 --no-epoch-checkpoints \
     --cpu --num-workers 0 --log-format simple --log-interval 50 \
     2>&1 | tee -a "$work/train-base.log"
   touch "$work/base/done"
 fi
 base=$work/base/checkpoint_last.pt
-other=$(ls "$work"/base/checkpoint_*_1000.pt | head -1)
+other=$(ls "$work"/base/checkpoint_*_"$OTHER_UPDATES".pt | head -1)
 
-# 3. Translations (beam 5) of each evaluation split by each system; QE never changes a
-#    translation, so one beam search per system and split serves every head. The H- lines
-#    (the search's own pieces) become a parallel split to force-decode with each head.
-#    Choosing (every head and checkpoint): Eval Self on valid and mrdev, ambiguity on mrdev.
-#    Reported once, for the chosen head only: Eval Self and Other on test and mrtest,
-#    ambiguity on mrtest.
+# 3. Translations of each evaluation split by each system, decoded both ways; QE never changes
+#    a translation, so one decoding per system, split and decoding serves every head. The H-
+#    lines (the decoding's own pieces) become a parallel split to force-decode with each head.
+#    Choosing: Eval Self on valid and mrdev. Reported once: Eval Self and Other on test and
+#    mrtest.
+DECODINGS=(beam sampled)
+declare -A DECODE=(
+  [beam]="--beam 5"
+  [sampled]="--sampling --sampling-topp 0.95 --temperature 1.0 --beam 1 --nbest 1 --seed 1"
+)
 TUNE_EVALS=("self valid")
 FINAL_EVALS=("self test" "other test")
 if [ $MULTIREF = 1 ]; then
   TUNE_EVALS+=("self mrdev")
   FINAL_EVALS+=("self mrtest" "other mrtest")
 fi
-translate() {  # translate SYSTEM CHECKPOINT SPLIT
-  local dir=$work/$1/$3
+translate() {  # translate DECODING SYSTEM CHECKPOINT SPLIT
+  local dir=$work/$1/$2/$4
   [ -f "$dir/generate.txt" ] && return
-  step "beam search: $1 on $3"
+  step "$1 decoding: $2 on $4"
   mkdir -p "$dir"
-  fairseq generate "${BIN[$3]}" --user-dir "$user_dir" --path "$2" --gen-subset "${SUBSET[$3]}" \
-    --beam 5 --max-len-a 2 --max-len-b 10 \
+  # shellcheck disable=SC2086
+  fairseq generate "${BIN[$4]}" --user-dir "$user_dir" --path "$3" --gen-subset "${SUBSET[$4]}" \
+    ${DECODE[$1]} --max-len-a 2 --max-len-b 10 \
     --max-tokens 8000 --required-batch-size-multiple 1 --cpu > "$dir/generate.part"
   mv "$dir/generate.part" "$dir/generate.txt"
 }
-for entry in "${TUNE_EVALS[@]}" "${FINAL_EVALS[@]}"; do
-  read -r system split <<< "$entry"
-  checkpoint=$base; [ "$system" = other ] && checkpoint=$other
-  translate "$system" "$checkpoint" "$split"
-  dir=$work/$system/$split
-  [ -f "$dir/data-bin/test.en-de.de.bin" ] && continue
-  "$py" - "$dir/generate.txt" "$work/text/$split.en" "$dir" <<'PY'
-import sys
-generate, sources, out = sys.argv[1:]
-hyps = {}
-for line in open(generate, encoding="utf-8"):
-    if line.startswith("H-"):
-        sample_id, _, pieces = line.rstrip("\n").split("\t")
-        hyps[int(sample_id[2:])] = pieces
-src = open(sources, encoding="utf-8").read().splitlines()
-assert len(hyps) == len(src), (len(hyps), len(src))
-with open(f"{out}/hyp.en", "w", encoding="utf-8") as f:
-    f.write("".join(line + "\n" for line in src))
-with open(f"{out}/hyp.de", "w", encoding="utf-8") as f:
-    f.write("".join(hyps[i] + "\n" for i in range(len(src))))
-PY
-  fairseq preprocess --source-lang en --target-lang de --srcdict "$work/data-bin/dict.en.txt" \
-    --tgtdict "$work/data-bin/dict.de.txt" --testpref "$dir/hyp" --destdir "$dir/data-bin" \
-    --workers 2
+for decoding in "${DECODINGS[@]}"; do
+  for entry in "${TUNE_EVALS[@]}" "${FINAL_EVALS[@]}"; do
+    read -r system split <<< "$entry"
+    checkpoint=$base; [ "$system" = other ] && checkpoint=$other
+    translate "$decoding" "$system" "$checkpoint" "$split"
+    dir=$work/$decoding/$system/$split
+    [ -f "$dir/data-bin/test.en-de.de.bin" ] && continue
+    "$py" "$repo/examples/l10n_cpu/hypotheses.py" "$dir/generate.txt" "$work/text/$split.en" "$dir"
+    fairseq preprocess --source-lang en --target-lang de --srcdict "$work/data-bin/dict.en.txt" \
+      --tgtdict "$work/data-bin/dict.de.txt" --testpref "$dir/hyp" --destdir "$dir/data-bin" \
+      --workers 2
+  done
+  for system in self other; do  # corpus sacreBLEU and chrF of each system on test
+    dir=$work/$decoding/$system/test
+    [ -f "$dir/bleu.txt" ] || "$py" "$repo/examples/l10n_cpu/corpus_scores.py" \
+      "$dir/generate.txt" "$work/text/test.raw.de" > "$dir/bleu.txt"
+  done
 done
-for system in self other; do  # corpus sacreBLEU and chrF of each system on test
-  dir=$work/$system/test
-  [ -f "$dir/bleu.txt" ] || "$py" "$repo/examples/l10n_cpu/corpus_scores.py" \
-    "$dir/generate.txt" "$work/text/test.raw.de" > "$dir/bleu.txt"
-done
-touch "$work/evaluations-ready"
 
-# 4. Heads, each evaluated at its checkpoints: QE of every evaluation split, and of the
-#    multi-reference references (ambiguity).
+# 4. Heads: name | training data | nce_dominant and optimisation flags. Every head trains at
+#    most HEAD_UPDATES updates, is validated (dev NCE loss on valid) every VALIDATE updates
+#    and stops after PATIENCE validations without improvement; checkpoint_best.pt (the best
+#    dev loss) is the one scored. The stages run in order; a stage's choice (on mrdev, by
+#    results_table.py --choose-*) decides the next stage's settings.
+HEAD_UPDATES=${HEAD_UPDATES:-400}
+VALIDATE=${VALIDATE:-100}
+PATIENCE=${PATIENCE:-3}
+STOPPING="--validate-interval-updates $VALIDATE --patience $PATIENCE --best-checkpoint-metric loss"
+STOPPING+=" --max-update $HEAD_UPDATES --save-interval-updates $VALIDATE --keep-interval-updates 1"
+SAMPLER="--negative-sampler token_freq+softmax --sampling-temperature 2"
+DENSE="--optimizer adam --lr 0.001"
+AUTHORS="--optimizer sparse_adam --lr 0.0001 --lr-scheduler cosine"
+declare -A VARIANT=(
+  [cut_last]="--dominant-cut last"
+  [cut_first]="--dominant-cut first"
+  [cut_last_dedup]="--dominant-cut last --negative-dedup"
+  [cut_first_dedup]="--dominant-cut first --negative-dedup"
+)
+read -r -a VARIANTS <<< "${VARIANTS:-cut_last cut_first_dedup cut_first cut_last_dedup}"
+
+train_head() {  # train_head NAME DATA_BIN FLAGS...
+  local save=$work/heads/$1
+  [ -f "$save/done" ] && return
+  step "train head $1 (at most $HEAD_UPDATES updates)"
+  # shellcheck disable=SC2086
+  fairseq train "$2" --user-dir "$user_dir" --arch sigmoid_head_transformer \
+    --base-checkpoint "$base" --criterion nce_dominant --num-negatives 10 ${@:3} $STOPPING \
+    --max-tokens 8192 --save-dir "$save" --no-epoch-checkpoints --cpu --num-workers 0 \
+    --log-format simple --log-interval 50 2>&1 | tee -a "$work/train-head-$1.log"
+  touch "$save/done"
+}
 qe() {  # qe OUT.jsonl CHECKPOINT DATA_BIN [QE OPTIONS]
   [ -f "$1" ] && return
   rm -f "$1.part"
@@ -194,113 +227,117 @@ qe() {  # qe OUT.jsonl CHECKPOINT DATA_BIN [QE OPTIONS]
     --max-tokens 8000 --required-batch-size-multiple 1 --cpu "${@:4}" > /dev/null
   mv "$1.part" "$1"
 }
-score_head() {  # score_head NAME UPDATES CHECKPOINT EVALS_ARRAY REFS_SPLIT
-  local -n evals=$4
-  for eval in "${evals[@]}"; do
-    read -r system split <<< "$eval"
-    qe "$work/$system/$split/qe-$1-$2.jsonl" "$3" "$work/$system/$split/data-bin"
+head_checkpoint() {  # the scored checkpoint of a head
+  if [ "$1" = init ]; then echo "$work/heads/init.pt"; else echo "$work/heads/$1/checkpoint_best.pt"; fi
+}
+score_head() {  # score_head NAME EVALS_ARRAY
+  local -n evals=$2
+  local decoding eval system split
+  for decoding in "${DECODINGS[@]}"; do
+    for eval in "${evals[@]}"; do
+      read -r system split <<< "$eval"
+      qe "$work/$decoding/$system/$split/qe-$1.jsonl" "$(head_checkpoint "$1")" \
+        "$work/$decoding/$system/$split/data-bin"
+    done
   done
+}
+choose() { "$py" "$repo/examples/l10n_cpu/results_table.py" "$work" "$@"; }
+stage() { [[ " ${STAGES:-variants candidates data seeds final} " == *" $1 "* ]]; }
+
+# 4a. The dominant cut and de-duplication: dense Adam with each variant, chosen on mrdev.
+if stage variants; then
+  for variant in "${VARIANTS[@]}"; do
+    train_head "dense_$variant" "$work/data-bin" $SAMPLER ${VARIANT[$variant]} $DENSE --seed 1
+    score_head "dense_$variant" TUNE_EVALS
+  done
+  if [ ! -f "$work/heads/init.pt" ]; then  # W_qe = the softmax projection, from any head
+    "$py" "$repo/examples/l10n_cpu/init_head.py" "$work/heads/dense_cut_last/checkpoint_last.pt" \
+      "$work/heads/init.pt"
+  fi
+  score_head init TUNE_EVALS
+fi
+variant=$(choose --choose-variant)
+# 4b. The candidates with the chosen variant: dense (4a's), the authors' regime, logit_affine.
+if stage candidates; then
+  train_head authors "$work/data-bin" $SAMPLER ${VARIANT[$variant]} $AUTHORS --seed 1
+  train_head logit_affine "$work/data-bin" $SAMPLER ${VARIANT[$variant]} --qe-head-type \
+    logit_affine --optimizer adam --lr 0.01 --seed 1
+  for name in authors logit_affine; do score_head "$name" TUNE_EVALS; done
+fi
+# 4c. The training data: pairs the base never saw against as many of its own.
+if stage data; then
+  for slice in heldout ownslice; do
+    train_head "data_$slice" "$work/data-bin-$slice" $SAMPLER ${VARIANT[$variant]} $DENSE --seed 1
+    score_head "data_$slice" TUNE_EVALS
+  done
+fi
+# 4d. The chosen head (results_table.py --choose-head) with seeds 2 and 3.
+chosen=$(choose --choose-head)
+if stage seeds && [ "$chosen" != init ]; then
+  for seed in 2 3; do
+    case $chosen in
+      authors) train_head "authors_seed$seed" "$work/data-bin" $SAMPLER ${VARIANT[$variant]} $AUTHORS --seed $seed ;;
+      logit_affine) train_head "logit_affine_seed$seed" "$work/data-bin" $SAMPLER ${VARIANT[$variant]} \
+        --qe-head-type logit_affine --optimizer adam --lr 0.01 --seed $seed ;;
+      *) train_head "dense_${variant}_seed$seed" "$work/data-bin" $SAMPLER ${VARIANT[$variant]} $DENSE --seed $seed ;;
+    esac
+  done
+fi
+
+# 5. Reported once, on test and mrtest, both decodings: every head trained above (the choice
+#    among them was made on mrdev), and the unsupervised baselines (token entropy, MC dropout,
+#    N = 10, --seed 1) of the same hypotheses, which use only the frozen base (any head
+#    checkpoint carries it).
+if stage final; then
+  for save in "$work"/heads/*/; do
+    name=$(basename "$save")
+    [ -f "$save/done" ] && [ -f "$save/checkpoint_best.pt" ] || continue
+    step "QE of $name on test and mrtest"
+    score_head "$name" FINAL_EVALS
+  done
+  score_head init FINAL_EVALS
+  for decoding in "${DECODINGS[@]}"; do
+    for eval in "${FINAL_EVALS[@]}"; do
+      read -r system split <<< "$eval"
+      step "QE baselines: $decoding, $system on $split"
+      qe "$work/$decoding/$system/$split/qe-baselines.jsonl" "$work/heads/init.pt" \
+        "$work/$decoding/$system/$split/data-bin" --qe-methods entropy,mc_dropout \
+        --qe-mc-samples 10 --seed 1
+    done
+  done
+  step "tables"
+  "$py" "$repo/examples/l10n_cpu/results_table.py" "$work" | tee "$work/results.md"
+fi
+
+# 6. Calibration (STAGES with "calibration"): each method's scores by the chosen head on beam
+#    output (fairseq-sigmoid-qe calibrate, isotonic), fitted on valid (one reference) and
+#    mrdev (all references), rated once on test and mrtest. Sentence gold: chrF (BAD below
+#    0.5); word gold: a word is OK if it occurs in the best-matching reference (a proxy).
+if stage calibration; then
+  calibrations=$work/calibration/$chosen
+  calibrate_pair() {  # calibrate_pair DEV TEST GOLD_OPTION DEV_GOLD TEST_GOLD
+    local out=$calibrations/$1-$2 method
+    mkdir -p "$out"
+    for method in sigmoid softmax boostedprob; do
+      [ -f "$out/$method.json" ] && continue
+      step "calibrate $method ($chosen) on $1"
+      rm -f "$out/$method.json.part" "$out/$method.png"
+      "$py" -m fairseq_sigmoid_qe.cli.calibrate --qe "$work/beam/self/$1/qe-$chosen.jsonl" \
+        --method "$method" "$3" "$4" --reference-word-labels --output "$out/$method.json" \
+        > "$out/$method.txt"
+    done
+    [ -f "$out/report.json" ] && return
+    step "calibrated QE on $2"
+    "$py" -m fairseq_sigmoid_qe.cli.evaluate --qe "$work/beam/self/$2/qe-$chosen.jsonl" "$3" \
+      "$5" --reference-word-labels --calibration "$out"/{sigmoid,softmax,boostedprob}.json \
+      --json > "$out/report.part"
+    mv "$out/report.part" "$out/report.json"
+  }
+  calibrate_pair valid test --references "$work/text/valid.raw.de" "$work/text/test.raw.de"
   if [ $MULTIREF = 1 ]; then
-    mkdir -p "$work/refs/$5"
-    qe "$work/refs/$5/qe-$1-$2.jsonl" "$3" "${BIN[$5-refs]}"
+    calibrate_pair mrdev mrtest --references-tsv "$work/text/mrdev.refs.tsv" \
+      "$work/text/mrtest.refs.tsv"
   fi
-}
-for entry in "${HEADS[@]}"; do
-  IFS='|' read -r name updates flags <<< "$entry"
-  [ -n "${HEADS_ONLY:-}" ] && [[ " $HEADS_ONLY " != *" $name "* ]] && continue
-  save=$work/heads/$name
-  last=${updates##* }
-  if [ ! -f "$save/done" ]; then
-    step "train head $name ($last updates)"
-    # shellcheck disable=SC2086
-    fairseq train "$work/data-bin" --user-dir "$user_dir" --arch sigmoid_head_transformer \
-      --base-checkpoint "$base" --criterion nce_dominant --num-negatives 10 $flags \
-      --max-tokens 8192 --max-update "$last" --seed 1 --save-dir "$save" \
-      --save-interval-updates "${updates%% *}" --keep-interval-updates -1 \
-      --no-epoch-checkpoints --cpu --num-workers 0 --log-format simple --log-interval 50 \
-      2>&1 | tee -a "$work/train-head-$name.log"
-    touch "$save/done"
-  fi
-  for n in $updates; do
-    step "QE for choosing: $name after $n updates"
-    score_head "$name" "$n" "$(ls "$save"/checkpoint_*_"$n".pt | head -1)" TUNE_EVALS mrdev
-  done
-  if [[ $name == type_* ]]; then
-    step "QE of the compact head $name on test and mrtest"
-    score_head "$name" "$last" "$(ls "$save"/checkpoint_*_"$last".pt | head -1)" FINAL_EVALS mrtest
-  fi
-done
-# The 0-update point of every curve: W_qe = the softmax projection (from any head checkpoint).
-if [ -z "${HEADS_ONLY:-}" ] || [[ " $HEADS_ONLY " == *" init "* ]]; then
-  if [ ! -f "$work/heads/init.pt" ]; then
-    any=$(ls "$work"/heads/*/checkpoint_last.pt | head -1)
-    "$py" "$repo/examples/l10n_cpu/init_head.py" "$any" "$work/heads/init.pt"
-  fi
-  score_head init 0 "$work/heads/init.pt" TUNE_EVALS mrdev
+  "$py" "$repo/examples/l10n_cpu/calibration_table.py" "$calibrations" \
+    | tee "$calibrations/results.md"
 fi
-if [ -n "${HEADS_ONLY:-}" ]; then
-  step "HEADS_ONLY run done; run without HEADS_ONLY for the chosen head's test scores and tables"
-  exit 0
-fi
-
-# 5. The head chosen on mrdev (results_table.py --choose), scored once on test and mrtest.
-read -r chosen n <<< "$("$py" "$repo/examples/l10n_cpu/results_table.py" "$work" --choose)"
-checkpoint=$work/heads/init.pt
-[ "$chosen" != init ] && checkpoint=$(ls "$work/heads/$chosen"/checkpoint_*_"$n".pt | head -1)
-step "QE of the chosen head ($chosen after $n updates) on test and mrtest"
-score_head "$chosen" "$n" "$checkpoint" FINAL_EVALS mrtest
-# Reported beside it: the paper's setting trained until its valid loss stopped improving (the
-# dense head's last checkpoint), as the QE-quality issue asks; never a candidate for the choice.
-read -r converged m <<< "dense_adam 1600"
-if [ "$converged $m" != "$chosen $n" ] && [ -d "$work/heads/$converged" ]; then
-  step "QE of the converged head ($converged after $m updates) on test and mrtest"
-  score_head "$converged" "$m" "$(ls "$work/heads/$converged"/checkpoint_*_"$m".pt | head -1)" \
-    FINAL_EVALS mrtest
-fi
-
-# 5b. The unsupervised baselines (token entropy, MC dropout, MC sequence entropy; N = 10,
-#     --seed 1) of the same hypotheses, scored once on test and mrtest. They use only the
-#     frozen base (trained with --dropout 0.1); any head checkpoint carries it: the chosen one.
-#     The sampled translations of mc_seq_entropy get the beam search's length limits.
-for eval in "${FINAL_EVALS[@]}"; do
-  read -r system split <<< "$eval"
-  step "QE baselines: $system on $split"
-  qe "$work/$system/$split/qe-baselines-mc10.jsonl" "$checkpoint" "$work/$system/$split/data-bin" \
-    --qe-methods entropy,mc_dropout,mc_seq_entropy --qe-mc-samples 10 --seed 1 \
-    --max-len-a 2 --max-len-b 10
-done
-
-# 6. Tables (RESULTS.md): learning curves on valid/mrdev, final results on test/mrtest.
-step "tables"
-"$py" "$repo/examples/l10n_cpu/results_table.py" "$work" | tee "$work/results.md"
-
-# 7. Calibration of each method's scores by the chosen head (fairseq-sigmoid-qe calibrate,
-#    isotonic): fitted on valid (one reference) and mrdev (all references), rated once on test
-#    and mrtest. Sentence gold: chrF (BAD below 0.5); word gold: a word is OK if it occurs in
-#    the best-matching reference (a proxy).
-calibrations=$work/calibration/$chosen-$n
-calibrate_pair() {  # calibrate_pair DEV TEST GOLD_OPTION DEV_GOLD TEST_GOLD
-  local out=$calibrations/$1-$2 method
-  mkdir -p "$out"
-  for method in sigmoid softmax boostedprob; do
-    [ -f "$out/$method.json" ] && continue
-    step "calibrate $method ($chosen after $n updates) on $1"
-    rm -f "$out/$method.json.part" "$out/$method.png"
-    "$py" -m fairseq_sigmoid_qe.cli.calibrate --qe "$work/self/$1/qe-$chosen-$n.jsonl" \
-      --method "$method" "$3" "$4" --reference-word-labels --output "$out/$method.json" \
-      > "$out/$method.txt"
-  done
-  [ -f "$out/report.json" ] && return
-  step "calibrated QE on $2"
-  "$py" -m fairseq_sigmoid_qe.cli.evaluate --qe "$work/self/$2/qe-$chosen-$n.jsonl" "$3" "$5" \
-    --reference-word-labels --calibration "$out"/{sigmoid,softmax,boostedprob}.json --json \
-    > "$out/report.part"
-  mv "$out/report.part" "$out/report.json"
-}
-calibrate_pair valid test --references "$work/text/valid.raw.de" "$work/text/test.raw.de"
-if [ $MULTIREF = 1 ]; then
-  calibrate_pair mrdev mrtest --references-tsv "$work/text/mrdev.refs.tsv" \
-    "$work/text/mrtest.refs.tsv"
-fi
-"$py" "$repo/examples/l10n_cpu/calibration_table.py" "$calibrations" \
-  | tee "$calibrations/results.md"

@@ -28,8 +28,15 @@ from ..evaluation.ambiguity import ambiguity_report
 from ..evaluation.calibration import load_calibration
 from ..evaluation.gold import GOLD_NAMES, REFERENCE_KINDS, gold_values, word_gold
 from ..evaluation.plots import plot_scatter
-from ..evaluation.records import load_records, method_names
-from ..evaluation.report import format_table, json_safe, method_pairs, rows_of_pairs, word_rows
+from ..evaluation.records import AGGREGATES, load_records, method_names
+from ..evaluation.report import (
+    Uncertainty,
+    format_table,
+    json_safe,
+    method_pairs,
+    rows_of_pairs,
+    word_rows,
+)
 from .gold_options import add_gold_arguments, gold_source, load_gold_source, word_gold_source
 
 
@@ -79,6 +86,37 @@ def parse_args(argv=None):
         metavar="FILE.json",
         help="also rate each method calibrated by these files (fairseq-sigmoid-qe "
         "calibrate) as METHOD+calibrated, tagged BAD below its threshold",
+    )
+    parser.add_argument(
+        "--aggregate",
+        choices=AGGREGATES,
+        default="record",
+        help="sentence scores: as the records give them, or recomputed from their token "
+        "scores as the product (the paper's) or the geometric mean (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="resamples of the 95%% bootstrap intervals and the paired test (0: none; "
+        "default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="seed of the bootstrap (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--length-bins",
+        type=int,
+        default=4,
+        metavar="B",
+        help="length bins of the within-bin correlation (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="METHOD",
+        help="paired bootstrap test of every method against METHOD (a name of the table, "
+        "e.g. boostedprob or LABEL/boostedprob): Δ Pearson, its interval, share_better",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="DIR", help="write DIR/scatter.png (needs matplotlib)")
@@ -141,18 +179,23 @@ def run(args):
     gold, path = load_gold_source(kind, path)
     word_source = word_gold_source(args, kind, gold, path)
     check_range("--bad-below", args.bad_below)
-    rows, panels, words = [], [], []
+    check_range("--bootstrap", args.bootstrap, low=0)
+    check_range("--length-bins", args.length_bins, low=1)
+    if args.compare and args.bootstrap == 0:
+        raise QEUserError("--compare needs --bootstrap N with N >= 1")
+    uncertainty = Uncertainty(args.bootstrap, args.seed, args.length_bins, args.compare)
+    rows, panels, words, pairs = [], [], [], []
     for label, qe_path in labelled_files(args):
         records = load_records(qe_path, args.all_ranks)
         calibrations = [
             load_calibration(c, method_names(records), "--calibration") for c in args.calibration
         ]
         quality = gold_values(records, gold, kind, metric, source=path)
-        pairs = list(method_pairs(records, quality, label, calibrations))
-        rows += rows_of_pairs(pairs, kind == "labels", args.bad_below)
-        panels += [pair[:3] for pair in pairs]
+        pairs += method_pairs(records, quality, label, calibrations, args.aggregate)
         if word_source is not None:
             words += word_rows(records, word_gold(records, **word_source), label, calibrations)
+    rows = rows_of_pairs(pairs, kind == "labels", args.bad_below, uncertainty)
+    panels = [pair[:3] for pair in pairs]
     if not rows:
         raise QEUserError("the QE records have no sentence_scores methods")
     result = {
@@ -160,6 +203,8 @@ def run(args):
         "gold_file": path,
         "metric": metric,
         "bad_below": args.bad_below,
+        "aggregate": args.aggregate,
+        "bootstrap": {"resamples": args.bootstrap, "seed": args.seed, "level": 0.95},
         "methods": rows,
     }
     if word_source is not None:

@@ -237,3 +237,20 @@ def sample_negatives(
         tokens[rows] = torch.where(partial_valid, partial, reference[rows].unsqueeze(1))
         valid[rows] = partial_valid
     return tokens, valid
+
+
+def deduplicate_negatives(negatives, valid):
+    """``valid`` with every repeat of a token within a position's negatives switched off, so
+    that a token drawn by two samplers counts once in ``Σ_n log(1 - σ(z_n))`` (as the authors'
+    ``torch.unique`` over position x token). ``negatives`` [P, k] and ``valid`` [P, k] (bool)."""
+    if negatives.size(1) < 2:
+        return valid
+    columns = torch.arange(negatives.size(1), device=negatives.device).expand_as(negatives)
+    keyed = torch.where(valid, negatives, -1 - columns)  # an invalid draw never matches
+    order = keyed.argsort(dim=1, stable=True)
+    ordered = keyed.gather(1, order)
+    repeat = torch.zeros_like(valid)
+    repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    kept = valid.clone()
+    kept.scatter_(1, order, ~repeat & valid.gather(1, order))
+    return kept

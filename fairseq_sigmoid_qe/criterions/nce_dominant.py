@@ -28,6 +28,7 @@ from ..core.dominant import (
 )
 from ..core.errors import QEUserError, check_range
 from ..core.negative_samplers import (
+    deduplicate_negatives,
     largest_split,
     negatives_capacity,
     parse_sampler_spec,
@@ -127,6 +128,13 @@ class NceDominantConfig(FairseqDataclass):
         },
     )
     ranking_margin: float = field(default=0.0, metadata={"help": "margin m of the ranking term"})
+    negative_dedup: bool = field(
+        default=False,
+        metadata={
+            "help": "count a token drawn twice at a position (by two samplers) once, as the "
+            "authors' code does (default: every draw counts)"
+        },
+    )
 
 
 @register_criterion("nce_dominant", dataclass=NceDominantConfig)
@@ -145,6 +153,7 @@ class NceDominantCriterion(FairseqCriterion):
         positive_weight=1.0,
         ranking_loss_weight=0.0,
         ranking_margin=0.0,
+        negative_dedup=False,
     ):
         super().__init__(task)
         if avoid_dominant and no_avoid_dominant:
@@ -166,6 +175,7 @@ class NceDominantCriterion(FairseqCriterion):
         self.temperature = sampling_temperature
         self.avoid_dominant = not no_avoid_dominant
         self.positive_weight = positive_weight
+        self.negative_dedup = bool(negative_dedup)
         self.ranking_weight, self.ranking_margin = ranking_loss_weight, ranking_margin
         self.needs_dominant = self.avoid_dominant or ranking_loss_weight > 0
         self.needs_softmax = any(n == "softmax" for n, _ in self.samplers)
@@ -239,7 +249,10 @@ class NceDominantCriterion(FairseqCriterion):
             )
             parts.append(tokens)
             masks.append(valid)
-        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+        negatives, valid = torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+        if self.negative_dedup:
+            valid = deduplicate_negatives(negatives, valid)
+        return negatives, valid
 
     def forward(self, model, sample, reduce=True):
         """Dense work runs on all positions as they lie, in the frozen forward's own

@@ -11,6 +11,9 @@ from ..core.textfiles import read_lines
 from ..core.words import detokenize
 
 TEXT_FIELDS = ("detokenized", "detok", "text", "translation")
+AGGREGATES = ("record", "product", "geomean")
+"""Sentence scores: as the record gives them (``--qe-sentence-agg``), or recomputed from its
+token scores as their product (the paper's) or their geometric mean."""
 
 
 def _parse_record(line, path, number):
@@ -88,7 +91,47 @@ def method_names(records):
     return list(dict.fromkeys(m for r in records for m in r["sentence_scores"]))
 
 
-def method_scores(records, method):
+def record_token_scores(record, method):
+    scores = record.get("token_scores", {}).get(method)
+    if not isinstance(scores, list):
+        raise QEUserError(f"QE record id {record['id']} has no {method} token_scores")
+    return np.asarray(scores, float)
+
+
+def hypothesis_length(record):
+    """Scored tokens of a record: its first method's token scores, else its ``tokens``
+    (nan when it has neither)."""
+    token_scores = record.get("token_scores")
+    if isinstance(token_scores, dict) and token_scores:
+        return len(record_token_scores(record, next(iter(token_scores))))
+    return len(record["tokens"]) if isinstance(record.get("tokens"), list) else math.nan
+
+
+def hypothesis_lengths(records):
+    return np.array([hypothesis_length(r) for r in records], float)
+
+
+def aggregated_scores(records, method, aggregate):
+    """Sentence scores of ``method`` recomputed from token scores: ``product`` = ∏ s_t,
+    ``geomean`` = (∏ s_t)^(1/T); nan for a record without tokens."""
+    scores = []
+    for record in records:
+        tokens = record_token_scores(record, method)
+        with np.errstate(divide="ignore"):
+            logs = np.log(np.clip(tokens, 0.0, 1.0))
+        if not len(logs):
+            scores.append(math.nan)
+        else:
+            scores.append(float(np.exp(logs.sum() if aggregate == "product" else logs.mean())))
+    return np.asarray(scores, float)
+
+
+def method_scores(records, method, aggregate="record"):
+    """Sentence scores of ``method`` (one per record; nan where missing) by ``aggregate``."""
+    if aggregate not in AGGREGATES:
+        raise QEUserError(f"aggregate {aggregate!r} is unknown; use one of {', '.join(AGGREGATES)}")
+    if aggregate != "record":
+        return aggregated_scores(records, method, aggregate)
     scores = []
     for record in records:
         value = record["sentence_scores"].get(method)

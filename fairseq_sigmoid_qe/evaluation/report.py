@@ -2,10 +2,13 @@
 and word gold, and the plain-text table they print as."""
 
 import math
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from ..core.errors import QEUserError
+from .bootstrap import confidence_interval, paired_test, partial_pearson, pearson_within_bins
 from .calibration import RAW_THRESHOLD, decision_measures, features, sentence_log_score
 from .metrics import (
     binary_cross_entropy,
@@ -15,7 +18,7 @@ from .metrics import (
     roc_auc,
     spearman,
 )
-from .records import method_names, method_scores, record_word_scores
+from .records import hypothesis_lengths, method_names, method_scores, record_word_scores
 
 BAD_BELOW = 0.5
 
@@ -53,14 +56,41 @@ def word_rows(records, gold, label=None, calibrations=()):
     return rows
 
 
-def method_pairs(records, gold, label=None, calibrations=()):
-    """(method label, predicted, gold, dropped, BAD threshold) per method, and per sentence
+class MethodScores(NamedTuple):
+    """One method's finite (score, gold) pairs: ``index`` the records they come from,
+    ``lengths`` their hypotheses' scored tokens, ``dropped`` how many records had none."""
+
+    name: str
+    predicted: np.ndarray
+    gold: np.ndarray
+    dropped: int
+    threshold: float
+    index: np.ndarray
+    lengths: np.ndarray
+
+
+@dataclass
+class Uncertainty:
+    """How sure the correlations are: ``resamples`` bootstrap resamples (0: none), their seed,
+    the length bins of the length-controlled view, and the method every other is compared to
+    (a paired test) if any."""
+
+    resamples: int = 1000
+    seed: int = 1
+    length_bins: int = 4
+    compare: Optional[str] = None
+
+
+def method_pairs(records, gold, label=None, calibrations=(), aggregate="record"):
+    """A :class:`MethodScores` per method (sentence scores by ``aggregate``), and per sentence
     calibration (``METHOD+calibrated``: calibrated scores, the calibration's threshold): the
     pairs whose score and gold are both finite, and how many are not (NaN: e.g. an empty
     hypothesis); a method without one finite pair is an error."""
     gold = np.asarray(gold, float)
+    lengths = hypothesis_lengths(records)
     entries = [
-        (method, method_scores(records, method), RAW_THRESHOLD) for method in method_names(records)
+        (method, method_scores(records, method, aggregate), RAW_THRESHOLD)
+        for method in method_names(records)
     ]
     for calibration in calibrations:
         level = calibration.levels.get("sentence")
@@ -76,7 +106,15 @@ def method_pairs(records, gold, label=None, calibrations=()):
                 f"method {name}: none of its {len(gold)} sentences has a finite "
                 "score and gold value (all NaN or infinite)"
             )
-        yield name, predicted[finite], gold[finite], int((~finite).sum()), threshold
+        yield MethodScores(
+            name,
+            predicted[finite],
+            gold[finite],
+            int((~finite).sum()),
+            threshold,
+            np.flatnonzero(finite),
+            lengths[finite],
+        )
 
 
 def evaluate_method(predicted, gold, binary=False, bad_below=BAD_BELOW, threshold=RAW_THRESHOLD):
@@ -97,16 +135,74 @@ def evaluate_method(predicted, gold, binary=False, bad_below=BAD_BELOW, threshol
     return {**row, **decision_measures(predicted, gold, gold < bad_below, threshold)}
 
 
-def rows_of_pairs(pairs, binary=False, bad_below=BAD_BELOW):
-    """One row per :func:`method_pairs` entry: its measures and its dropped count."""
-    return [
-        {
-            "method": name,
-            **evaluate_method(predicted, quality, binary, bad_below, threshold),
-            "dropped": dropped,
+def how_sure(entry, uncertainty):
+    """The 95% bootstrap intervals of Pearson's r and Spearman's rho, and the
+    length-controlled correlations (nan where a record's length is unknown)."""
+    row = {}
+    for correlation in ("pearson", "spearman"):
+        row[f"{correlation}_low"], row[f"{correlation}_high"] = confidence_interval(
+            entry.predicted, entry.gold, correlation, uncertainty.resamples, uncertainty.seed
+        )
+    known = np.isfinite(entry.lengths).all()
+    row["pearson_given_length"] = (
+        partial_pearson(entry.predicted, entry.gold, entry.lengths) if known else math.nan
+    )
+    row["pearson_in_length_bins"] = (
+        pearson_within_bins(entry.predicted, entry.gold, entry.lengths, uncertainty.length_bins)
+        if known
+        else math.nan
+    )
+    return row
+
+
+def compared(entry, reference, uncertainty):
+    """The paired bootstrap test of ``entry`` against ``reference`` on their common sentences:
+    Δ Pearson, its interval and the share of resamples in which ``entry`` is better."""
+    common = np.intersect1d(entry.index, reference.index)
+    a = entry.predicted[np.searchsorted(entry.index, common)]
+    b = reference.predicted[np.searchsorted(reference.index, common)]
+    gold = entry.gold[np.searchsorted(entry.index, common)]
+    if not np.array_equal(gold, reference.gold[np.searchsorted(reference.index, common)]):
+        raise QEUserError(
+            f"--compare {reference.name}: {entry.name} is rated against other gold values "
+            "(other hypotheses); compare methods of the same hypotheses"
+        )
+    result = paired_test(a, b, gold, resamples=uncertainty.resamples, seed=uncertainty.seed)
+    return {
+        "delta_pearson": result["delta"],
+        "delta_low": result["delta_low"],
+        "delta_high": result["delta_high"],
+        "share_better": result["share"],
+    }
+
+
+def rows_of_pairs(pairs, binary=False, bad_below=BAD_BELOW, uncertainty=None):
+    """One row per :func:`method_pairs` entry: its measures, with ``uncertainty`` its
+    intervals, length-controlled correlations and paired test, and its dropped count."""
+    pairs = list(pairs)
+    reference = None
+    if uncertainty is not None and uncertainty.compare is not None:
+        reference = next((p for p in pairs if p.name == uncertainty.compare), None)
+        if reference is None:
+            names = ", ".join(p.name for p in pairs)
+            raise QEUserError(f"--compare {uncertainty.compare}: no such method (have {names})")
+    rows = []
+    for entry in pairs:
+        row = {
+            "method": entry.name,
+            **evaluate_method(entry.predicted, entry.gold, binary, bad_below, entry.threshold),
         }
-        for name, predicted, quality, dropped, threshold in pairs
-    ]
+        if uncertainty is not None and uncertainty.resamples > 0:
+            row.update(how_sure(entry, uncertainty))
+        if reference is not None:
+            versus = (
+                {k: math.nan for k in ("delta_pearson", "delta_low", "delta_high", "share_better")}
+                if entry is reference
+                else compared(entry, reference, uncertainty)
+            )
+            row.update(versus)
+        rows.append({**row, "dropped": entry.dropped})
+    return rows
 
 
 def evaluate_methods(records, gold, binary=False, label=None, bad_below=BAD_BELOW):

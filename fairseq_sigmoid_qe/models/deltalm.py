@@ -272,7 +272,8 @@ def parameter_counts(
 
 REPORTED_HEADS = (
     ("full", None),
-    ("rescaling", None),
+    ("logit_affine", None),
+    ("hidden_transform", None),
     ("lowrank", 16),
     ("lowrank", 64),
     ("lowrank", 256),

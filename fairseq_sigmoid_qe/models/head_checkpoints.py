@@ -78,8 +78,9 @@ def not_own_reason(model_cfg, args, head_arch):
     if arch != head_arch:
         return f"a '{arch}' checkpoint, not a sigmoid head"
     stored = dict(vars(model_cfg)) if hasattr(model_cfg, "__dict__") else dict(model_cfg)
-    stored_type = (stored.get("qe_head_type") or "full", stored.get("qe_head_rank"))
-    if stored_type != (args.qe_head_type, args.qe_head_rank):
+    canonical = qe_heads.canonical_head_type
+    stored_type = (canonical(stored.get("qe_head_type") or "full"), stored.get("qe_head_rank"))
+    if stored_type != (canonical(args.qe_head_type), args.qe_head_rank):
         return f"a sigmoid head of another type ({qe_heads.describe(*stored_type)})"
     if stored.get("qe_dictionary_fingerprint") != args.qe_dictionary_fingerprint:
         return "a sigmoid head trained with other dictionaries"

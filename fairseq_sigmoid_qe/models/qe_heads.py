@@ -1,14 +1,16 @@
 """The sigmoid QE head's types (``--qe-head-type``): how ``z = h · W_qe[y]`` is parameterised.
 
 - ``full``: ``W_qe`` (|V| x d), a trained copy of the softmax output projection (the paper's);
-- ``rescaling``: ``z = (h M) · W_out[y]``, the frozen projection ``W_out`` read through a learned
-  d x d map ``M`` (identity at start), as the authors' ``rescaling`` head type;
+- ``logit_affine``: ``z = a · (h · W_out[y]) + c``, two scalars on the frozen logit (a = 1,
+  c = 0 at start): the authors' compact head (their ``Linear(1, 1)`` on the logit);
+- ``hidden_transform``: ``z = (h M) · W_out[y]``, the frozen projection ``W_out`` read through
+  a learned d x d map ``M`` (identity at start); its former name ``rescaling`` still loads;
 - ``lowrank``: ``W_qe = W_out + A B`` with ``A`` (|V| x r) and ``B`` (r x d, zero at start).
 
 With ``--qe-head-bias`` every type adds a per-token bias ``b[y]`` (|V|, zero at start). The
 compact types never hold ``W_out`` themselves: they read the base decoder's projection (with
 shared embeddings, the embedding matrix), which the checkpoint already stores, so their
-parameters and their checkpoint entries are only ``M`` or ``A, B`` (and ``b``). Every type
+parameters and their checkpoint entries are only ``a, c``, ``M`` or ``A, B`` (and ``b``). Every type
 starts at the softmax projection's logits. Callers read only :meth:`QEHead.logits_for`.
 """
 
@@ -19,7 +21,14 @@ from torch import nn
 from ..core.errors import QEUserError
 from ..optim.sparse_adam import SPARSE_GRAD_ATTRIBUTE
 
-HEAD_TYPES = ("full", "rescaling", "lowrank")
+HEAD_TYPES = ("full", "logit_affine", "hidden_transform", "lowrank")
+FORMER_NAMES = {"rescaling": "hidden_transform"}
+"""Head types under an earlier name: checkpoints saved with it load as the new type."""
+
+
+def canonical_head_type(head_type):
+    """The current name of ``head_type`` (``rescaling`` -> ``hidden_transform``)."""
+    return FORMER_NAMES.get(head_type, head_type)
 
 
 def embedding_rows(weight, tokens):
@@ -35,18 +44,21 @@ def rows_dot(features, rows):
 
 
 def parameter_count(head_type, vocab_size, dim, rank=None, bias=False):
-    """Trainable parameters of a head (closed form): |V|d, d², or r(|V| + d); +|V| with a bias."""
+    """Trainable parameters of a head (closed form): |V|d, 2, d², or r(|V| + d); +|V| with a
+    bias."""
     core = {
         "full": lambda: vocab_size * dim,
-        "rescaling": lambda: dim * dim,
+        "logit_affine": lambda: 2,
+        "hidden_transform": lambda: dim * dim,
         "lowrank": lambda: rank * (vocab_size + dim),
-    }[head_type]()
+    }[canonical_head_type(head_type)]()
     return core + (vocab_size if bias else 0)
 
 
 def check_head_options(head_type, rank, dim=None):
     """Refuse, in one line, a head type and rank that do not go together (a rank above the
     model dimension ``dim``, where known)."""
+    head_type = canonical_head_type(head_type)
     if head_type not in HEAD_TYPES:
         raise QEUserError(
             f"--qe-head-type {head_type!r} is unknown; use one of {', '.join(HEAD_TYPES)}"
@@ -85,7 +97,7 @@ class QEHead(nn.Module):
         raise NotImplementedError
 
     def transform(self, features):
-        """``h`` as the rows are read against it (``h M`` for the rescaling head)."""
+        """``h`` as the rows are read against it (``h M`` for the hidden-transform head)."""
         return features
 
     def low_rank_logits(self, features, tokens):
@@ -103,8 +115,13 @@ class QEHead(nn.Module):
         frozen_bias = self.frozen_bias()
         if frozen_bias is not None:
             logits = logits + F.embedding(tokens, frozen_bias.unsqueeze(1)).squeeze(-1)
+        logits = self.map_logits(logits)
         if self.bias is not None:
             logits = logits + embedding_rows(self.bias.unsqueeze(1), tokens).squeeze(-1)
+        return logits
+
+    def map_logits(self, logits):
+        """A map of the logits before the per-token bias (``a z + c`` for ``logit_affine``)."""
         return logits
 
     def frozen_bias(self):
@@ -135,18 +152,43 @@ class FullHead(QEHead):
         return None
 
 
-class RescalingHead(QEHead):
-    """``z = (h M) · W_out[y]``: a d x d map ``M`` (identity at start) before the frozen rows."""
+class LogitAffineHead(QEHead):
+    """``z = a · z_out[y] + c``: the frozen logit ``z_out[y] = h · W_out[y]`` rescaled by two
+    scalars, ``a`` = 1 and ``c`` = 0 at start (the untrained head)."""
 
     def __init__(self, projection, bias):
         super().__init__(projection, bias)
-        self.rescale = nn.Parameter(torch.eye(projection.in_features))
+        self.scale = nn.Parameter(torch.ones(1))
+        self.shift = nn.Parameter(torch.zeros(1))
+
+    def token_rows(self, tokens):
+        return F.embedding(tokens, self.frozen.weight)
+
+    def map_logits(self, logits):
+        return logits * self.scale.to(logits.dtype) + self.shift.to(logits.dtype)
+
+
+class HiddenTransformHead(QEHead):
+    """``z = (h M) · W_out[y]``: a d x d map ``M`` (identity at start) before the frozen rows."""
+
+    FORMER_KEYS = {"rescale": "hidden_map"}
+
+    def __init__(self, projection, bias):
+        super().__init__(projection, bias)
+        self.hidden_map = nn.Parameter(torch.eye(projection.in_features))
 
     def token_rows(self, tokens):
         return F.embedding(tokens, self.frozen.weight)
 
     def transform(self, features):
-        return features.to(self.rescale.dtype) @ self.rescale
+        return features.to(self.hidden_map.dtype) @ self.hidden_map
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        """Checkpoints of the former ``rescaling`` type name ``M`` ``rescale``."""
+        prefix = f"{name}." if name else ""
+        for old, new in self.FORMER_KEYS.items():
+            if prefix + old in state_dict and prefix + new not in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
 
 
 class LowRankHead(QEHead):
@@ -171,13 +213,17 @@ class LowRankHead(QEHead):
 def build_qe_head(projection, head_type="full", rank=None, bias=False):
     """The head of ``head_type`` on the base's frozen output projection (an ``nn.Linear``)."""
     check_head_options(head_type, rank, projection.in_features)
-    if head_type == "full":
-        return FullHead(projection, bias)
-    if head_type == "rescaling":
-        return RescalingHead(projection, bias)
-    return LowRankHead(projection, bias, rank)
+    head_type = canonical_head_type(head_type)
+    if head_type == "lowrank":
+        return LowRankHead(projection, bias, rank)
+    return {
+        "full": FullHead,
+        "logit_affine": LogitAffineHead,
+        "hidden_transform": HiddenTransformHead,
+    }[head_type](projection, bias)
 
 
 def describe(head_type, rank=None):
-    """``lowrank r=64``, ``rescaling``, ``full``: the head's name in reports."""
+    """``lowrank r=64``, ``logit_affine``, ``full``: the head's name in reports."""
+    head_type = canonical_head_type(head_type)
     return f"{head_type} r={rank}" if head_type == "lowrank" else head_type

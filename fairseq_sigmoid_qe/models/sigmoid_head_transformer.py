@@ -47,11 +47,13 @@ class SigmoidHeadConfig(FairseqDataclass):
         default=False,
         metadata={"help": "give the sigmoid head a per-token bias (the paper uses none)"},
     )
-    qe_head_type: ChoiceEnum(qe_heads.HEAD_TYPES) = field(
+    qe_head_type: ChoiceEnum(qe_heads.HEAD_TYPES + tuple(qe_heads.FORMER_NAMES)) = field(
         default="full",
         metadata={
             "help": "full: W_qe, a trained copy of the output projection (|V|d parameters); "
-            "rescaling: the frozen projection read through a learned d x d map (d^2); "
+            "logit_affine: sigmoid(a z + c) of the frozen logit z, a = 1, c = 0 at start (2); "
+            "hidden_transform: the frozen projection read through a learned d x d map (d^2; "
+            "formerly 'rescaling'); "
             "lowrank: the projection plus A B of rank --qe-head-rank (r(|V|+d))"
         },
     )

@@ -1,0 +1,116 @@
+"""examples/l10n_cpu/results_table.py on a small made-up work directory: the choice rule
+(mrdev only, both decodings), and every table with its intervals and paired tests."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+SCRIPT = os.path.join(REPO, "examples", "l10n_cpu", "results_table.py")
+SPLITS = {"valid": 30, "mrdev": 30, "test": 40, "mrtest": 40}
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def record(i, hypothesis, scores):
+    tokens = ["\u2581" + w for w in hypothesis.split()]
+    return {
+        "id": i,
+        "rank": 0,
+        "tokens": tokens,
+        "detokenized": hypothesis,
+        "token_scores": {m: [v] * len(tokens) for m, v in scores.items()},
+        "sentence_scores": {m: v ** len(tokens) for m, v in scores.items()},
+        "sentence_log_scores": {m: len(tokens) * float(np.log(v)) for m, v in scores.items()},
+    }
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """Hypotheses with a known quality q (the share of reference words kept): head scores
+    track q with noise that shrinks from init to dense_cut_first_dedup."""
+    root = str(tmp_path_factory.mktemp("l10n"))
+    rng = np.random.default_rng(0)
+    noise = {"init": 0.3, "dense_cut_last": 0.2, "dense_cut_first_dedup": 0.05}
+    for name in noise:
+        if name != "init":
+            write(os.path.join(root, "heads", name, "done"), "")
+    words = [f"wort{i}" for i in range(12)]
+    for split, n in SPLITS.items():
+        references = [" ".join(rng.choice(words, size=rng.integers(3, 9))) for _ in range(n)]
+        if split.startswith("mr"):
+            write(
+                os.path.join(root, "text", f"{split}.refs.tsv"),
+                "".join(r + "\t" + r + "\n" for r in references),
+            )
+        else:
+            write(
+                os.path.join(root, "text", f"{split}.raw.de"), "".join(r + "\n" for r in references)
+            )
+        for decoding in ("beam", "sampled"):
+            for system in ("self", "other"):
+                keep = rng.uniform(0.2, 1.0, size=n)
+                hypotheses = [
+                    " ".join(w if rng.uniform() < k else "falsch" for w in r.split())
+                    for r, k in zip(references, keep)
+                ]
+                for name, scale in noise.items():
+                    lines = []
+                    for i, (h, k) in enumerate(zip(hypotheses, keep)):
+                        value = float(np.clip(k + scale * rng.normal(), 0.05, 0.99))
+                        scores = {"sigmoid": value, "softmax": float(rng.uniform(0.1, 0.9))}
+                        scores["boostedprob"] = float(np.clip(k + 0.25 * rng.normal(), 0.05, 0.99))
+                        lines.append(json.dumps(record(i, h, scores)) + "\n")
+                    write(
+                        os.path.join(root, decoding, system, split, f"qe-{name}.jsonl"),
+                        "".join(lines),
+                    )
+                baselines = [
+                    record(i, h, {"entropy": float(rng.uniform(0.2, 0.9)), "mc_dropout": 0.5})
+                    for i, h in enumerate(hypotheses)
+                ]
+                for r in baselines:  # MC dropout: a sentence score of its own, no token scores
+                    del r["token_scores"]["mc_dropout"]
+                write(
+                    os.path.join(root, decoding, system, split, "qe-baselines.jsonl"),
+                    "".join(json.dumps(r) + "\n" for r in baselines),
+                )
+    return root
+
+
+def run(workdir, *options):
+    result = subprocess.run(
+        [sys.executable, SCRIPT, workdir, *options], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_choice_follows_mrdev(workdir):
+    assert run(workdir, "--choose-variant").strip() == "cut_first_dedup"
+    assert run(workdir, "--choose-head").strip() == "dense_cut_first_dedup"
+
+
+def test_tables_have_intervals_and_paired_tests(workdir):
+    tables = run(workdir)
+    assert "Chosen variant: cut_first_dedup; chosen head: dense_cut_first_dedup" in tables
+    for decoding in ("beam", "sampled"):
+        assert f"## {decoding}, Eval Self, mrtest (multi-ref chrF)" in tables
+    section = tables.split("## sampled, Eval Other, test (1 ref chrF)")[1].split("##")[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in section.splitlines() if "|" in line}
+    best = rows["sigmoid head: dense_cut_first_dedup"].split(" | ")
+    low, high = (float(v) for v in best[2].split("[")[1].rstrip("]").split(", "))
+    assert low < float(best[2].split()[0]) < high
+    assert float(best[4]) > 0.9  # P(> BoostedProb): it tracks quality with less noise
+    assert rows["BoostedProb"].split(" | ")[3] == "–"
+    assert "MC dropout, N = 10" in rows and "token entropy" in rows
