@@ -270,7 +270,7 @@ def test_bad_head_options_are_refused(options, message):
         check_head_options(head_type or "full", rank, DIM)
 
 
-@pytest.mark.parametrize("options,message", [HEAD_OPTION_ERRORS[0], HEAD_OPTION_ERRORS[3]])
+@pytest.mark.parametrize("options,message", [HEAD_OPTION_ERRORS[0], HEAD_OPTION_ERRORS[4]])
 def test_bad_head_options_give_one_line(options, message, tmp_path, real_data_bin, base_checkpoint):
     """Through fairseq-train: one error line, before any checkpoint is written."""
     head_type, rank = options
