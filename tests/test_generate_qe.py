@@ -624,13 +624,15 @@ def test_generate_hook_is_scoped_to_one_print_qe_run(monkeypatch, tmp_path):
     monkeypatch.setattr(generate_hook, "_generate_modules", lambda: [module])
     monkeypatch.setattr(generate_hook, "_running_generate", lambda: True)
     monkeypatch.setattr(generate_hook.install, "done", False, raising=False)
+    checked = []
+    monkeypatch.setattr(generate_hook.checkpoint_files, "check_loadable", checked.append)
     command = ["fairseq-generate", "data-bin", "--path", "head.pt", "--print-qe"]
     monkeypatch.setattr(sys, "argv", list(command))
     generate_hook.install()
     assert sys.argv == [command[0], "--task", "translation_qe", *command[1:]]
     assert module._main is not original_main
     cfg = SimpleNamespace(
-        common_eval=SimpleNamespace(quiet=False, post_process=None),
+        common_eval=SimpleNamespace(quiet=False, post_process=None, path="head.pt:other.pt"),
         generation=SimpleNamespace(nbest=1),
         bpe=None,
         tokenizer=None,
@@ -639,7 +641,7 @@ def test_generate_hook_is_scoped_to_one_print_qe_run(monkeypatch, tmp_path):
     stream = io.StringIO()
     assert module._main(cfg, stream) == "scorer"
     assert isinstance(seen["stream"], QEPrinter) and seen["printer"] is seen["stream"]
-    assert stream.getvalue() == "P-0\t-0.5\n"
+    assert stream.getvalue() == "P-0\t-0.5\n" and checked == ["head.pt", "other.pt"]
     assert module._main is original_main and sys.argv == command and active_printer() is None
     for argv, message in (
         ([*command, "--task", "translation"], "leave out --task"),
@@ -679,9 +681,10 @@ def test_qe_output_is_its_name_only_when_the_run_succeeds(monkeypatch, tmp_path,
     monkeypatch.setattr(
         sys, "argv", ["fairseq-generate", "data-bin", "--print-qe", "--qe-output", str(output)]
     )
+    monkeypatch.setattr(generate_hook.checkpoint_files, "check_loadable", lambda path: None)
     generate_hook.install()
     cfg = SimpleNamespace(
-        common_eval=SimpleNamespace(quiet=False, post_process=None),
+        common_eval=SimpleNamespace(quiet=False, post_process=None, path="head.pt"),
         generation=SimpleNamespace(nbest=1),
         bpe=None,
         tokenizer=None,
