@@ -19,6 +19,7 @@ from .core.qe_methods import DEFAULT_METHODS
 from .core.words import detokenize
 from .decoding.search_loop import generate_with_qe, max_positions
 from .models import checkpoint_files
+from .models.language_pair import checkpoint_language_pair
 from .tasks.translation_qe import TASK_NAME
 
 register_fairseq_components()  # loading a head checkpoint needs the registered architecture
@@ -258,9 +259,11 @@ def load_head_model(path, data_dir=None, **qe_options):
     ``data_dir``."""
     task = {"_name": TASK_NAME, "print_qe": True, **qe_options}
     overrides = {"task": task}
+    state = checkpoint_files.check_loadable(path)
     if data_dir:
         overrides["data"] = task["data"] = data_dir
-    checkpoint_files.check_loadable(path)
+        task["source_lang"], task["target_lang"] = checkpoint_language_pair(state, data_dir)
+    del state
     try:
         models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
             [path], arg_overrides=overrides

@@ -93,7 +93,8 @@ def _training_task_config(state):
     return task_cfg if task_cfg is not None else state.get("args")
 
 
-def _option(config, name):
+def config_option(config, name):
+    """``config.name`` of a recorded config (a dict, DictConfig or Namespace), or None."""
     if config is None:
         return None
     return config.get(name) if hasattr(config, "get") else getattr(config, name, None)
@@ -103,7 +104,7 @@ def training_folder(state, path):
     """The folder the base was trained in (against which its relative paths were meant), from
     its recorded ``--save-dir`` and where ``path`` lies, or None when they do not fit."""
     cfg = state.get("cfg")
-    save_dir = _option(_option(cfg, "checkpoint"), "save_dir") or _option(
+    save_dir = config_option(config_option(cfg, "checkpoint"), "save_dir") or config_option(
         state.get("args"), "save_dir"
     )
     if not save_dir:

@@ -66,13 +66,12 @@ def load_state(path, what="checkpoint", **load_options):
 
 
 def check_loadable(path, what="checkpoint"):
-    """Refuse, without reading its weights, a checkpoint file that cannot be loaded."""
+    """Refuse, without reading its weights, a checkpoint file that cannot be loaded; its
+    state (weights memory-mapped) when it can."""
     problem = file_problem(path)
     if problem is None:
         with open(path, "rb") as handle:
             if handle.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
-                load_state(path, what)  # an old-format (pickle) file: only loading tells
-                return
-        load_state(path, what, mmap=True)
-        return
+                return load_state(path, what)  # an old-format (pickle) file: only loading tells
+        return load_state(path, what, mmap=True)
     raise QEUserError(f"cannot load {what} {path}: {problem}")
