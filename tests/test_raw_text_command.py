@@ -517,6 +517,12 @@ def pieces_only(real_data_bin, tmp_path):
     return folder, lambda text: " ".join(spm.encode(text, out_type=str))
 
 
+def training_line(real_data_bin, side):
+    """The first raw training sentence of one side (every piece of it is in the dictionary)."""
+    path = Path(real_data_bin).parent / "text" / f"train.raw.{side}"
+    return path.read_text(encoding="utf-8").splitlines()[0]
+
+
 def pieces_command(data_dir, head_checkpoint, *arguments):
     return subprocess.run(
         [sys.executable, "-m", "fairseq_sigmoid_qe.cli.raw_text", *map(str, arguments)]
@@ -529,11 +535,12 @@ def pieces_command(data_dir, head_checkpoint, *arguments):
 def test_byte_order_mark_is_not_text(real_data_bin, head_checkpoint, tmp_path):
     """A UTF-8 BOM in front of the first line (as Windows editors write) changes no score."""
     data_dir, pieces = pieces_only(real_data_bin, tmp_path)
+    source, translation = (training_line(real_data_bin, side) for side in ("en", "de"))
     outputs = []
     for bom in ("", "\ufeff"):
         sources, translations = tmp_path / f"src{bom!r}", tmp_path / f"hyp{bom!r}"
-        sources.write_text(bom + pieces("Open the file.") + "\n", encoding="utf-8")
-        translations.write_text(bom + pieces("Öffne die Datei.") + "\n", encoding="utf-8")
+        sources.write_text(bom + pieces(source) + "\n", encoding="utf-8")
+        translations.write_text(bom + pieces(translation) + "\n", encoding="utf-8")
         result = pieces_command(
             data_dir, head_checkpoint, "score", "--sources", sources, "--translations",
             translations,
@@ -541,9 +548,7 @@ def test_byte_order_mark_is_not_text(real_data_bin, head_checkpoint, tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         outputs.append(json.loads(result.stdout))
     assert outputs[0] == outputs[1]
-    assert "<unk>" not in json.dumps(outputs[1]) and outputs[1]["source"] == pieces(
-        "Open the file."
-    )
+    assert "<unk>" not in json.dumps(outputs[1]) and outputs[1]["source"] == pieces(source)
 
 
 @pytest.mark.parametrize("symbol", ["<pad>", "</s>", "<s>", "<unk>"])
