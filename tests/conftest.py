@@ -1,8 +1,10 @@
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+from filelock import FileLock
 
 from fairseq_sigmoid_qe import register_fairseq_components
 
@@ -98,6 +100,38 @@ def head_args(data_bin, base_checkpoint, save_dir, *extra):
     ]
 
 
+TIER_ORDER = {"e2e": 0, "integration": 1, "unit": 2}
+
+
+def pytest_collection_modifyitems(items):
+    """The longest tiers first (e2e, integration, then unit): with ``-n auto`` the short
+    tests fill the workers' gaps at the end instead of one long file running alone."""
+
+    def rank(item):
+        return min(
+            (TIER_ORDER[m.name] for m in item.iter_markers() if m.name in TIER_ORDER), default=3
+        )
+
+    items.sort(key=rank)
+
+
+def built_once(tmp_path_factory, name, build):
+    """A session fixture's folder, built by ``build(folder)`` once for the whole run: under
+    pytest-xdist (``-n``) the first worker to ask builds it while the others wait for it,
+    instead of every worker training its own copy. Fixtures only read what it holds."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, shared by its workers
+    folder, done = base / name, base / f"{name}.built"
+    with FileLock(f"{folder}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 def have_l10n_corpus():
     return os.path.isfile(os.path.join(L10N_DIR, "train.en"))
 
@@ -119,7 +153,7 @@ def corpus_dir(tmp_path_factory):
         return L10N_DIR
     from fairseq_sigmoid_qe.testing.corpora import synthetic_l10n_corpus
 
-    return synthetic_l10n_corpus(tmp_path_factory.mktemp("synthetic-corpus"))
+    return str(built_once(tmp_path_factory, "synthetic-corpus", synthetic_l10n_corpus))
 
 
 @pytest.fixture(scope="session")
@@ -129,57 +163,60 @@ def real_data_bin(tmp_path_factory, corpus_dir):
     ``spm.model``) in the sibling ``text`` folder."""
     from fairseq_sigmoid_qe.demo.l10n_data import prepare_l10n
 
-    root = tmp_path_factory.mktemp("real")
-    text = root / "text"
-    prepare_l10n(
-        corpus_dir, str(text), train_pairs=3000, test_pairs=100, vocab_size=600, valid_pairs=100
-    )
-    data_bin = root / "data-bin"
-    fairseq(
-        "preprocess",
-        "--source-lang",
-        "en",
-        "--target-lang",
-        "de",
-        "--trainpref",
-        text / "train",
-        "--validpref",
-        text / "valid",
-        "--testpref",
-        text / "test",
-        "--destdir",
-        data_bin,
-        "--workers",
-        "1",
-    )
-    return str(data_bin)
+    def build(root):
+        text = root / "text"
+        prepare_l10n(
+            corpus_dir, str(text), train_pairs=3000, test_pairs=100, vocab_size=600, valid_pairs=100
+        )
+        fairseq(
+            "preprocess",
+            "--source-lang",
+            "en",
+            "--target-lang",
+            "de",
+            "--trainpref",
+            text / "train",
+            "--validpref",
+            text / "valid",
+            "--testpref",
+            text / "test",
+            "--destdir",
+            root / "data-bin",
+            "--workers",
+            "1",
+        )
+
+    return str(built_once(tmp_path_factory, "real", build) / "data-bin")
 
 
 @pytest.fixture(scope="session")
 def base_checkpoint(tmp_path_factory, real_data_bin):
-    save_dir = tmp_path_factory.mktemp("base")
-    fairseq(
-        "train",
-        real_data_bin,
-        *TINY_BASE,
-        "--max-tokens",
-        "2000",
-        "--max-update",
-        "60",
-        "--save-dir",
-        save_dir,
-        "--seed",
-        "3",
-    )
-    return str(save_dir / "checkpoint_last.pt")
+    def build(save_dir):
+        fairseq(
+            "train",
+            real_data_bin,
+            *TINY_BASE,
+            "--max-tokens",
+            "2000",
+            "--max-update",
+            "60",
+            "--save-dir",
+            save_dir,
+            "--seed",
+            "3",
+        )
+
+    return str(built_once(tmp_path_factory, "base", build) / "checkpoint_last.pt")
 
 
 @pytest.fixture(scope="session")
 def trained_head(tmp_path_factory, real_data_bin, base_checkpoint):
     """A sigmoid head trained for 40 updates on the base; (save_dir, fairseq-train output)."""
-    save_dir = tmp_path_factory.mktemp("head")
-    result = fairseq(
-        "train",
-        *head_args(real_data_bin, base_checkpoint, save_dir, "--max-update", "40", "--seed", "5"),
-    )
-    return save_dir, result.stdout + result.stderr
+
+    def build(save_dir):
+        extra = ("--max-update", "40", "--seed", "5")
+        result = fairseq("train", *head_args(real_data_bin, base_checkpoint, save_dir, *extra))
+        (save_dir.parent / f"{save_dir.name}.log").write_text(result.stdout + result.stderr)
+
+    save_dir = built_once(tmp_path_factory, "head", build)
+    return save_dir, (save_dir.parent / f"{save_dir.name}.log").read_text()

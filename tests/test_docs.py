@@ -19,7 +19,7 @@ DOCS = os.path.join(REPO, "docs")
 SETUP_COMMANDS = (
     "bash setup.sh",
     ".venv/bin/fairseq-sigmoid-qe-quickstart",
-    ".venv/bin/python -m pytest -q tests",
+    ".venv/bin/python -m pytest -q -n auto tests",
 )
 PLUGIN = "fairseq_sigmoid_qe"
 # console script -> the cli module whose parser it runs
