@@ -141,7 +141,10 @@ CUDA, XLA = torch.cuda.is_available(), importlib.util.find_spec("torch_xla") is 
             ["--bf16"],
             "--bf16 needs a TPU (in fairseq --bf16 implies --tpu) and torch_xla is not installed",
         ),
-        (["--max-tokens", "60"], "--max-tokens 60 is below the longest sentence of the valid set"),
+        (
+            ["--max-tokens", "LONGEST-1"],
+            "--max-tokens LONGEST-1 is below the longest sentence of the valid set",
+        ),
         (
             ["--max-tokens", "2", "--max-tokens-valid", "4000"],
             "--max-tokens 2 is below the shortest training sentence",
@@ -155,8 +158,21 @@ def test_settings_fairseq_or_the_head_cannot_use(
 ):
     if (options[0] == "--fp16" and CUDA) or (options[0] == "--bf16" and XLA):
         pytest.skip("the precision flag works on this machine")
+    below = str(longest_valid_sentence(real_data_bin) - 1)  # LONGEST-1: one token short
+    options = [below if option == "LONGEST-1" else option for option in options]
+    message = message.replace("LONGEST-1", below)
     save_dir = tmp_path / "head"
     result = train_head(real_data_bin, base_checkpoint, save_dir, *options)
     assert message in one_error_line(result)
     assert_nothing_trained(result)
     assert not list(save_dir.glob("*.pt"))
+
+
+def longest_valid_sentence(data_bin):
+    """Tokens of the valid set's longest sentence (with its end of sentence), either side."""
+    from fairseq.data import data_utils
+
+    return max(
+        int(data_utils.load_indexed_dataset(f"{data_bin}/valid.en-de.{lang}", None).sizes.max())
+        for lang in ("en", "de")
+    )

@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from fairseq_sigmoid_qe.cli.quickstart import parse_args
 from fairseq_sigmoid_qe.core.errors import QEUserError
@@ -32,7 +33,11 @@ REDUCED = [
 def small_run(tmp_path_factory):
     """The quickstart with fewer pairs and updates (about 2 minutes on 2 cores)."""
     workdir = tmp_path_factory.mktemp("quickstart") / "run"
-    rows = quickstart.run(parse_args(["--workdir", str(workdir), "--seed", "1", *REDUCED]))
+    threads = torch.get_num_threads()
+    try:
+        rows = quickstart.run(parse_args(["--workdir", str(workdir), "--seed", "1", *REDUCED]))
+    finally:
+        torch.set_num_threads(threads)  # its --threads would outlast it in this process
     return workdir, {row["method"]: row for row in rows}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy
 import pytest
+import torch
 from conftest import one_error_line
 
 pytestmark = pytest.mark.integration
@@ -67,11 +68,25 @@ def test_non_utf8_input_is_one_error_line(real_data_bin, head_checkpoint, tmp_pa
     )
 
 
-def test_sentence_longer_than_max_tokens(real_data_bin, head_checkpoint, tmp_path):
-    sources = tmp_path / "src.txt"
-    sources.write_text(
-        "Open the file.\nSave all of the files in the folder now.\n", encoding="utf-8"
+def one_piece_words(real_data_bin, side, count):
+    """``count`` distinct words of the training text that the sentencepiece model keeps as
+    one piece (so N of them are N tokens, in the l10n corpus and the synthetic language)."""
+    import sentencepiece
+
+    spm = sentencepiece.SentencePieceProcessor(
+        model_file=str(Path(real_data_bin).parent / "text" / "spm.model")
     )
+    path = Path(real_data_bin).parent / "text" / f"train.raw.{side}"
+    words = dict.fromkeys(path.read_text(encoding="utf-8").split())
+    found = [word for word in words if len(spm.encode(word)) == 1][:count]
+    assert len(found) == count
+    return found
+
+
+def test_sentence_longer_than_max_tokens(real_data_bin, head_checkpoint, tmp_path):
+    words = one_piece_words(real_data_bin, "en", 3)
+    sources = tmp_path / "src.txt"
+    sources.write_text(" ".join(words) + "\n" + " ".join(words * 4) + "\n", encoding="utf-8")
     result = command(
         real_data_bin, head_checkpoint, "translate", "--sources", sources, "--max-tokens", "8"
     )
@@ -112,9 +127,11 @@ def test_output_folder_is_checked_before_any_work(real_data_bin, tmp_path):
 def test_long_translations_keep_a_ranking(real_data_bin, head_checkpoint, tmp_path):
     """Two 1,000-token translations: the products underflow to 0, their logs still rank."""
     sources, translations = tmp_path / "src.txt", tmp_path / "hyp.txt"
-    sources.write_text("Open the file.\nOpen the file.\n", encoding="utf-8")
+    source = " ".join(one_piece_words(real_data_bin, "en", 3))
+    sources.write_text(f"{source}\n{source}\n", encoding="utf-8")
+    first, second = one_piece_words(real_data_bin, "de", 2)
     translations.write_text(
-        " ".join(["Datei"] * 1000) + "\n" + " ".join(["die"] * 1000) + "\n", encoding="utf-8"
+        " ".join([first] * 1000) + "\n" + " ".join([second] * 1000) + "\n", encoding="utf-8"
     )
     output = tmp_path / "qe.jsonl"
     result = command(
@@ -189,6 +206,7 @@ def test_records_are_byte_identical_to_todays(real_data_bin, head_checkpoint, te
 
     src, ref, (sources, references), spm_model = test_text
     qe = QEModel.from_checkpoint(head_checkpoint, real_data_bin, spm_model)
+    threads = str(torch.get_num_threads())  # float sums depend on it: the same here and there
     for arguments, expected in [
         (["translate"], todays_jsonl(qe, sources)),
         (["score", "--translations", ref], todays_jsonl(qe, sources, references)),
@@ -207,6 +225,8 @@ def test_records_are_byte_identical_to_todays(real_data_bin, head_checkpoint, te
                 real_data_bin,
                 "--cpu",
                 "--quiet",
+                "--threads",
+                threads,
             ],
             capture_output=True,
         )
@@ -222,6 +242,8 @@ def test_records_are_byte_identical_to_todays(real_data_bin, head_checkpoint, te
             "--output",
             output,
             "--cpu",
+            "--threads",
+            threads,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         assert output.read_text(encoding="utf-8") == expected
