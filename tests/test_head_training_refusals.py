@@ -172,7 +172,9 @@ def longest_valid_sentence(data_bin):
     """Tokens of the valid set's longest sentence (with its end of sentence), either side."""
     from fairseq.data import data_utils
 
-    return max(
-        int(data_utils.load_indexed_dataset(f"{data_bin}/valid.en-de.{lang}", None).sizes.max())
-        for lang in ("en", "de")
-    )
+    longest = 0
+    for lang in ("en", "de"):
+        dataset = data_utils.load_indexed_dataset(f"{data_bin}/valid.en-de.{lang}", None)
+        longest = max(longest, int(dataset.sizes.max()))  # read while its file is mapped
+        del dataset
+    return longest
