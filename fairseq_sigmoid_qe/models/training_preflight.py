@@ -26,7 +26,7 @@ def check_precision(args):
                 "torch_xla is not installed; train without it (or with --amp "
                 "on a CUDA GPU)"
             )
-    for flag in ("fp16", "memory_efficient_fp16"):
+    for flag in ("memory_efficient_fp16", "fp16"):  # fairseq sets fp16 with the first
         if getattr(args, flag, False):
             raise QEUserError(
                 f"--{flag.replace('_', '-')} casts the whole model, the frozen base too, to "
