@@ -99,16 +99,16 @@ def runs(tmp_path_factory, real_data_bin, base_checkpoint):
         "sparse_single": launch(
             real_data_bin, base_checkpoint, tmp / "ss", tmp / "ss", 1, *SPARSE, *one
         ),
-        "sparse_two": launch(
+        "sparse_first": launch(
             real_data_bin,
             base_checkpoint,
             tmp / "st",
-            tmp / "st",
+            tmp / "sparse_first",
             2,
             *SPARSE,
             *DDP,
             "--max-update",
-            "3",
+            "2",
         ),
     }
     done = {name: succeeded(finish(processes)) for name, processes in wave.items()}
@@ -123,6 +123,17 @@ def runs(tmp_path_factory, real_data_bin, base_checkpoint):
             tmp / "resumed",
             2,
             *DENSE,
+            *DDP,
+            "--max-update",
+            "3",
+        ),
+        "sparse_resumed": launch(
+            real_data_bin,
+            base_checkpoint,
+            tmp / "st",
+            tmp / "sparse_resumed",
+            2,
+            *SPARSE,
             *DDP,
             "--max-update",
             "3",
@@ -151,7 +162,8 @@ def runs(tmp_path_factory, real_data_bin, base_checkpoint):
             "1",
         ),
     }
-    done["resumed"] = succeeded(finish(wave.pop("resumed")))
+    for name in ("resumed", "sparse_resumed"):
+        done[name] = succeeded(finish(wave.pop(name)))
     done.update({name: finish(processes) for name, processes in wave.items()})
     return tmp, done
 
@@ -192,27 +204,29 @@ def assert_same_training(single, ranks, base_checkpoint, seen_before=()):
     torch.testing.assert_close(trained, alone, rtol=0, atol=ATOL)
 
 
-def test_two_ranks_resumed_equal_one_process_with_twice_the_update_freq(runs, base_checkpoint):
+@pytest.mark.parametrize(
+    "single, first, resumed",
+    [("single", "first", "resumed"), ("ss", "sparse_first", "sparse_resumed")],
+    ids=["adam", "sparse_adam"],
+)
+def test_two_ranks_resumed_equal_one_process_with_twice_the_update_freq(
+    runs, base_checkpoint, single, first, resumed
+):
     tmp, done = runs
-    log = done["resumed"][0].stdout + done["resumed"][0].stderr
+    log = done[resumed][0].stdout + done[resumed][0].stderr
     assert "Loaded checkpoint" in log and "(epoch 1 @ 2 updates)" in log
-    first = [state["seen"] for state in states(tmp, "first", 2)]
-    (single,) = states(tmp, "single", 1)
-    assert_same_training(single, states(tmp, "resumed", 2), base_checkpoint, first)
-
-
-def test_sparse_adam_on_two_ranks_equals_one_process(runs, base_checkpoint):
-    tmp, _ = runs
-    (single,) = states(tmp, "ss", 1)
-    assert_same_training(single, states(tmp, "st", 2), base_checkpoint)
+    before = [rank["seen"] for rank in states(tmp, first, 2)]
+    (alone,) = states(tmp, single, 1)
+    assert_same_training(alone, states(tmp, resumed, 2), base_checkpoint, before)
 
 
 def test_only_rank_zero_writes_checkpoints(runs):
     tmp, done = runs
-    for name in ("first", "resumed", "sparse_two"):
+    for name in ("first", "resumed", "sparse_first", "sparse_resumed"):
         zero, one = (result.stdout + result.stderr for result in done[name])
         assert "Saving checkpoint" in zero and "Saving checkpoint" not in one
-    assert sorted(os.listdir(tmp / "two")) == ["checkpoint_last.pt"]
+    for save_dir in ("two", "st"):
+        assert sorted(os.listdir(tmp / save_dir)) == ["checkpoint_last.pt"]
 
 
 def test_refusals_come_from_every_rank_before_anything_is_written(runs, base_checkpoint):
