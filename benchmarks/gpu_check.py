@@ -11,7 +11,8 @@ its measured value beside its tolerance, and ``ok`` or ``FAILED``:
   ``FP32_LOSS_RTOL``, the same head rows moved, the head within ``FP32_STEP_FRACTION`` of one
   Adam step (``lr``);
 - QE (``translation_qe``'s recording beam search, ``--beam``) in fp32 on CUDA against the CPU:
-  the same translations, token scores within ``FP32_QE_ATOL``;
+  at least ``SAME_TRANSLATIONS`` of the translations the same (a near-tie may break either
+  way), their token scores within ``FP32_QE_ATOL``;
 - mixed precision against fp32 on CUDA: training losses under ``--amp`` (fairseq's: float16
   autocast, a gradient scaler from 128) within ``AMP_LOSS_RTOL``, under bfloat16 autocast
   within ``BF16_LOSS_RTOL``; QE of the model in float16 (``fairseq-generate --fp16``) and in
@@ -44,6 +45,7 @@ LR = 1e-3
 FP32_LOSS_RTOL = 1e-4  # CUDA against CPU kernels, TF32 off: float32 rounding only
 FP32_STEP_FRACTION = 0.05  # of one Adam step: m / sqrt(v) magnifies rounding where gradients cancel
 FP32_QE_ATOL = 1e-4  # token scores are probabilities in [0, 1]
+SAME_TRANSLATIONS = 0.9  # CUDA and CPU may break a near-tie of the beam search differently
 AMP_LOSS_RTOL = 1e-2  # float16 autocast: 11-bit mantissa through the frozen forward
 BF16_LOSS_RTOL = 3e-2  # bfloat16: 8-bit mantissa
 HALF_QE_ATOL = 1e-2
@@ -206,7 +208,9 @@ def qe_checks(report, model, task, sample, device, beam):
     gpu = translate(task, gpu_model, sample, beam, qe=True)
     same = sum(a[0] == b[0] for a, b in zip(cpu, gpu))
     report.fact(
-        f"fp32 translations with QE, {where} vs CPU", same == len(cpu), f"{same} of {len(cpu)} same"
+        f"fp32 translations with QE, {where} vs CPU (at least {SAME_TRANSLATIONS:.0%} the same)",
+        same >= SAME_TRANSLATIONS * len(cpu),
+        f"{same} of {len(cpu)} the same",
     )
     gap, compared = qe_gap(gpu, cpu)
     report.check(
