@@ -178,7 +178,7 @@ ATOL = 0.02 * LR
 one Adam step. The two sum the same gradients in another order (an all-reduce of two halves
 against one accumulation), and Adam's step m / sqrt(v) magnifies that rounding where a
 weight's gradients nearly cancel over the updates (seen: 1.4e-5 on one weight of 11,008 with
-sparse_adam, none above 1e-6 with Adam); other negatives or unaveraged gradients would move
+sparse_adam, bit for bit with Adam); other negatives or unaveraged gradients would move
 whole rows by about one step."""
 
 
