@@ -24,14 +24,36 @@ __version__ = "0.1.0"
 
 def register_fairseq_components():
     """Register the plugin's architectures, criterion and generate hook with fairseq (once)."""
+    import collections
+    import typing
+
     import numpy
+    import omegaconf
     import torch
+    from fairseq.distributed import utils as distributed_utils
 
     # fairseq checkpoints pickle their argparse config, and with --eval-bleu the BLEU
-    # statistics as numpy arrays; torch >= 2.6 loads with weights_only.
+    # statistics as numpy arrays; torch >= 2.6 loads with weights_only. A distributed resume
+    # broadcasts rank 0's loaded checkpoint (its config an omegaconf DictConfig, its tensors
+    # fairseq's placeholders), and the other ranks torch.load it with weights_only too.
     torch.serialization.add_safe_globals(
         [
             argparse.Namespace,
+            collections.defaultdict,
+            dict,
+            int,
+            list,
+            typing.Any,
+            omegaconf.DictConfig,
+            omegaconf.ListConfig,
+            omegaconf.base.ContainerMetadata,
+            omegaconf.base.Metadata,
+            omegaconf.nodes.AnyNode,
+            omegaconf.nodes.BooleanNode,
+            omegaconf.nodes.FloatNode,
+            omegaconf.nodes.IntegerNode,
+            omegaconf.nodes.StringNode,
+            distributed_utils._TensorPlaceholder,
             numpy._core.multiarray._reconstruct,
             numpy.ndarray,
             numpy.dtype,

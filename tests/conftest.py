@@ -1,5 +1,6 @@
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -26,6 +27,13 @@ def fairseq(tool, *arguments, check=True, cwd=None):
             f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return result
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that is free now (for --distributed-init-method tcp://)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def one_error_line(result):

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import fairseq, head_args, one_error_line
+from conftest import fairseq, free_port, head_args, one_error_line
 
 import fairseq_sigmoid_qe  # noqa: F401  (safe globals for torch.load)
 
@@ -152,14 +152,6 @@ def test_unknown_sampler(tmp_path, real_data_bin, base_checkpoint):
     )
     assert "--negative-sampler" in one_error_line(result)
     assert not os.path.exists(tmp_path / "out" / "checkpoint_last.pt")
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_data_parallel_two_workers(tmp_path, real_data_bin, base_checkpoint):

@@ -139,18 +139,31 @@ def test_logged_statistics_reduce_over_workers(setup):
 
 
 def test_per_worker_generators_differ_and_follow_fairseq_seed(setup, monkeypatch):
+    """Each rank and each micro-batch of an update draws its own negatives, from fairseq's
+    per-update seed: rank r of W ranks draws what micro-batch r of one process draws."""
     _, task, _ = setup
     nce = criterion(task)
 
-    def draws(rank, seed):
+    def draws(rank, seed, world=2, micro_batches=1):
         monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
         monkeypatch.setattr(torch.distributed, "get_rank", lambda: rank)
+        monkeypatch.setattr(torch.distributed, "get_world_size", lambda: world)
         torch.manual_seed(seed)  # what fairseq's trainer does before each update
-        return torch.rand(5, generator=nce._generator(torch.device("cpu")))
+        nce._update_seed = None  # a new update (in training the seed changes every update)
+        return [
+            torch.rand(5, generator=nce._generator(torch.device("cpu")))
+            for _ in range(micro_batches)
+        ]
 
-    assert torch.equal(draws(0, 7), draws(0, 7))
-    assert not torch.equal(draws(0, 7), draws(1, 7))
-    assert not torch.equal(draws(0, 7), draws(0, 8))
+    assert torch.equal(draws(0, 7)[0], draws(0, 7)[0])
+    assert not torch.equal(draws(0, 7)[0], draws(1, 7)[0])
+    assert not torch.equal(draws(0, 7)[0], draws(0, 8)[0])
+    one_process = draws(0, 7, world=1, micro_batches=2)  # --update-freq 2 on one rank
+    assert not torch.equal(one_process[0], one_process[1])
+    assert torch.equal(one_process[0], draws(0, 7)[0])
+    assert torch.equal(one_process[1], draws(1, 7)[0])
+    two_ranks = draws(1, 7, world=2, micro_batches=2)  # rank 1 of 2, --update-freq 2
+    assert torch.equal(two_ranks[1], draws(0, 7, world=1, micro_batches=4)[3])
 
 
 def test_bad_options(setup):

@@ -35,6 +35,7 @@ if [[ $SMOKE == 1 ]]; then
          --encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64
          --encoder-attention-heads 2 --decoder-attention-heads 2)
   DEVICE=(--cpu --num-workers 0)
+  HEAD_DEVICE=("${DEVICE[@]}")
   FINETUNE=(--max-tokens 1000 --max-update 6 --warmup-updates 2 --lr 1e-3)
   HEAD=(--max-tokens 1000 --max-update 4 --lr 1e-3)
   GENERATE=(--batch-size 8 --max-len-b 20 --required-batch-size-multiple 1)
@@ -47,6 +48,9 @@ else
   CHECK=()
   MODEL=()
   DEVICE=(--fp16 --num-workers 4)
+  # the head: --amp (--fp16 would cast the frozen base to float16) and legacy DDP (PyTorch DDP
+  # would not average its gradients over GPUs); both refused otherwise, in one line
+  HEAD_DEVICE=(--amp --ddp-backend legacy_ddp --num-workers 4)
   # DeltaLM's fine-tuning recipe: ~4096 x 128 tokens per update (here 8 GPUs x 4096 x 16).
   FINETUNE=(--max-tokens 4096 --update-freq 16 --max-update 400000
             --max-epoch "${FT_MAX_EPOCH:-100}" --warmup-updates 4000 --lr 1e-4)
@@ -109,7 +113,7 @@ train_head() {  # train_head SAVE_DIR SAMPLER_FLAGS...
   "$PYTHON" -m fairseq_cli.train "$BIN" --user-dir "$PLUGIN" \
     --arch sigmoid_head_transformer --base-checkpoint "$FT/checkpoint_best.pt" \
     --criterion nce_dominant "${@:2}" \
-    --optimizer adam "${HEAD[@]}" "${DEVICE[@]}" --seed 1 --save-dir "$1" \
+    --optimizer adam "${HEAD[@]}" "${HEAD_DEVICE[@]}" --seed 1 --save-dir "$1" \
     --no-epoch-checkpoints --skip-invalid-size-inputs-valid-test \
     --log-format simple --log-interval 100
 }

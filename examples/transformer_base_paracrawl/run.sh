@@ -36,6 +36,7 @@ if [[ $SMOKE == 1 ]]; then
          --encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64
          --encoder-attention-heads 2 --decoder-attention-heads 2)
   DEVICE=(--cpu --num-workers 0)
+  HEAD_DEVICE=("${DEVICE[@]}")
   BASE=(--max-tokens 2000 --max-update 40 --warmup-updates 10 --lr 0.003)
   HEAD=(--max-tokens 2000 --max-update 10)
   GENERATE=(--max-tokens 2000 --max-len-b 30 --required-batch-size-multiple 1)
@@ -47,6 +48,9 @@ else
   SPM=(--vocab 32000 --sample 2000000)
   MODEL=()
   DEVICE=(--fp16 --num-workers 4)
+  # the head: --amp (--fp16 would cast the frozen base to float16) and legacy DDP (PyTorch DDP
+  # would not average its gradients over GPUs); both refused otherwise, in one line
+  HEAD_DEVICE=(--amp --ddp-backend legacy_ddp --num-workers 4)
   # transformer_wmt_en_de base settings (Vaswani et al. 2017, fairseq's scaling recipe):
   # ~25k target tokens per update on one GPU via --update-freq 8.
   BASE=(--max-tokens 4096 --update-freq 8 --max-update 100000 --warmup-updates 4000 --lr 7e-4)
@@ -90,7 +94,7 @@ fairseq train "$BIN" --user-dir "$PLUGIN" --arch transformer_wmt_en_de \
 train_head() {  # train_head SAVE_DIR SAMPLER_FLAGS...
   fairseq train "$BIN" --user-dir "$PLUGIN" --arch sigmoid_head_transformer \
     --base-checkpoint "$WORK/base/checkpoint_best.pt" --criterion nce_dominant --num-negatives 10 \
-    "${@:2}" --optimizer adam --lr 0.001 "${HEAD[@]}" "${DEVICE[@]}" --seed 1 --save-dir "$1" \
+    "${@:2}" --optimizer adam --lr 0.001 "${HEAD[@]}" "${HEAD_DEVICE[@]}" --seed 1 --save-dir "$1" \
     --no-epoch-checkpoints --log-format simple --log-interval 100
 }
 step "3. sigmoid head: softmax T2 + token-freq + avoid-dominant, k = 10"

@@ -72,6 +72,13 @@ def target_side_counts(task, split="train"):
     return None
 
 
+def negatives_seed(update_seed, stream):
+    """The seed of one micro-batch's negatives: ``stream`` = micro-batch index in the update x
+    data-parallel world size + rank (rank r's m-th micro-batch is the (m W + r)-th batch of the
+    update, as in one process with W times the --update-freq)."""
+    return (int(update_seed) * 65537 + int(stream)) % 2**63
+
+
 @dataclass
 class NceDominantConfig(FairseqDataclass):
     num_negatives: int = field(
@@ -207,6 +214,7 @@ class NceDominantCriterion(FairseqCriterion):
             persistent=False,
         )
         self._check_negatives_fit(num_negatives)
+        self._update_seed, self._micro_batch = None, 0
 
     def _check_negatives_fit(self, num_negatives):
         """Refuse a k that some sampler cannot draw at any position (it would otherwise fill
@@ -228,12 +236,22 @@ class NceDominantCriterion(FairseqCriterion):
                 )
 
     def _generator(self, device):
-        """Per-worker generator, reproducible on resume: seeded from fairseq's per-update
-        seed (the global RNG) mixed with the data-parallel rank."""
-        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        """The negatives' generator of this micro-batch: :func:`negatives_seed` of fairseq's
+        per-update seed (``--seed`` + updates done, which the trainer gives torch before each
+        update) and the micro-batch's place in the update over all data-parallel ranks. So
+        each rank draws other negatives, a resumed run draws what the uninterrupted one drew,
+        and N ranks draw what one process with N times the ``--update-freq`` draws on the same
+        batches."""
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        rank = torch.distributed.get_rank() if distributed else 0
+        world = torch.distributed.get_world_size() if distributed else 1
+        update_seed = torch.initial_seed()
+        if update_seed != self._update_seed:
+            self._update_seed, self._micro_batch = update_seed, 0
+        else:
+            self._micro_batch += 1
         generator = torch.Generator(device=device)
-        generator.manual_seed(seed * 65537 + rank)
+        generator.manual_seed(negatives_seed(update_seed, self._micro_batch * world + rank))
         return generator
 
     def _negatives(self, reference, softmax_probs, dominant, generator):

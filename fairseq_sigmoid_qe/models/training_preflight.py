@@ -1,34 +1,56 @@
 """What head training can see coming before fairseq's trainer starts, said in one line.
 
-fairseq itself fails later with tracebacks: ``--fp16`` without a CUDA GPU (its fp16
-optimizer asks CUDA for a device), ``--bf16`` without torch_xla (``--bf16`` implies
-``--tpu``), a valid sentence longer than ``--max-tokens-valid`` (``--max-tokens``), which no
-batch can hold whatever ``--skip-invalid-size-inputs-valid-test`` says, and a ``--max-tokens``
-below every training sentence (all skipped, then an IndexError).
+fairseq itself fails later with tracebacks, or trains what the head must not be: ``--fp16``
+(fairseq casts the whole model, the frozen base too, to float16), a ``--ddp-backend`` that
+would not average the head's gradients over processes, ``--bf16`` without torch_xla
+(``--bf16`` implies ``--tpu``), a valid sentence longer than ``--max-tokens-valid``
+(``--max-tokens``), which no batch can hold whatever ``--skip-invalid-size-inputs-valid-test``
+says, and a ``--max-tokens`` below every training sentence (all skipped, then an IndexError).
 """
 
 import importlib.util
 
 import numpy as np
-import torch
 
 from ..core.errors import QEUserError
 
 
 def check_precision(args):
-    """``--fp16`` needs a CUDA GPU; ``--bf16`` (fairseq makes it imply ``--tpu``) a TPU."""
+    """``--bf16`` (fairseq makes it imply ``--tpu``) needs a TPU; ``--fp16`` is refused (the
+    base must stay float32): ``--amp`` is the mixed precision that keeps it."""
     if getattr(args, "tpu", False) or getattr(args, "bf16", False):
         if importlib.util.find_spec("torch_xla") is None:
             flag = "--bf16" if getattr(args, "bf16", False) else "--tpu"
             raise QEUserError(
                 f"{flag} needs a TPU (in fairseq --bf16 implies --tpu) and "
-                "torch_xla is not installed; train without it (or with --fp16 "
+                "torch_xla is not installed; train without it (or with --amp "
                 "on a CUDA GPU)"
             )
-    if getattr(args, "fp16", False) and (
-        getattr(args, "cpu", False) or not torch.cuda.is_available()
-    ):
-        raise QEUserError("--fp16 needs a CUDA GPU; on CPU train without it (fp32)")
+    for flag in ("memory_efficient_fp16", "fp16"):  # fairseq sets fp16 with the first
+        if getattr(args, flag, False):
+            raise QEUserError(
+                f"--{flag.replace('_', '-')} casts the whole model, the frozen base too, to "
+                "float16, so the head checkpoint would not hold the base bit for bit; use "
+                "--amp (mixed precision on a CUDA GPU, the weights stay float32)"
+            )
+
+
+DATA_PARALLEL_BACKENDS = ("legacy_ddp", "no_c10d")
+
+
+def check_distributed(args):
+    """Over several processes only fairseq's legacy DDP averages the head's gradients: it
+    all-reduces every gradient after the backward pass, where PyTorch's DDP (``c10d``,
+    ``pytorch_ddp``) averages those of a forward run through its wrapper, and the criterion
+    runs the frozen model and the head through their own methods."""
+    world = getattr(args, "distributed_world_size", 1) or 1
+    backend = str(getattr(args, "ddp_backend", "pytorch_ddp"))
+    if world > 1 and backend not in DATA_PARALLEL_BACKENDS:
+        raise QEUserError(
+            f"--ddp-backend {backend} with --distributed-world-size {world}: the criterion runs "
+            "the head outside the model's forward, so this backend would not average its "
+            "gradients; use --ddp-backend legacy_ddp"
+        )
 
 
 def split_sizes(task, split, combine):
@@ -79,4 +101,5 @@ def check_batch_limits(args, task):
 def check_training_setup(args, task):
     """Refuse, in one line, what would make fairseq's trainer fail with a traceback."""
     check_precision(args)
+    check_distributed(args)
     check_batch_limits(args, task)

@@ -86,6 +86,13 @@ class LazyAdam(torch.optim.Optimizer):
         return loss
 
 
+def data_parallel():
+    """Whether training runs on several processes: fairseq's all-reduce (legacy DDP) flattens
+    gradients into one dense buffer, so there the head emits dense gradients, and the rows
+    that some process touched are the non-zero rows of the averaged gradient."""
+    return torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+
 @dataclass
 class SparseAdamConfig(FairseqDataclass):
     adam_betas: Any = field(default=(0.9, 0.999), metadata={"help": "betas for Adam"})
@@ -101,7 +108,7 @@ class FairseqSparseAdam(FairseqOptimizer):
         super().__init__(cfg)
         params = list(params)
         for param in params:
-            if isinstance(param, torch.Tensor):
+            if isinstance(param, torch.Tensor) and not data_parallel():
                 setattr(param, SPARSE_GRAD_ATTRIBUTE, True)
         self._optimizer = LazyAdam(params, **self.optimizer_config)
 
