@@ -36,6 +36,18 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def binarize(prefix, destdir, splits=("train", "valid"), *extra):
+    """fairseq-preprocess of en-de text ``PREFIX/{split}.{en,de}`` into ``destdir``."""
+    prefixes = [(f"--{split}pref", os.path.join(prefix, split)) for split in splits]
+    return fairseq(
+        "preprocess",
+        *("--source-lang", "en", "--target-lang", "de"),
+        *[argument for pair in prefixes for argument in pair],
+        *("--destdir", destdir, "--workers", "1"),
+        *extra,
+    )
+
+
 def one_error_line(result):
     """The one ``fairseq-sigmoid-qe: error:`` line of a failed command (no traceback)."""
     assert result.returncode != 0
@@ -176,23 +188,7 @@ def real_data_bin(tmp_path_factory, corpus_dir):
         prepare_l10n(
             corpus_dir, str(text), train_pairs=3000, test_pairs=100, vocab_size=600, valid_pairs=100
         )
-        fairseq(
-            "preprocess",
-            "--source-lang",
-            "en",
-            "--target-lang",
-            "de",
-            "--trainpref",
-            text / "train",
-            "--validpref",
-            text / "valid",
-            "--testpref",
-            text / "test",
-            "--destdir",
-            root / "data-bin",
-            "--workers",
-            "1",
-        )
+        binarize(text, root / "data-bin", ("train", "valid", "test"))
 
     return str(built_once(tmp_path_factory, "real", build) / "data-bin")
 

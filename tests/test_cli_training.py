@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import fairseq, free_port, head_args, one_error_line
+from conftest import binarize, fairseq, free_port, head_args, one_error_line
 
 import fairseq_sigmoid_qe  # noqa: F401  (safe globals for torch.load)
 
@@ -102,19 +102,7 @@ def test_base_trained_with_another_dictionary(tmp_path, real_data_bin, base_chec
         for lang, words in (("en", "a b c d"), ("de", "x y z")):
             (text / f"{split}.{lang}").write_text(f"{words}\n{words} {words}\n")
     other_bin = tmp_path / "other-bin"
-    fairseq(
-        "preprocess",
-        "--source-lang",
-        "en",
-        "--target-lang",
-        "de",
-        "--trainpref",
-        text / "train",
-        "--validpref",
-        text / "valid",
-        "--destdir",
-        other_bin,
-    )
+    binarize(text, other_bin)
     result = fairseq(
         "train",
         *head_args(other_bin, base_checkpoint, tmp_path / "out", "--max-update", "1"),

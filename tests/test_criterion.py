@@ -316,26 +316,13 @@ def test_one_positions_by_vocabulary_tensor_per_update():
 
 
 def test_token_freq_counts_the_target_side_of_a_joined_dictionary(tmp_path):
-    from conftest import fairseq
+    from conftest import binarize
     from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
     (tmp_path / "train.en").write_text("open the file\nthe file\nclose the window\n")
     (tmp_path / "train.de").write_text("datei öffnen\ndie datei\nfenster schließen\n")
     data = tmp_path / "bin"
-    fairseq(
-        "preprocess",
-        "--source-lang",
-        "en",
-        "--target-lang",
-        "de",
-        "--joined-dictionary",
-        "--trainpref",
-        tmp_path / "train",
-        "--destdir",
-        data,
-        "--workers",
-        "1",
-    )
+    binarize(tmp_path, data, ("train",), "--joined-dictionary")
     task = TranslationTask.setup_task(
         TranslationConfig(data=str(data), source_lang="en", target_lang="de")
     )

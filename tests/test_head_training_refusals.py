@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import fairseq, head_args, one_error_line
+from conftest import binarize, fairseq, head_args, one_error_line
 
 pytestmark = pytest.mark.integration
 
@@ -97,25 +97,10 @@ def test_data_with_the_base_symbols_in_another_order_is_refused(
         for split in ("train", "valid"):
             (text / f"{split}.{lang}").write_text("".join(sample[:20]), encoding="utf-8")
     other_bin = tmp_path / "data-bin"
-    fairseq(
-        "preprocess",
-        "--source-lang",
-        "en",
-        "--target-lang",
-        "de",
-        "--trainpref",
-        text / "train",
-        "--validpref",
-        text / "valid",
-        "--srcdict",
-        permuted / "dict.en.txt",
-        "--tgtdict",
+    binarize(
+        text, other_bin, ("train", "valid"), "--srcdict", permuted / "dict.en.txt", "--tgtdict",
         permuted / "dict.de.txt",
-        "--destdir",
-        other_bin,
-        "--workers",
-        "1",
-    )
+    )  # fmt: skip
     result = train_head(other_bin, base_checkpoint, tmp_path / "head")
     line = one_error_line(result)
     base_symbol, data_symbol = swapped["en"]  # dictionary index 4 (after the 4 specials)
