@@ -67,8 +67,8 @@ def test_head_of_another_base_is_refused(tmp_path, real_data_bin, base_checkpoin
     save_dir = tmp_path / "head"
     first = train_head(real_data_bin, other_base, save_dir)
     assert first.returncode == 0, first.stderr[-3000:]
-    log = first.stdout + first.stderr  # fairseq logs to stdout
-    warnings = [line for line in log.splitlines() if "not verified" in line]
+    assert "not verified" not in first.stdout  # fairseq logs to stdout; the warning is ours
+    warnings = [line for line in first.stderr.splitlines() if "not verified" in line]
     assert len(warnings) == 1 and warnings[0].endswith(
         f"dictionary content not verified (only sizes): the training data folder "
         f"{tmp_path / 'moved-data-bin'} recorded in base checkpoint {other_base} is gone"
@@ -79,11 +79,13 @@ def test_head_of_another_base_is_refused(tmp_path, real_data_bin, base_checkpoin
     assert {name: digest(save_dir / name) for name in os.listdir(save_dir)} == saved
 
 
-def test_data_with_the_base_symbols_in_another_order_is_refused(
-    tmp_path, real_data_bin, base_checkpoint
-):
-    """Same sizes, two symbols swapped: only a content check sees it."""
-    text, permuted = tmp_path / "text", tmp_path / "dicts"
+@pytest.fixture(scope="module")
+def permuted_data(tmp_path_factory, real_data_bin):
+    """(data-bin, {lang: [base's symbol 4, symbol 5]}): a few sentences binarized with the
+    base's dictionaries, the first two ordinary symbols swapped (same sizes: only a content
+    check sees it)."""
+    root = tmp_path_factory.mktemp("permuted")
+    text, permuted = root / "text", root / "dicts"
     text.mkdir()
     permuted.mkdir()
     source_text = os.path.join(os.path.dirname(real_data_bin), "text")
@@ -96,7 +98,7 @@ def test_data_with_the_base_symbols_in_another_order_is_refused(
         sample = open(os.path.join(source_text, f"valid.{lang}"), encoding="utf-8").readlines()
         for split in ("train", "valid"):
             (text / f"{split}.{lang}").write_text("".join(sample[:20]), encoding="utf-8")
-    other_bin = tmp_path / "data-bin"
+    other_bin = root / "data-bin"
     fairseq(
         "preprocess",
         "--source-lang",
@@ -116,18 +118,51 @@ def test_data_with_the_base_symbols_in_another_order_is_refused(
         "--workers",
         "1",
     )
-    result = train_head(other_bin, base_checkpoint, tmp_path / "head")
+    return str(other_bin), swapped
+
+
+def assert_refused_as_permuted(result, base_dict, swapped):
     line = one_error_line(result)
     base_symbol, data_symbol = swapped["en"]  # dictionary index 4 (after the 4 specials)
     assert (
         f"dictionary mismatch: the data's source dictionary differs from the base's "
-        f"({real_data_bin}/dict.en.txt) at symbol 4: {data_symbol!r} where the base has "
-        f"{base_symbol!r}"
+        f"({base_dict}) at symbol 4: {data_symbol!r} where the base has {base_symbol!r}"
     ) in line
     assert line.endswith(
         "binarize the data with the base's dictionaries (fairseq-preprocess --srcdict/--tgtdict)"
     )
     assert_nothing_trained(result)
+
+
+def test_data_with_the_base_symbols_in_another_order_is_refused(
+    tmp_path, real_data_bin, base_checkpoint, permuted_data
+):
+    """Same sizes, two symbols swapped: only a content check sees it."""
+    other_bin, swapped = permuted_data
+    result = train_head(other_bin, base_checkpoint, tmp_path / "head")
+    assert_refused_as_permuted(result, f"{real_data_bin}/dict.en.txt", swapped)
+
+
+def test_base_trained_with_a_relative_data_path_is_checked_from_another_folder(
+    tmp_path, real_data_bin, base_checkpoint, permuted_data
+):
+    """``fairseq-train data-bin`` run in folder A records ``data-bin`` and ``--save-dir
+    checkpoints`` as given. A head trained from folder B, whose own ``data-bin`` holds the
+    permuted dictionaries, must compare them with A's ``data-bin`` (not B's with itself)."""
+    trained_in, elsewhere = tmp_path / "A", tmp_path / "B"
+    (trained_in / "checkpoints").mkdir(parents=True)
+    elsewhere.mkdir()
+    os.symlink(real_data_bin, trained_in / "data-bin")
+    os.symlink(permuted_data[0], elsewhere / "data-bin")
+    state = torch.load(base_checkpoint, map_location="cpu", weights_only=False)
+    state["cfg"]["task"]["data"] = "data-bin"  # as fairseq-train records a relative run
+    state["cfg"]["checkpoint"]["save_dir"] = "checkpoints"
+    torch.save(state, trained_in / "checkpoints" / "checkpoint_best.pt")
+    base = os.path.join("..", "A", "checkpoints", "checkpoint_best.pt")
+    arguments = head_args("data-bin", base, "head", "--max-update", "1")
+    result = fairseq("train", *arguments, check=False, cwd=elsewhere)
+    assert_refused_as_permuted(result, f"{trained_in}/data-bin/dict.en.txt", permuted_data[1])
+    assert not (elsewhere / "head").exists() or not list((elsewhere / "head").glob("*.pt"))
 
 
 CUDA, XLA = torch.cuda.is_available(), importlib.util.find_spec("torch_xla") is not None
