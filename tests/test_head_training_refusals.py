@@ -195,3 +195,111 @@ def test_settings_fairseq_or_the_head_cannot_use(
     assert message in one_error_line(result)
     assert_nothing_trained(result)
     assert not list(save_dir.glob("*.pt"))
+
+
+def folder_without_dictionaries(tmp_path, real_data_bin):
+    """The binarized splits of ``real_data_bin`` (links), without its dict.*.txt."""
+    folder = tmp_path / "no-dicts"
+    folder.mkdir()
+    for name in os.listdir(real_data_bin):
+        if name.endswith((".bin", ".idx")):
+            os.symlink(os.path.join(real_data_bin, name), folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "no dictionaries", "languages given"])
+def test_data_folder_fairseq_cannot_set_up_is_refused(
+    tmp_path, real_data_bin, base_checkpoint, case
+):
+    extra = ["--source-lang", "en", "--target-lang", "de"] if case == "languages given" else []
+    data = {
+        "missing": tmp_path / "nowhere",
+        "empty": tmp_path / "empty",
+        "no dictionaries": folder_without_dictionaries(tmp_path, real_data_bin),
+        "languages given": tmp_path / "empty",
+    }[case]
+    if case in ("empty", "languages given"):
+        data.mkdir()
+    result = train_head(data, base_checkpoint, tmp_path / "head", *extra)
+    expected = {
+        "missing": f"data folder {data} does not exist: give the folder fairseq-preprocess "
+        "wrote (--destdir)",
+        "empty": f"data folder {data} holds no binarized split (SPLIT.SRC-TGT.SRC.idx) to "
+        "tell the language pair from: give --source-lang and --target-lang, or the folder "
+        "fairseq-preprocess wrote (--destdir)",
+        "no dictionaries": f"data folder {data} has no dict.en.txt (the en dictionary "
+        "fairseq-preprocess writes): give the folder of the binarized data",
+        "languages given": f"data folder {data} has no dict.en.txt",
+    }[case]
+    assert expected in one_error_line(result)
+    assert_nothing_trained(result)
+    assert not (tmp_path / "head").exists()  # refused before fairseq makes --save-dir
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["a file", "a dangling link", "a link elsewhere", "a folder", "an interval folder"],
+)
+def test_save_dir_fairseq_cannot_write_into_is_refused(
+    tmp_path, real_data_bin, base_checkpoint, case
+):
+    """Checked before any work: fairseq's own check of --save-dir ends in a traceback, and a
+    checkpoint name that is a folder or a link fails (or writes elsewhere) at the first save."""
+    save_dir, elsewhere = tmp_path / "head", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if case == "a file":
+        save_dir.write_text("notes\n")
+    else:
+        save_dir.mkdir()
+    name = {"a folder": "checkpoint_best.pt", "an interval folder": "checkpoint3.pt"}.get(
+        case, "checkpoint_last.pt"
+    )
+    if case == "a dangling link":
+        os.symlink(tmp_path / "gone.pt", save_dir / name)
+    elif case == "a link elsewhere":
+        (elsewhere / name).write_text("not to be written over\n")
+        os.symlink(elsewhere / name, save_dir / name)
+    elif case != "a file":
+        (save_dir / name).mkdir()
+    before = sorted(os.listdir(save_dir)) if save_dir.is_dir() else None
+    result = train_head(real_data_bin, base_checkpoint, save_dir)
+    line = one_error_line(result)
+    what = {
+        "a dangling link": f"a link to {tmp_path / 'gone.pt'} (which is gone)",
+        "a link elsewhere": f"a link to {elsewhere / name}",
+        "a folder": "a folder",
+        "an interval folder": "a folder",
+    }
+    if case == "a file":
+        assert line.endswith(
+            f"--save-dir {save_dir} is a file, not a folder: give a folder (new or a head's)"
+        )
+    else:
+        assert line.endswith(
+            f"--save-dir {save_dir} holds {name}, {what[case]}: head training writes its "
+            f"checkpoints as files in --save-dir itself; move {name} away, or give a "
+            "--save-dir of its own"
+        )
+        assert sorted(os.listdir(save_dir)) == before
+    assert_nothing_trained(result)
+    if case == "a link elsewhere":
+        assert (elsewhere / name).read_text() == "not to be written over\n"
+    assert len(os.listdir(elsewhere)) == (case == "a link elsewhere")
+
+
+@pytest.mark.parametrize("case", ["missing", "a folder"])
+def test_resume_file_that_is_not_there_is_refused(tmp_path, real_data_bin, base_checkpoint, case):
+    """fairseq starts again at update 0, without a word, from a --restore-file it cannot
+    find (a typo) or that is a folder."""
+    path = tmp_path / "typo.pt"
+    if case == "a folder":
+        path.mkdir()
+    save_dir = tmp_path / "head"
+    result = train_head(real_data_bin, base_checkpoint, save_dir, "--restore-file", path)
+    reason = "no such file" if case == "missing" else "it is a folder, not a checkpoint file"
+    assert one_error_line(result).endswith(
+        f"--restore-file {path} cannot be loaded ({reason}): head training resumes only from "
+        "an intact checkpoint of its own"
+    )
+    assert_nothing_trained(result)
+    assert not list(save_dir.glob("*.pt"))
