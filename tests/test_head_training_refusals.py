@@ -183,6 +183,8 @@ CUDA, XLA = torch.cuda.is_available(), importlib.util.find_spec("torch_xla") is 
         ),
         (["--dominant-epsilon", "2"], "--dominant-epsilon 2.0 is out of range: it must be (0, 1)"),
         (["--num-negatives", "5000"], "--num-negatives 5000 does not fit"),
+        (["--valid-subset", "valid,nope"], "--valid-subset nope: data folder "),
+        (["--train-subset", "test1"], "--train-subset test1: data folder "),
     ],
 )
 def test_settings_fairseq_or_the_head_cannot_use(
