@@ -18,7 +18,7 @@ from .core.errors import QEUserError
 from .core.qe_methods import DEFAULT_METHODS
 from .core.words import detokenize
 from .decoding.search_loop import generate_with_qe, max_positions
-from .models import checkpoint_files
+from .models import checkpoint_files, data_folder
 from .tasks.translation_qe import TASK_NAME
 
 register_fairseq_components()  # loading a head checkpoint needs the registered architecture
@@ -259,6 +259,7 @@ def load_head_model(path, data_dir=None, **qe_options):
     task = {"_name": TASK_NAME, "print_qe": True, **qe_options}
     overrides = {"task": task}
     if data_dir:
+        data_folder.check_folder(data_dir)  # before anything reads it
         overrides["data"] = task["data"] = data_dir
     checkpoint_files.check_loadable(path)
     try:

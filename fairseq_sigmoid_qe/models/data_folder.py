@@ -20,17 +20,23 @@ def language_pair(folder):
     return None, None
 
 
-def check_data_folder(data, source_lang=None, target_lang=None):
-    """Refuse, in one line, a data folder fairseq cannot set its task up from (only the
-    first of ``data``'s ``:``-separated folders holds the dictionaries)."""
-    if not data:
-        return
+def check_folder(data):
+    """The first of ``data``'s ``:``-separated folders (the one holding the dictionaries),
+    refused in one line unless it is a folder."""
     folder = str(data).split(os.pathsep)[0]
     if not os.path.isdir(folder):
         what = "is not a folder" if os.path.lexists(folder) else "does not exist"
         raise QEUserError(
             f"data folder {folder} {what}: give the folder fairseq-preprocess wrote (--destdir)"
         )
+    return folder
+
+
+def check_data_folder(data, source_lang=None, target_lang=None):
+    """Refuse, in one line, a data folder fairseq cannot set its task up from."""
+    if not data:
+        return
+    folder = check_folder(data)
     if source_lang is None or target_lang is None:
         source_lang, target_lang = language_pair(folder)
         if source_lang is None:
