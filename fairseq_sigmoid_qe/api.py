@@ -18,7 +18,7 @@ from .core.errors import QEUserError
 from .core.qe_methods import DEFAULT_METHODS
 from .core.words import detokenize
 from .decoding.search_loop import generate_with_qe, max_positions
-from .models import checkpoint_files
+from .models import checkpoint_files, data_folder
 from .models.language_pair import checkpoint_language_pair
 from .tasks.translation_qe import TASK_NAME
 
@@ -261,6 +261,7 @@ def load_head_model(path, data_dir=None, **qe_options):
     overrides = {"task": task}
     state = checkpoint_files.check_loadable(path)
     if data_dir:
+        data_folder.check_folder(data_dir)  # before anything reads it
         overrides["data"] = task["data"] = data_dir
         task["source_lang"], task["target_lang"] = checkpoint_language_pair(state, data_dir)
     del state

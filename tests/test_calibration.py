@@ -282,6 +282,9 @@ def test_calibration_file_round_trip_and_its_errors(tmp_path):
             {**data, "word": {**data["word"], "x": data["word"]["x"][::-1]}}
         ),
         "no level": json.dumps({k: v for k, v in data.items() if k != "word"}),
+        "map values outside [0, 1]": json.dumps(
+            {**data, "word": {**data["word"], "y": [5 * y for y in data["word"]["y"]]}}
+        ),
         "a NaN threshold": path.read_text().replace(
             f'"threshold": {json.dumps(level.threshold)}', '"threshold": NaN'
         ),
@@ -295,10 +298,58 @@ def test_calibration_file_round_trip_and_its_errors(tmp_path):
         cal.load_calibration(tmp_path / "missing.json", ("sigmoid",))
 
 
+@pytest.mark.parametrize("kind", cal.MAPS)
+@pytest.mark.parametrize("bad", [False, True])
+def test_gold_of_one_class_cannot_be_calibrated(kind, bad):
+    """All OK (or all BAD): every map is constant and the threshold would tag all BAD."""
+    x = np.linspace(-3, 3, 40)
+    outcomes = np.full(40, 0.0 if bad else 1.0)
+    with pytest.raises(QEUserError) as error:
+        cal.LevelCalibration.fit("word", kind, x, outcomes, outcomes == 0)
+    assert str(error.value) == (
+        f"word level: all 40 words of this dev set are {'BAD' if bad else 'OK'} by their gold, "
+        "so no OK/BAD threshold can be fitted; calibrate on a dev set with both OK and BAD words"
+    )
+    with pytest.raises(QEUserError, match="no word of this dev set has a finite score"):
+        cal.LevelCalibration.fit("word", kind, x[:0], outcomes[:0], outcomes[:0] == 0)
+
+
 def test_command_errors_are_one_line(tmp_path):
-    write_set(tmp_path, "dev", 20, seed=1)
+    records = write_set(tmp_path, "dev", 20, seed=1)
     (tmp_path / "corrupt.json").write_text('{"format": "fairseq-sigmoid-qe-calibration", ')
+    all_ok = "".join(" ".join(["OK"] * len(r["tokens"])) + "\n" for r in records)
+    (tmp_path / "all-ok.tags").write_text(all_ok)
+    (tmp_path / "all-bad.labels").write_text("0\n" * len(records))
+    (tmp_path / "b.png").write_text("an earlier diagram")
     cases = [
+        (
+            calibrate_command(
+                "--qe",
+                tmp_path / "dev.jsonl",
+                "--method",
+                "sigmoid",
+                "--word-labels",
+                tmp_path / "all-ok.tags",
+                "--output",
+                tmp_path / "a.json",
+            ),
+            "word level: all ",
+        ),
+        (
+            calibrate_command(
+                "--qe",
+                tmp_path / "dev.jsonl",
+                "--method",
+                "sigmoid",
+                "--map",
+                "platt",
+                "--gold-labels",
+                tmp_path / "all-bad.labels",
+                "--output",
+                tmp_path / "a.json",
+            ),
+            f"sentence level: all {len(records)} sentences of this dev set are BAD by their gold",
+        ),
         (
             calibrate_command(
                 "--qe",
@@ -374,6 +425,20 @@ def test_command_errors_are_one_line(tmp_path):
             "is not OK or BAD",
         ),
     ]
+    if importlib.util.find_spec("matplotlib") is not None:  # else no diagram is drawn
+        result = calibrate_command(
+            "--qe",
+            tmp_path / "dev.jsonl",
+            "--method",
+            "sigmoid",
+            "--gold-scores",
+            tmp_path / "dev.gold",
+            "--output",
+            tmp_path / "b.json",
+        )
+        message = f"--output {tmp_path / 'b.json'}: its reliability diagram {tmp_path / 'b.png'} "
+        cases.append((result, message + "exists; nothing is overwritten"))
     for result, message in cases:
         assert message in one_error_line(result)
-    assert not (tmp_path / "a.json").exists()
+    assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()
+    assert (tmp_path / "b.png").read_text() == "an earlier diagram"

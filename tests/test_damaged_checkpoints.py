@@ -115,3 +115,19 @@ def test_base_checkpoint_problem_is_said(damage, tmp_path):
     assert str(caught.value) == f"cannot read base checkpoint {path}: " + (
         DAMAGES[damage] + "3000 bytes" if damage == "cut-off" else DAMAGES[damage]
     )
+
+
+@pytest.mark.parametrize("case", ["missing", "a file"])
+def test_api_refuses_a_data_folder_that_is_not_one(tmp_path, case):
+    """Checked before the checkpoint (here not even a file) is read."""
+    from fairseq_sigmoid_qe import QEModel
+
+    data = tmp_path / "data-bin"
+    if case == "a file":
+        data.write_text("not a folder\n")
+    with pytest.raises(QEUserError) as caught:
+        QEModel.from_checkpoint(str(tmp_path / "head.pt"), str(data))
+    what = "does not exist" if case == "missing" else "is not a folder"
+    assert str(caught.value) == (
+        f"data folder {data} {what}: give the folder fairseq-preprocess wrote (--destdir)"
+    )

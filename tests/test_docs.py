@@ -210,6 +210,10 @@ def test_fairseq_commands_parse_with_the_plugin():
         with contextlib.redirect_stderr(errors):
             try:
                 options.parse_args_and_arch(parser, input_args=arguments)
+            except fairseq_sigmoid_qe.QEUserError as exc:
+                # parsed: then head training's checks before any work (the architecture
+                # applied to the command line) find no folder DATA_BIN
+                assert str(exc).startswith("data folder DATA_BIN does not exist"), exc
             except SystemExit:
                 message = errors.getvalue().strip().splitlines()[-1:]
                 pytest.fail(f"{page}: {tool} {' '.join(arguments)}: {message}")

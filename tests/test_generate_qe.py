@@ -7,7 +7,7 @@ import math
 import re
 
 import pytest
-from conftest import PACKAGE_DIR, fairseq
+from conftest import PACKAGE_DIR, fairseq, one_error_line
 
 pytestmark = pytest.mark.integration
 
@@ -267,6 +267,50 @@ def test_existing_qe_output_is_not_overwritten(real_data_bin, head_checkpoint, t
     )
     assert result.returncode != 0 and "exists" in result.stderr
     assert existing.read_text() == "keep me\n"
+
+
+def test_data_folder_without_dictionaries_is_refused(real_data_bin, head_checkpoint, tmp_path):
+    """fairseq's task setup would end in a traceback: --print-qe, the raw-text command."""
+    import os
+
+    from fairseq_sigmoid_qe.cli import raw_text
+    from fairseq_sigmoid_qe.core.errors import QEUserError
+
+    folder = tmp_path / "no-dicts"
+    folder.mkdir()
+    for name in os.listdir(real_data_bin):
+        if name.endswith((".bin", ".idx")):
+            os.symlink(os.path.join(real_data_bin, name), folder / name)
+    message = f"data folder {folder} has no dict.en.txt"
+    result = generate(folder, head_checkpoint, "--print-qe", check=False)
+    assert message in one_error_line(result)
+    (tmp_path / "src.txt").write_text("a b\n")
+    with pytest.raises(QEUserError, match=message):
+        raw_text.main(
+            [
+                "translate",
+                "--checkpoint",
+                head_checkpoint,
+                "--data-dir",
+                str(folder),
+                "--spm-model",
+                raw_test_text(real_data_bin)[2],
+                "--sources",
+                str(tmp_path / "src.txt"),
+            ]
+        )
+
+
+def test_qe_output_in_a_missing_folder_is_refused_before_any_work(
+    real_data_bin, head_checkpoint, tmp_path
+):
+    output = tmp_path / "nowhere" / "qe.jsonl"
+    result = generate(
+        real_data_bin, head_checkpoint, "--print-qe", "--qe-output", output, check=False
+    )
+    line = one_error_line(result)
+    assert line.endswith(f"--qe-output {output}: folder {output.parent} does not exist")
+    assert not re.search(r"^H-\d+", result.stdout, flags=re.M)  # nothing translated
 
 
 def raw_test_text(real_data_bin):

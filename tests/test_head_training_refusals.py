@@ -67,8 +67,8 @@ def test_head_of_another_base_is_refused(tmp_path, real_data_bin, base_checkpoin
     save_dir = tmp_path / "head"
     first = train_head(real_data_bin, other_base, save_dir)
     assert first.returncode == 0, first.stderr[-3000:]
-    log = first.stdout + first.stderr  # fairseq logs to stdout
-    warnings = [line for line in log.splitlines() if "not verified" in line]
+    assert "not verified" not in first.stdout  # fairseq logs to stdout; the warning is ours
+    warnings = [line for line in first.stderr.splitlines() if "not verified" in line]
     assert len(warnings) == 1 and warnings[0].endswith(
         f"dictionary content not verified (only sizes): the training data folder "
         f"{tmp_path / 'moved-data-bin'} recorded in base checkpoint {other_base} is gone"
@@ -79,11 +79,13 @@ def test_head_of_another_base_is_refused(tmp_path, real_data_bin, base_checkpoin
     assert {name: digest(save_dir / name) for name in os.listdir(save_dir)} == saved
 
 
-def test_data_with_the_base_symbols_in_another_order_is_refused(
-    tmp_path, real_data_bin, base_checkpoint
-):
-    """Same sizes, two symbols swapped: only a content check sees it."""
-    text, permuted = tmp_path / "text", tmp_path / "dicts"
+@pytest.fixture(scope="module")
+def permuted_data(tmp_path_factory, real_data_bin):
+    """(data-bin, {lang: [base's symbol 4, symbol 5]}): a few sentences binarized with the
+    base's dictionaries, the first two ordinary symbols swapped (same sizes: only a content
+    check sees it)."""
+    root = tmp_path_factory.mktemp("permuted")
+    text, permuted = root / "text", root / "dicts"
     text.mkdir()
     permuted.mkdir()
     source_text = os.path.join(os.path.dirname(real_data_bin), "text")
@@ -96,23 +98,56 @@ def test_data_with_the_base_symbols_in_another_order_is_refused(
         sample = open(os.path.join(source_text, f"valid.{lang}"), encoding="utf-8").readlines()
         for split in ("train", "valid"):
             (text / f"{split}.{lang}").write_text("".join(sample[:20]), encoding="utf-8")
-    other_bin = tmp_path / "data-bin"
+    other_bin = root / "data-bin"
     binarize(
         text, other_bin, ("train", "valid"), "--srcdict", permuted / "dict.en.txt", "--tgtdict",
         permuted / "dict.de.txt",
     )  # fmt: skip
-    result = train_head(other_bin, base_checkpoint, tmp_path / "head")
+    return str(other_bin), swapped
+
+
+def assert_refused_as_permuted(result, base_dict, swapped):
     line = one_error_line(result)
     base_symbol, data_symbol = swapped["en"]  # dictionary index 4 (after the 4 specials)
     assert (
         f"dictionary mismatch: the data's source dictionary differs from the base's "
-        f"({real_data_bin}/dict.en.txt) at symbol 4: {data_symbol!r} where the base has "
-        f"{base_symbol!r}"
+        f"({base_dict}) at symbol 4: {data_symbol!r} where the base has {base_symbol!r}"
     ) in line
     assert line.endswith(
         "binarize the data with the base's dictionaries (fairseq-preprocess --srcdict/--tgtdict)"
     )
     assert_nothing_trained(result)
+
+
+def test_data_with_the_base_symbols_in_another_order_is_refused(
+    tmp_path, real_data_bin, base_checkpoint, permuted_data
+):
+    """Same sizes, two symbols swapped: only a content check sees it."""
+    other_bin, swapped = permuted_data
+    result = train_head(other_bin, base_checkpoint, tmp_path / "head")
+    assert_refused_as_permuted(result, f"{real_data_bin}/dict.en.txt", swapped)
+
+
+def test_base_trained_with_a_relative_data_path_is_checked_from_another_folder(
+    tmp_path, real_data_bin, base_checkpoint, permuted_data
+):
+    """``fairseq-train data-bin`` run in folder A records ``data-bin`` and ``--save-dir
+    checkpoints`` as given. A head trained from folder B, whose own ``data-bin`` holds the
+    permuted dictionaries, must compare them with A's ``data-bin`` (not B's with itself)."""
+    trained_in, elsewhere = tmp_path / "A", tmp_path / "B"
+    (trained_in / "checkpoints").mkdir(parents=True)
+    elsewhere.mkdir()
+    os.symlink(real_data_bin, trained_in / "data-bin")
+    os.symlink(permuted_data[0], elsewhere / "data-bin")
+    state = torch.load(base_checkpoint, map_location="cpu", weights_only=False)
+    state["cfg"]["task"]["data"] = "data-bin"  # as fairseq-train records a relative run
+    state["cfg"]["checkpoint"]["save_dir"] = "checkpoints"
+    torch.save(state, trained_in / "checkpoints" / "checkpoint_best.pt")
+    base = os.path.join("..", "A", "checkpoints", "checkpoint_best.pt")
+    arguments = head_args("data-bin", base, "head", "--max-update", "1")
+    result = fairseq("train", *arguments, check=False, cwd=elsewhere)
+    assert_refused_as_permuted(result, f"{trained_in}/data-bin/dict.en.txt", permuted_data[1])
+    assert not (elsewhere / "head").exists() or not list((elsewhere / "head").glob("*.pt"))
 
 
 XLA = importlib.util.find_spec("torch_xla") is not None
@@ -137,6 +172,8 @@ XLA = importlib.util.find_spec("torch_xla") is not None
         ),
         (["--dominant-epsilon", "2"], "--dominant-epsilon 2.0 is out of range: it must be (0, 1)"),
         (["--num-negatives", "5000"], "--num-negatives 5000 does not fit"),
+        (["--valid-subset", "valid,nope"], "--valid-subset nope: data folder "),
+        (["--train-subset", "test1"], "--train-subset test1: data folder "),
     ],
 )
 def test_settings_fairseq_or_the_head_cannot_use(
@@ -164,3 +201,111 @@ def longest_valid_sentence(data_bin):
         longest = max(longest, int(dataset.sizes.max()))  # read while its file is mapped
         del dataset
     return longest
+
+
+def folder_without_dictionaries(tmp_path, real_data_bin):
+    """The binarized splits of ``real_data_bin`` (links), without its dict.*.txt."""
+    folder = tmp_path / "no-dicts"
+    folder.mkdir()
+    for name in os.listdir(real_data_bin):
+        if name.endswith((".bin", ".idx")):
+            os.symlink(os.path.join(real_data_bin, name), folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "no dictionaries", "languages given"])
+def test_data_folder_fairseq_cannot_set_up_is_refused(
+    tmp_path, real_data_bin, base_checkpoint, case
+):
+    extra = ["--source-lang", "en", "--target-lang", "de"] if case == "languages given" else []
+    data = {
+        "missing": tmp_path / "nowhere",
+        "empty": tmp_path / "empty",
+        "no dictionaries": folder_without_dictionaries(tmp_path, real_data_bin),
+        "languages given": tmp_path / "empty",
+    }[case]
+    if case in ("empty", "languages given"):
+        data.mkdir()
+    result = train_head(data, base_checkpoint, tmp_path / "head", *extra)
+    expected = {
+        "missing": f"data folder {data} does not exist: give the folder fairseq-preprocess "
+        "wrote (--destdir)",
+        "empty": f"data folder {data} holds no binarized split (SPLIT.SRC-TGT.SRC.idx) to "
+        "tell the language pair from: give --source-lang and --target-lang, or the folder "
+        "fairseq-preprocess wrote (--destdir)",
+        "no dictionaries": f"data folder {data} has no dict.en.txt (the en dictionary "
+        "fairseq-preprocess writes): give the folder of the binarized data",
+        "languages given": f"data folder {data} has no dict.en.txt",
+    }[case]
+    assert expected in one_error_line(result)
+    assert_nothing_trained(result)
+    assert not (tmp_path / "head").exists()  # refused before fairseq makes --save-dir
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["a file", "a dangling link", "a link elsewhere", "a folder", "an interval folder"],
+)
+def test_save_dir_fairseq_cannot_write_into_is_refused(
+    tmp_path, real_data_bin, base_checkpoint, case
+):
+    """Checked before any work: fairseq's own check of --save-dir ends in a traceback, and a
+    checkpoint name that is a folder or a link fails (or writes elsewhere) at the first save."""
+    save_dir, elsewhere = tmp_path / "head", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if case == "a file":
+        save_dir.write_text("notes\n")
+    else:
+        save_dir.mkdir()
+    name = {"a folder": "checkpoint_best.pt", "an interval folder": "checkpoint3.pt"}.get(
+        case, "checkpoint_last.pt"
+    )
+    if case == "a dangling link":
+        os.symlink(tmp_path / "gone.pt", save_dir / name)
+    elif case == "a link elsewhere":
+        (elsewhere / name).write_text("not to be written over\n")
+        os.symlink(elsewhere / name, save_dir / name)
+    elif case != "a file":
+        (save_dir / name).mkdir()
+    before = sorted(os.listdir(save_dir)) if save_dir.is_dir() else None
+    result = train_head(real_data_bin, base_checkpoint, save_dir)
+    line = one_error_line(result)
+    what = {
+        "a dangling link": f"a link to {tmp_path / 'gone.pt'} (which is gone)",
+        "a link elsewhere": f"a link to {elsewhere / name}",
+        "a folder": "a folder",
+        "an interval folder": "a folder",
+    }
+    if case == "a file":
+        assert line.endswith(
+            f"--save-dir {save_dir} is a file, not a folder: give a folder (new or a head's)"
+        )
+    else:
+        assert line.endswith(
+            f"--save-dir {save_dir} holds {name}, {what[case]}: head training writes its "
+            f"checkpoints as files in --save-dir itself; move {name} away, or give a "
+            "--save-dir of its own"
+        )
+        assert sorted(os.listdir(save_dir)) == before
+    assert_nothing_trained(result)
+    if case == "a link elsewhere":
+        assert (elsewhere / name).read_text() == "not to be written over\n"
+    assert len(os.listdir(elsewhere)) == (case == "a link elsewhere")
+
+
+@pytest.mark.parametrize("case", ["missing", "a folder"])
+def test_resume_file_that_is_not_there_is_refused(tmp_path, real_data_bin, base_checkpoint, case):
+    """fairseq starts again at update 0, without a word, from a --restore-file it cannot
+    find (a typo) or that is a folder."""
+    path = tmp_path / "typo.pt"
+    if case == "a folder":
+        path.mkdir()
+    save_dir = tmp_path / "head"
+    result = train_head(real_data_bin, base_checkpoint, save_dir, "--restore-file", path)
+    reason = "no such file" if case == "missing" else "it is a folder, not a checkpoint file"
+    assert one_error_line(result).endswith(
+        f"--restore-file {path} cannot be loaded ({reason}): head training resumes only from "
+        "an intact checkpoint of its own"
+    )
+    assert_nothing_trained(result)
+    assert not list(save_dir.glob("*.pt"))

@@ -162,8 +162,13 @@ def main(argv=None):
             f"{PROGRAM}: warning: no reliability diagram: matplotlib is not "
             "installed (the 'plot' extra)\n"
         )
-    elif not os.path.lexists(os.path.splitext(args.output)[0] + ".png"):
+    else:
         plot = os.path.splitext(args.output)[0] + ".png"
+        if os.path.lexists(plot):
+            raise QEUserError(
+                f"--output {args.output}: its reliability diagram {plot} exists; nothing is "
+                "overwritten (move it, or give --plot another file)"
+            )
     records = load_records(args.qe)
     if args.method not in method_names(records):
         raise QEUserError(

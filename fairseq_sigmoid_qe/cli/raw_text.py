@@ -2,28 +2,14 @@
 
 import argparse
 import json
-import os
 import sys
 
 from ..api import QEModel, device_of, find_spm_model
 from ..core.errors import QEUserError, check_range, install_excepthook, warn_once
 from ..core.progress import Progress, ScoreSummary
 from ..core.qe_methods import DEFAULT_METHODS, METHODS
-from ..core.textfiles import StreamedOutput, read_lines, refuse_existing
+from ..core.textfiles import StreamedOutput, check_new_output, read_lines
 from ..evaluation.calibration import load_calibration
-
-
-def check_output(path):
-    """Before any work: ``--output`` (and the ``.part`` file it is written to) must be new, in
-    a folder that exists and is writable."""
-    if path == "-":
-        return
-    refuse_existing(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise QEUserError(f"--output {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise QEUserError(f"--output {path}: folder {folder} is not writable")
 
 
 def main(argv=None):
@@ -118,7 +104,7 @@ def main(argv=None):
         raise QEUserError("score needs --translations")
     if args.sources == "-" and args.translations == "-":
         raise QEUserError("--sources and --translations cannot both be stdin")
-    check_output(args.output)
+    check_new_output(args.output)
     if args.calibration:  # checked before the model is loaded
         load_calibration(args.calibration, METHODS, "--calibration")
     device = device_of(args)

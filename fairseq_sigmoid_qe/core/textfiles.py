@@ -57,6 +57,19 @@ def refuse_existing(path, option="--output"):
             raise QEUserError(f"{option} {path}: {existing} exists; nothing is overwritten")
 
 
+def check_new_output(path, option="--output"):
+    """Before any work: ``path`` (``-``: stdout) and its ``.part`` file must be new, in a
+    folder that exists and is writable."""
+    if path == "-":
+        return
+    refuse_existing(path, option)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise QEUserError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise QEUserError(f"{option} {path}: folder {folder} is not writable")
+
+
 class StreamedOutput:
     """JSONL lines to stdout (``-``), or to a new ``PATH.part`` renamed to ``PATH`` by
     :meth:`commit` once everything is written and removed by :meth:`discard` when the run

@@ -7,14 +7,12 @@ that batch's lines until fairseq prints the ``P-`` lines they follow.
 """
 
 import json
-import os
 from collections import deque
 from contextlib import contextmanager
 
 from fairseq.utils import strip_pad
 
-from ..core.errors import QEUserError
-from ..core.textfiles import StreamedOutput, part_file
+from ..core.textfiles import StreamedOutput, check_new_output
 from ..evaluation.calibration import drop_word_level
 
 _ACTIVE = []
@@ -64,11 +62,8 @@ class QEPrinter:
         self.word_level = bool(self.post_process or getattr(cfg.bpe, "_name", None))
         self.tokenizer_cfg, self.bpe_cfg = cfg.tokenizer, cfg.bpe
         self.output, self.jsonl, self.decode = cfg.task.qe_output, None, None
-        for existing in (self.output, self.output and part_file(self.output)):
-            if existing and os.path.lexists(existing):
-                raise QEUserError(
-                    f"--qe-output {self.output}: {existing} exists; nothing is overwritten"
-                )
+        if self.output:
+            check_new_output(self.output, "--qe-output")
         self.pending = {}
 
     def add(self, task, sample, hypos):

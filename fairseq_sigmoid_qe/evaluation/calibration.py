@@ -187,6 +187,21 @@ def raw_probabilities(level, x):
     return np.exp(x) if level == "sentence" else 1 / (1 + np.exp(-x))
 
 
+def check_both_classes(level, gold_bad):
+    """A dev set whose gold is all OK (or all BAD, or empty) cannot place a BAD threshold:
+    every map of it is constant, and its threshold would tag everything BAD."""
+    gold_bad = np.asarray(gold_bad, bool)
+    if not len(gold_bad):
+        raise QEUserError(f"{level} level: no {level} of this dev set has a finite score and gold")
+    if gold_bad.all() or not gold_bad.any():
+        tag = "BAD" if gold_bad.all() else "OK"
+        raise QEUserError(
+            f"{level} level: all {len(gold_bad)} {level}s of this dev set are {tag} by their "
+            f"gold, so no OK/BAD threshold can be fitted; calibrate on a dev set with both OK "
+            f"and BAD {level}s"
+        )
+
+
 class LevelCalibration:
     """One level's fitted map (``isotonic`` knots or ``platt`` a, b) and BAD threshold."""
 
@@ -195,6 +210,7 @@ class LevelCalibration:
 
     @classmethod
     def fit(cls, level, kind, x, outcomes, gold_bad, target_precision=None, **info):
+        check_both_classes(level, gold_bad)
         if kind == "isotonic":
             xs, ys = isotonic_fit(x, outcomes)
             params = {"x": xs.tolist(), "y": ys.tolist()}
@@ -289,6 +305,10 @@ def calibration_from_json(data, methods):
             params = {"x": xs, "y": _numbers(entry.get("y"), "y", len(xs))}
             if any(b < a for a, b in zip(xs, xs[1:])):
                 raise ValueError(f"its {level} knots 'x' are not sorted")
+            if any(not 0 <= y <= 1 for y in params["y"]):
+                raise ValueError(
+                    f"its {level} map values 'y' lie outside [0, 1] (they are probabilities)"
+                )
         else:
             params = {"a": _number(entry.get("a"), "a"), "b": _number(entry.get("b"), "b")}
         levels[level] = LevelCalibration(

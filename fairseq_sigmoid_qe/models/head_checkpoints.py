@@ -38,8 +38,10 @@ def weights_fingerprint(state_dict):
 
 
 def files_to_check(args):
-    """(path, option) of every existing file head training may resume from or write over:
-    the non-default resume options' files and every ``*.pt`` file in ``--save-dir``."""
+    """(path, option) of every file head training may resume from or write over: the
+    non-default resume options' files, existing or not (fairseq starts again at update 0,
+    without a word, from a missing ``--restore-file`` or a folder), and every ``*.pt`` file
+    in ``--save-dir``."""
     found = []
     for option in RESUME_OPTIONS:
         path = getattr(args, option, None)
@@ -48,11 +50,45 @@ def files_to_check(args):
     save_dir = getattr(args, "save_dir", None)
     if save_dir and os.path.isdir(save_dir):
         found += [
-            (os.path.join(save_dir, name), "--save-dir")
-            for name in sorted(os.listdir(save_dir))
-            if name.endswith(".pt")
+            (path, "--save-dir")
+            for path in (os.path.join(save_dir, name) for name in sorted(os.listdir(save_dir)))
+            if path.endswith(".pt") and os.path.isfile(path)
         ]
-    return [(path, option) for path, option in found if os.path.isfile(path)]
+    return found
+
+
+def is_checkpoint_name(name):
+    """A name fairseq-train writes in ``--save-dir`` (checkpoint_last.pt, checkpoint_best.pt,
+    checkpointN.pt, checkpoint_E_U.pt, checkpoint.best_METRIC_V.pt)."""
+    return name.startswith("checkpoint") and name.endswith(".pt")
+
+
+def check_save_dir(save_dir):
+    """Before any work (fairseq's own check of ``--save-dir`` ends in a traceback, and a
+    checkpoint name it cannot write, or writes through a link, only fails or escapes at
+    the first save): ``--save-dir`` is a folder (or does not exist yet), and none of the
+    checkpoint names fairseq writes there is a folder or a link."""
+    if not save_dir or not os.path.lexists(save_dir):
+        return
+    if not os.path.isdir(save_dir):
+        what = "a link to nothing" if os.path.islink(save_dir) else "a file, not a folder"
+        raise QEUserError(f"--save-dir {save_dir} is {what}: give a folder (new or a head's)")
+    for name in sorted(os.listdir(save_dir)):
+        path = os.path.join(save_dir, name)
+        if not is_checkpoint_name(name):
+            continue
+        if os.path.islink(path):
+            target = os.readlink(path)
+            what = f"a link to {target}" + ("" if os.path.exists(path) else " (which is gone)")
+        elif os.path.isdir(path):
+            what = "a folder"
+        else:
+            continue
+        raise QEUserError(
+            f"--save-dir {save_dir} holds {name}, {what}: head training writes its "
+            f"checkpoints as files in --save-dir itself; move {name} away, or give a "
+            "--save-dir of its own"
+        )
 
 
 def _model_config(path):

@@ -27,11 +27,12 @@ from torch import nn
 
 from ..core.errors import QEUserError
 from . import base_checkpoint as bc
-from . import durable_saves, head_checkpoints, qe_heads, training_preflight
+from . import data_folder, durable_saves, head_checkpoints, qe_heads, training_preflight
 
 logger = logging.getLogger(__name__)
 
 ARCH_NAME = "sigmoid_head_transformer"
+TASK_NAME_QE = "translation_qe"  # tasks/ (a higher layer) registers it
 
 
 @dataclass
@@ -238,9 +239,25 @@ def _check_base_arch(base_cfg, path):
         )
 
 
+def check_before_any_work(args):
+    """Head training's checks of what fairseq-train reads and writes before it reaches the
+    model (its ``--save-dir`` check and task setup end in tracebacks): run when fairseq
+    applies the architecture to the parsed command line, the plugin's first sight of it."""
+    if getattr(args, "base_model_config", None) or not hasattr(args, "save_dir"):
+        return  # a head checkpoint being rebuilt, or no fairseq-train command line
+    head_checkpoints.check_save_dir(args.save_dir)
+    if getattr(args, "task", "translation") in ("translation", TASK_NAME_QE):
+        data_folder.check_data_folder(
+            getattr(args, "data", None),
+            getattr(args, "source_lang", None),
+            getattr(args, "target_lang", None),
+        )
+
+
 @register_model_architecture(ARCH_NAME, ARCH_NAME)
 def sigmoid_head_transformer(args):
     defaults = SigmoidHeadConfig()
     for spec in fields(SigmoidHeadConfig):
         if spec.name != "_name" and not hasattr(args, spec.name):
             setattr(args, spec.name, getattr(defaults, spec.name))
+    check_before_any_work(args)

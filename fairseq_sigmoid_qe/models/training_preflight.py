@@ -5,10 +5,13 @@ fairseq itself fails later with tracebacks, or trains what the head must not be:
 would not average the head's gradients over processes, ``--bf16`` without torch_xla
 (``--bf16`` implies ``--tpu``), a valid sentence longer than ``--max-tokens-valid``
 (``--max-tokens``), which no batch can hold whatever ``--skip-invalid-size-inputs-valid-test``
-says, and a ``--max-tokens`` below every training sentence (all skipped, then an IndexError).
+says, a ``--max-tokens`` below every training sentence (all skipped, then an IndexError), and
+a ``--train-subset`` or ``--valid-subset`` the data folder does not have (``Dataset not
+found``).
 """
 
 import importlib.util
+import os
 
 import numpy as np
 
@@ -98,8 +101,26 @@ def check_batch_limits(args, task):
             )
 
 
+def check_splits(args, task):
+    """``--train-subset`` and every ``--valid-subset`` must be splits of the data folder
+    (fairseq raises ``Dataset not found`` once the model is built)."""
+    wanted = [("--train-subset", getattr(args, "train_subset", "train"), True)]
+    if not getattr(args, "disable_validation", False):
+        subsets = str(getattr(args, "valid_subset", "valid")).split(",")
+        wanted += [("--valid-subset", split, False) for split in subsets]
+    for option, split, combine in wanted:
+        if split_sizes(task, split, combine) is None:
+            folder = str(args.data).split(os.pathsep)[0]
+            raise QEUserError(
+                f"{option} {split}: data folder {folder} has no {split} split (no "
+                f"{split}.SRC-TGT.LANG.idx file); give one it has"
+                + ("" if combine else ", or --disable-validation")
+            )
+
+
 def check_training_setup(args, task):
     """Refuse, in one line, what would make fairseq's trainer fail with a traceback."""
     check_precision(args)
     check_distributed(args)
+    check_splits(args, task)
     check_batch_limits(args, task)

@@ -45,6 +45,7 @@ from ..decoding.recording import (
     output_projection,
 )
 from ..evaluation.calibration import calibrate_record, load_calibration
+from ..models.data_folder import check_data_folder
 
 TASK_NAME = "translation_qe"
 
@@ -217,6 +218,13 @@ class TranslationQETask(TranslationTask):
             self.qe_calibration = load_calibration(cfg.qe_calibration, self.qe_options.methods)
         if cfg.print_qe:
             generation_shard(*configured_shards(cfg))  # refused before any model loads
+
+    @classmethod
+    def setup_task(cls, cfg, **kwargs):
+        """fairseq's setup (the dictionaries of ``DATA``), once the data folder is checked:
+        fairseq's own ends in a traceback for a folder without them."""
+        check_data_folder(cfg.data, cfg.source_lang, cfg.target_lang)
+        return super().setup_task(cfg, **kwargs)
 
     def get_batch_iterator(self, dataset, *args, num_shards=1, shard_id=0, **kwargs):
         """fairseq's batches; with ``--print-qe`` sharded by ``--num-shards``/``--shard-id``
