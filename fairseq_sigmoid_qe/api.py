@@ -259,9 +259,10 @@ def load_head_model(path, data_dir=None, **qe_options):
     ``data_dir``."""
     task = {"_name": TASK_NAME, "print_qe": True, **qe_options}
     overrides = {"task": task}
-    state = checkpoint_files.check_loadable(path)
     if data_dir:
         data_folder.check_folder(data_dir)  # before anything reads it
+    state = checkpoint_files.check_loadable(path)
+    if data_dir:
         overrides["data"] = task["data"] = data_dir
         task["source_lang"], task["target_lang"] = checkpoint_language_pair(state, data_dir)
     del state
