@@ -16,8 +16,9 @@ from fairseq.data import LanguagePairDataset
 from . import register_fairseq_components
 from .core.errors import QEUserError
 from .core.qe_methods import DEFAULT_METHODS
+from .core.qe_methods.records import build_record
 from .core.words import detokenize
-from .decoding.search_loop import generate_with_qe, max_positions
+from .decoding.search_loop import decoding_of, generate_with_qe, max_positions
 from .models import checkpoint_files
 from .models.language_pair import checkpoint_language_pair
 from .tasks.translation_qe import TASK_NAME
@@ -152,10 +153,11 @@ class QEModel:
                 )
 
     def records(self, sources, translations=None, nbest=None, on_batch=None):
-        """(sentence index, record) of each sentence in input order, chunk by chunk: with
+        """(sentence index, QE record) of each sentence in input order, chunk by chunk: with
         ``translations`` the QE of each (read off fairseq's force-decoding scorer), else of
-        the beam search's best hypothesis, or of its ``nbest`` best, each with its ``rank``;
-        ``on_batch(n)`` is called as each batch of ``n`` sentences is done."""
+        the beam search's best hypothesis, or of its ``nbest`` best (``rank`` 0, 1, ...);
+        ``on_batch(n)`` is called as each batch of ``n`` sentences is done. Each record is
+        the schema of :mod:`.core.qe_methods.records` (``id``: the sentence index)."""
         if translations is not None and len(sources) != len(translations):
             raise QEUserError(f"{len(sources)} sources but {len(translations)} translations")
         self._check_lines(sources, translations)
@@ -164,6 +166,7 @@ class QEModel:
             if translations is not None
             else Namespace(beam=self.beam, nbest=nbest or 1)
         )
+        decoding = decoding_of(generation)
         for start in range(0, len(sources), self.chunk_sentences):
             stop = start + self.chunk_sentences
             dataset = self._dataset(
@@ -176,8 +179,16 @@ class QEModel:
                 self.task, self.model, dataset, generation, self.max_tokens, self.batch_size
             ):
                 for row, beams in enumerate(hypos):
+                    index = start + int(sample["id"][row])
                     chunk[int(sample["id"][row])] = [
-                        self._record(hypo["qe"], None if nbest is None else rank)
+                        build_record(
+                            hypo["qe"],
+                            id=index,
+                            rank=rank,
+                            source=sources[index],
+                            translation=self.detokenize(hypo["qe"]["tokens"]),
+                            decoding=decoding,
+                        )
                         for rank, hypo in enumerate(beams[: nbest or 1])
                     ]
                 if on_batch is not None:
@@ -186,10 +197,9 @@ class QEModel:
                 for record in sentence:
                     yield index, record
 
-    @staticmethod
-    def _record(qe, rank):
-        ranked = {} if rank is None else {"rank": rank}
-        return {**ranked, "translation": detokenize(qe["tokens"]), **qe}
+    def detokenize(self, pieces):
+        """The text of a hypothesis' subword pieces."""
+        return detokenize(pieces)
 
     def translate(self, sources, nbest=None):
         """Beam-search translations of raw source sentences, each with its QE (read off the

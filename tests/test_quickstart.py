@@ -63,7 +63,7 @@ def test_outputs_written(small_run):
     for record in records:
         assert 0.0 <= record["gold"] <= 1.0
         scores = record["token_scores"]
-        assert len(record["tokens"]) == len(scores["sigmoid"]) == len(record["hypothesis"].split())
+        assert len(record["tokens"]) == len(scores["sigmoid"]) == len(record["translation"].split())
         # BoostedProb is a token's dominant set's mass when it is dominant, else its
         # probability (the search's positional scores are differences of running sums: 1e-4)
         assert all(b >= s * (1 - 1e-4) for b, s in zip(scores["boostedprob"], scores["softmax"]))
@@ -85,8 +85,8 @@ def test_token_groups_match_the_exact_labels(small_run):
         label
         for r in records
         for word, label in zip(
-            r["hypothesis"].split(),
-            language.token_labels(r["source"].split(), r["hypothesis"].split()),
+            r["tokens"],
+            language.token_labels(r["source"].split(), r["tokens"]),
         )
         if word != "<unk>"
     ]

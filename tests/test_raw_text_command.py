@@ -13,6 +13,8 @@ import pytest
 import torch
 from conftest import one_error_line
 
+from fairseq_sigmoid_qe.core.qe_methods.records import build_record, decoding_info, dumps, loads
+
 pytestmark = pytest.mark.integration
 
 
@@ -146,8 +148,10 @@ def test_long_translations_keep_a_ranking(real_data_bin, head_checkpoint, tmp_pa
         output,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    # a strict JSON parser reads every record (NaN / Infinity would be refused)
+    records = [loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert all(len(r["tokens"]) >= 1000 for r in records)
+    assert all(0.0 <= s <= 1.0 for r in records for s in r["sentence_scores"].values())
     underflowed = 0
     for method in ("sigmoid", "softmax", "boostedprob"):
         logs = [r["sentence_log_scores"][method] for r in records]
@@ -171,20 +175,24 @@ def todays_jsonl(qe, sources, translations=None):
     generation = (
         Namespace(score_reference=True) if translations is not None else Namespace(beam=qe.beam)
     )
+    decoding = (
+        decoding_info("forced") if translations is not None else decoding_info("beam", beam=qe.beam)
+    )
     results = [None] * len(sources)
     for sample, hypos in generate_with_qe(
         qe.task, qe.model, qe._dataset(sources, translations), generation, qe.max_tokens
     ):
         for row, beams in enumerate(hypos):
             qe_record = beams[0]["qe"]
-            results[int(sample["id"][row])] = {
-                "translation": detokenize(qe_record["tokens"]),
-                **qe_record,
-            }
-    return "".join(
-        json.dumps({"source": source, **record}, ensure_ascii=False) + "\n"
-        for source, record in zip(sources, results)
-    )
+            index = int(sample["id"][row])
+            results[index] = build_record(
+                qe_record,
+                id=index,
+                source=sources[index],
+                translation=detokenize(qe_record["tokens"]),
+                decoding=decoding,
+            )
+    return "".join(dumps(record) + "\n" for record in results)
 
 
 @pytest.fixture(scope="module")
@@ -302,8 +310,8 @@ def test_nbest_records_carry_ranks(real_data_bin, head_checkpoint, test_text, tm
     best = [json.loads(line) for line in best.stdout.splitlines()]
     nbest = [json.loads(line) for line in nbest.stdout.splitlines()]
     assert [(r["source"], r["rank"]) for r in nbest] == [(s, k) for s in sources for k in range(3)]
-    assert [{k: v for k, v in r.items() if k != "rank"} for r in nbest if r["rank"] == 0] == best
-    assert all("rank" not in r for r in best)
+    assert [r for r in nbest if r["rank"] == 0] == best
+    assert all(r["rank"] == 0 for r in best)
     for first in range(0, len(nbest), 3):
         assert len({tuple(r["tokens"]) for r in nbest[first : first + 3]}) == 3
     too_many = command(

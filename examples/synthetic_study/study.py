@@ -121,10 +121,10 @@ def evaluate(workdir, checkpoint, language, initial=False):
     records = translate_and_score(model, task, SUBSETS["dev"])
 
     def gold(record):
-        return language.sentence_quality(record["source"].split(), record["hypothesis"].split())
+        return language.sentence_quality(record["source"].split(), record["tokens"])
 
     def labels(record):
-        return language.token_labels(record["source"].split(), record["hypothesis"].split())
+        return language.token_labels(record["source"].split(), record["tokens"])
 
     rows, _ = quickstart.correlation_table(records, gold, labels)
     return {

@@ -1,7 +1,6 @@
 """``fairseq-sigmoid-qe translate|score``: raw text in, one QE record (JSONL) per sentence out."""
 
 import argparse
-import json
 import os
 import sys
 
@@ -9,6 +8,7 @@ from ..api import QEModel, device_of, find_spm_model
 from ..core.errors import QEUserError, check_range, install_excepthook, warn_once
 from ..core.progress import Progress, ScoreSummary
 from ..core.qe_methods import DEFAULT_METHODS, METHODS
+from ..core.qe_methods.records import dumps
 from ..core.textfiles import StreamedOutput, read_lines, refuse_existing
 from ..evaluation.calibration import load_calibration
 
@@ -154,11 +154,9 @@ def main(argv=None):
     )
     output = StreamedOutput(args.output)
     try:
-        for index, record in records:
-            output.write(
-                json.dumps({"source": sources[index], **record}, ensure_ascii=False) + "\n"
-            )
-            if summary is not None and record.get("rank", 0) == 0:
+        for _, record in records:
+            output.write(dumps(record) + "\n")
+            if summary is not None and record["rank"] == 0:
                 summary.add(record["sentence_scores"])
     except BaseException:
         output.discard()

@@ -107,7 +107,8 @@ class ScoreSummary:
 
     def add(self, sentence_scores):
         for method, score in sentence_scores.items():
-            self.scores.setdefault(method, array("d")).append(score)
+            value = float("nan") if score is None else score  # an empty hypothesis: null
+            self.scores.setdefault(method, array("d")).append(value)
 
     def statistics(self, method):
         """(mean, quantiles, sentences used, sentences left out) of ``method``'s finite

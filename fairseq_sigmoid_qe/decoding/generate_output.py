@@ -6,7 +6,6 @@ one :mod:`generate_hook` makes a fairseq-generate run's output stream), which ho
 that batch's lines until fairseq prints the ``P-`` lines they follow.
 """
 
-import json
 import os
 from collections import deque
 from contextlib import contextmanager
@@ -14,8 +13,10 @@ from contextlib import contextmanager
 from fairseq.utils import strip_pad
 
 from ..core.errors import QEUserError
+from ..core.qe_methods.records import build_record, dumps
 from ..core.textfiles import StreamedOutput, part_file
 from ..evaluation.calibration import drop_word_level
+from .search_loop import decoding_of
 
 _ACTIVE = []
 
@@ -63,6 +64,8 @@ class QEPrinter:
         self.post_process = cfg.common_eval.post_process
         self.word_level = bool(self.post_process or getattr(cfg.bpe, "_name", None))
         self.tokenizer_cfg, self.bpe_cfg = cfg.tokenizer, cfg.bpe
+        self.decoding = decoding_of(cfg.generation, cfg.common.seed)
+        self.batch_ids = None  # fairseq-interactive's samples carry no ids: it sets them
         self.output, self.jsonl, self.decode = cfg.task.qe_output, None, None
         for existing in (self.output, self.output and part_file(self.output)):
             if existing and os.path.lexists(existing):
@@ -74,7 +77,7 @@ class QEPrinter:
     def add(self, task, sample, hypos):
         """QE lines (and JSONL records) of a scored batch's ``--nbest`` hypotheses."""
         self._write_pending()  # lines whose P- line never came are written, never held on
-        ids = sample["id"].tolist()
+        ids = sample["id"].tolist() if "id" in sample else self.batch_ids
         for i, beams in enumerate(hypos):
             for rank, hypo in enumerate(beams[: self.nbest]):
                 qe = hypo.get("qe")
@@ -85,7 +88,9 @@ class QEPrinter:
                         task,
                         sample["net_input"]["src_tokens"][i],
                         hypo,
-                        {"id": ids[i], "rank": rank, **qe},
+                        dict(qe),
+                        ids[i],
+                        rank,
                     )
                 lines = qe_lines(ids[i], qe, self.word_level)
                 if self.quiet:
@@ -93,7 +98,7 @@ class QEPrinter:
                 else:
                     self.pending.setdefault(ids[i], deque()).append(lines)
 
-    def _write_record(self, task, src_tokens, hypo, record):
+    def _write_record(self, task, src_tokens, hypo, qe, sample_id, rank):
         if self.jsonl is None:  # QEPRINTER.part, renamed by close() when the run succeeds
             self.jsonl = StreamedOutput(self.output, "--qe-output")
             tokenizer, bpe = task.build_tokenizer(self.tokenizer_cfg), task.build_bpe(self.bpe_cfg)
@@ -104,16 +109,19 @@ class QEPrinter:
 
             self.decode = decode
         if not self.word_level:
-            record["word_scores"] = None
-            drop_word_level(record)
+            qe["word_scores"] = None
+            drop_word_level(qe)
         source = task.source_dictionary
         hypothesis = task.target_dictionary.string(hypo["tokens"], self.post_process)
-        texts = {
-            "source": source.string(strip_pad(src_tokens, source.pad()), self.post_process),
-            "hypothesis": hypothesis,
-            "detokenized": self.decode(hypothesis),
-        }
-        self.jsonl.write(json.dumps({**texts, **record}, ensure_ascii=False) + "\n")
+        record = build_record(
+            qe,
+            id=sample_id,
+            rank=rank,
+            source=source.string(strip_pad(src_tokens, source.pad()), self.post_process),
+            translation=self.decode(hypothesis),  # the D- line's text
+            decoding=self.decoding,
+        )
+        self.jsonl.write(dumps(record) + "\n")
 
     def _write_lines(self, lines):
         for line in lines:

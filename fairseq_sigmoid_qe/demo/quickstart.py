@@ -12,6 +12,7 @@ import time
 
 from ..core.errors import QEUserError
 from ..core.progress import Progress, follow_training
+from ..core.qe_methods.records import dumps
 from .synthetic import SUBSETS
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -237,10 +238,10 @@ def prepare_text(args):
         paths = write_corpus(text_dir, config)
         language = load_language(paths["lexicon"])
         gold = lambda record: language.sentence_quality(  # noqa: E731
-            record["source"].split(), record["hypothesis"].split()
+            record["source"].split(), record["tokens"]
         )
         labels = lambda record: language.token_labels(  # noqa: E731
-            record["source"].split(), record["hypothesis"].split()
+            record["source"].split(), record["tokens"]
         )
         return "src", "tgt", text_dir, gold, ("headtrain", "dev"), labels, language
     from .l10n_data import chrf_gold, prepare_l10n
@@ -302,7 +303,7 @@ def run(args):
         groups = synthetic_group_tables(model, task, language, records)
     with open(os.path.join(args.workdir, "qe.jsonl"), "w", encoding="utf-8") as out:
         for record, quality in zip(records, gold):
-            out.write(json.dumps({**record, "gold": quality}) + "\n")
+            out.write(dumps({**record, "gold": float(quality)}) + "\n")
     with open(os.path.join(args.workdir, "results.json"), "w", encoding="utf-8") as out:
         json.dump(
             {

@@ -107,13 +107,16 @@ def forced_tokens(model, task, pairs, labels_of, batch_size=64):
 
 
 def synthetic_group_tables(model, task, language, records):
-    """The two tables of a synthetic run: beam translations (``records`` with ``source``,
-    ``hypothesis`` and ``reference`` text) and their references."""
+    """The two tables of a synthetic run: beam translations (QE records with ``source``,
+    ``tokens`` and ``reference``) and their references."""
     from ..core.qe_methods import DEFAULT_METHODS
 
     tables = {}
     for kind in ("hypothesis", "reference"):
-        pairs = [(r["source"].split(), r[kind].split()) for r in records]
+        pairs = [
+            (r["source"].split(), r["tokens"] if kind == "hypothesis" else r[kind].split())
+            for r in records
+        ]
         tokens = forced_tokens(model, task, pairs, language.token_labels)
         tables[kind] = group_table(tokens, DEFAULT_METHODS)
     return tables

@@ -82,7 +82,10 @@ class TranslationQEConfig(TranslationConfig):
     )
     qe_sentence_agg: ChoiceEnum(SENTENCE_AGGREGATIONS) = field(
         default="prod",
-        metadata={"help": "sentence QE from token QE: product (the paper), mean log, or min"},
+        metadata={
+            "help": "sentence QE in [0, 1] from token QE: product (the paper), geometric mean "
+            "(mean_log: exp of the mean log), or min"
+        },
     )
     qe_word_agg: ChoiceEnum(WORD_AGGREGATIONS) = field(
         default="min", metadata={"help": "word QE from its subwords' QE"}
