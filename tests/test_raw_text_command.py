@@ -464,9 +464,8 @@ def test_score_refuses_nbest(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert one_error_line(result).endswith(
-        "--nbest is for translate (score has one translation per source)"
-    )
+    # score has one translation per source: --nbest is not one of its options
+    assert one_error_line(result).endswith("unrecognized arguments: --nbest 2")
 
 
 def test_spm_model_is_found_beside_the_data_dir(tmp_path):
@@ -625,3 +624,43 @@ def test_termination_removes_the_part_file(real_data_bin, head_checkpoint, tmp_p
     assert process.returncode == -signum, stderr[-3000:]
     assert "Traceback" not in stderr and f"stopped by {signal.Signals(signum).name}" in stderr
     assert not part.exists() and not output.exists()
+
+
+def test_translate_by_sampling(real_data_bin, head_checkpoint, test_text, tmp_path):
+    """translate --sampling --top-p --temperature --seed: sampled translations, each record
+    saying how; the same seed gives the same records, the API the same as the command."""
+    from fairseq_sigmoid_qe.api import QEModel
+
+    sources = test_text[2][0][:8]
+    (tmp_path / "src.txt").write_text("\n".join(sources) + "\n", encoding="utf-8")
+    options = ["--sources", tmp_path / "src.txt", "--cpu", "--quiet", "--sampling"]
+    options += ["--top-p", "0.8", "--temperature", "1.3", "--nbest", "2"]
+    runs = [
+        command(real_data_bin, head_checkpoint, "translate", *options, "--seed", seed)
+        for seed in ("4", "4", "5")
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-3000:]
+    first, again, other = ([loads(line) for line in r.stdout.splitlines()] for r in runs)
+    assert first == again
+    assert [(r["id"], r["rank"]) for r in first] == [(i, k) for i in range(8) for k in (0, 1)]
+    assert all(
+        r["decoding"]
+        == {"search": "sampling", "samples": 2, "top_p": 0.8, "temperature": 1.3, "seed": 4}
+        for r in first
+    )
+    assert [r["tokens"] for r in first] != [r["tokens"] for r in other]
+    beam = command(real_data_bin, head_checkpoint, "translate", *options[:5])
+    beam_records = [loads(line) for line in beam.stdout.splitlines()]
+    assert all(r["decoding"] == {"search": "beam", "beam": 5} for r in beam_records)
+    assert [r["tokens"] for r in beam_records] != [r["tokens"] for r in first if r["rank"] == 0]
+    spm_model = test_text[3]
+    qe = QEModel.from_checkpoint(head_checkpoint, real_data_bin, spm_model)
+    api = qe.translate(sources, nbest=2, sampling=True, top_p=0.8, temperature=1.3, seed=4)
+    assert [r["tokens"] for r in api] == [r["tokens"] for r in first]
+    for arguments, message in [
+        (["--top-p", "0.8"], "--top-p and --temperature need --sampling"),
+        (["--sampling", "--top-p", "1.5"], "--top-p 1.5 is out of range"),
+        (["--sampling", "--temperature", "0"], "--temperature 0.0 is out of range"),
+    ]:
+        refused = command(real_data_bin, head_checkpoint, "translate", *options[:2], *arguments)
+        assert message in one_error_line(refused)

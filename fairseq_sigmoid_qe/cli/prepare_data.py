@@ -19,11 +19,14 @@ from ..demo.l10n_data import prepare_l10n, prepare_multiref
 
 
 def main(argv=None):
-    from ..core.errors import install_excepthook
+    from ..core.errors import install_excepthook, set_command
+    from .help_format import DefaultsHelpFormatter
 
+    set_command("prepare-data")
     install_excepthook()
     parser = argparse.ArgumentParser(
-        prog="python -m fairseq_sigmoid_qe.cli.prepare_data",
+        prog="fairseq-sigmoid-qe prepare-data",
+        formatter_class=DefaultsHelpFormatter,
         description="Sentencepiece-encode DIR/{train,valid,test}.{en,de} for fairseq-preprocess.",
     )
     parser.add_argument("--corpus", help="directory of {split}.en / {split}.de")

@@ -1,9 +1,10 @@
-"""fairseq-generate's output with QE: after each hypothesis' ``P-`` line its ``Q-``, ``QT-``
-and ``QW-`` lines, and the ``--qe-output`` JSONL file.
+"""fairseq-generate's and fairseq-interactive's output with QE: after each hypothesis' ``P-``
+line its ``Q-``, ``QT-`` and ``QW-`` lines, and the ``--qe-output`` JSONL file.
 
 The ``translation_qe`` task hands every scored batch to the active :class:`QEPrinter` (the
-one :mod:`generate_hook` makes a fairseq-generate run's output stream), which holds at most
-that batch's lines until fairseq prints the ``P-`` lines they follow.
+one :mod:`..tasks.generate_hook` makes a fairseq-generate run's output stream and a
+fairseq-interactive run's ``sys.stdout``), which holds at most that batch's lines until
+fairseq prints the ``P-`` lines they follow.
 """
 
 import os
@@ -53,19 +54,24 @@ def active_printer():
 
 
 class QEPrinter:
-    """A fairseq-generate output stream (``cfg``: the run's config): every line passes
-    through unchanged, and after a ``P-<id>`` line come that hypothesis' QE lines. With
-    ``--quiet`` fairseq prints no ``P-`` lines, so each batch's QE lines are written as soon
-    as it is scored."""
+    """A fairseq-generate or fairseq-interactive output stream (``cfg``: the run's config):
+    every line passes through unchanged, and after a ``P-<id>`` line come that hypothesis' QE
+    lines (then, with ``flush_after_qe``, the stream is flushed: fairseq-interactive's
+    answer to a line is out as soon as it is scored). With ``--quiet`` fairseq-generate prints
+    no ``P-`` lines, so each batch's QE lines are written as soon as it is scored."""
 
-    def __init__(self, stream, cfg):
+    def __init__(self, stream, cfg, flush_after_qe=False):
         self.stream, self.buffer = stream, ""
         self.quiet, self.nbest = cfg.common_eval.quiet, cfg.generation.nbest
         self.post_process = cfg.common_eval.post_process
         self.word_level = bool(self.post_process or getattr(cfg.bpe, "_name", None))
         self.tokenizer_cfg, self.bpe_cfg = cfg.tokenizer, cfg.bpe
-        self.decoding = decoding_of(cfg.generation, cfg.common.seed)
-        self.batch_ids = None  # fairseq-interactive's samples carry no ids: it sets them
+        self.decoding = decoding_of(
+            cfg.generation, getattr(getattr(cfg, "common", None), "seed", None)
+        )
+        self.flush_after_qe = flush_after_qe
+        # fairseq-interactive's samples carry no ids: its batches set the rows' input lines
+        self.batch_ids, self.lines_before = None, 0
         self.output, self.jsonl, self.decode = cfg.task.qe_output, None, None
         for existing in (self.output, self.output and part_file(self.output)):
             if existing and os.path.lexists(existing):
@@ -78,6 +84,8 @@ class QEPrinter:
         """QE lines (and JSONL records) of a scored batch's ``--nbest`` hypotheses."""
         self._write_pending()  # lines whose P- line never came are written, never held on
         ids = sample["id"].tolist() if "id" in sample else self.batch_ids
+        if ids is None or len(ids) != len(hypos):
+            raise QEUserError("--print-qe: a scored batch has no sample ids to print QE lines for")
         for i, beams in enumerate(hypos):
             for rank, hypo in enumerate(beams[: self.nbest]):
                 qe = hypo.get("qe")
@@ -95,6 +103,8 @@ class QEPrinter:
                 lines = qe_lines(ids[i], qe, self.word_level)
                 if self.quiet:
                     self._write_lines(lines)
+                    if self.flush_after_qe:
+                        self.stream.flush()
                 else:
                     self.pending.setdefault(ids[i], deque()).append(lines)
 
@@ -145,6 +155,8 @@ class QEPrinter:
                     self._write_lines(queue.popleft())
                     if not queue:
                         del self.pending[sample_id]
+                    if self.flush_after_qe:
+                        self.stream.flush()
         return len(text)
 
     def flush(self):

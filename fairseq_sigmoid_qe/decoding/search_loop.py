@@ -57,13 +57,23 @@ def decoding_of(generation, seed=None):
     return decoding_info("beam", beam=getattr(generation, "beam", 5))
 
 
-def translate_and_score(model, task, subset, beam=5, max_tokens=4000):
-    """Beam-search the subset with the unchanged softmax model; the QE record of each best
-    hypothesis (its source and reference as subword pieces; no word scores), in sample-id
-    order."""
+def translate_and_score(
+    model, task, subset, beam=5, max_tokens=4000, sampling=False, top_p=None, seed=1
+):
+    """Beam-search the subset with the unchanged softmax model (``sampling``: sample one
+    translation per source, nucleus ``top_p`` if given, torch seeded with ``seed`` first); the
+    QE record of each best hypothesis (its source and reference as subword pieces; no word
+    scores), in sample-id order."""
     task.load_dataset(subset)
     src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
     generation = Namespace(beam=beam, max_len_b=200)
+    if sampling:
+        import torch
+
+        torch.manual_seed(seed)
+        generation = Namespace(
+            beam=1, nbest=1, max_len_b=200, sampling=True, sampling_topp=top_p or -1.0
+        )
     results = []
     for sample, hypos in generate_with_qe(
         task, model, task.dataset(subset), generation, max_tokens
@@ -78,7 +88,7 @@ def translate_and_score(model, task, subset, beam=5, max_tokens=4000):
                         utils.strip_pad(sample["net_input"]["src_tokens"][i], src_dict.pad())
                     ),
                     translation=detokenize(qe["tokens"]),
-                    decoding=decoding_of(generation),
+                    decoding=decoding_of(generation, seed if sampling else None),
                     reference=tgt_dict.string(utils.strip_pad(sample["target"][i], tgt_dict.pad())),
                 )
             )
