@@ -71,7 +71,7 @@ class QEModel:
         sentence_agg="prod",
         word_agg="min",
         batch_size=None,
-        device="cpu",
+        device=None,
         methods=DEFAULT_METHODS,
         mc_samples=None,
         seed=1,
@@ -87,7 +87,9 @@ class QEModel:
         methods (names of ``scoring.METHODS``, a tuple or comma list);
         ``mc_samples``, ``seed``: of the Monte-Carlo methods; ``calibration``: a calibration
         file (``fairseq-sigmoid-qe calibrate``) whose calibrated scores, tags and error spans
-        every record also gets."""
+        every record also gets. ``device``: as the command's ``--device`` (a name or a
+        torch device; default: the GPU when there is one, else the CPU, as the command)."""
+        device = choose_device(device)
         if not isinstance(methods, str):
             methods = ",".join(methods)
         model, task = load_head_model(
@@ -336,23 +338,31 @@ def special_symbol(pieces, dictionary):
 
 
 def device_of(args):
-    """The torch device of ``--cpu``/``--device`` (default: the GPU when there is one)."""
+    """The torch device of the command's ``--cpu``/``--device`` (:func:`choose_device`)."""
+    return choose_device(args.device, args.cpu)
+
+
+def choose_device(device=None, cpu=False):
+    """The torch device of a name (``cpu``, ``cuda``, ``cuda:N``) or torch device, the one
+    rule of the command and the API: default the GPU when there is one, else the CPU;
+    ``cpu``: the command's ``--cpu``."""
     import torch
 
-    if args.cpu and args.device not in (None, "cpu"):
-        raise QEUserError(f"--cpu and --device {args.device} contradict each other")
-    name = "cpu" if args.cpu else args.device
+    name = None if device is None else str(device)
+    if cpu and name not in (None, "cpu"):
+        raise QEUserError(f"--cpu and --device {name} contradict each other")
+    name = "cpu" if cpu else name
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
+        chosen = torch.device(name)
     except RuntimeError:
         raise QEUserError(f"--device {name} is not a device (cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if chosen.type == "cuda" and not torch.cuda.is_available():
         raise QEUserError(f"--device {name}: no CUDA GPU is available")
-    if device.type not in ("cpu", "cuda"):
+    if chosen.type not in ("cpu", "cuda"):
         raise QEUserError(f"--device {name} is not a device (cpu, cuda, cuda:N)")
-    return device
+    return chosen
 
 
 def load_head_model(path, data_dir=None, **qe_options):

@@ -664,3 +664,24 @@ def test_translate_by_sampling(real_data_bin, head_checkpoint, test_text, tmp_pa
     ]:
         refused = command(real_data_bin, head_checkpoint, "translate", *options[:2], *arguments)
         assert message in one_error_line(refused)
+
+
+def test_the_api_and_the_command_choose_the_device_the_same_way():
+    """One rule (api.choose_device): the command's --cpu/--device and the API's device=, the
+    GPU when there is one by default."""
+    import inspect
+    from argparse import Namespace
+
+    import torch
+
+    from fairseq_sigmoid_qe.api import QEModel, choose_device, device_of
+    from fairseq_sigmoid_qe.core.errors import QEUserError
+
+    assert inspect.signature(QEModel.from_checkpoint).parameters["device"].default is None
+    default = device_of(Namespace(cpu=False, device=None))
+    assert choose_device() == default
+    assert default.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert choose_device("cpu") == choose_device(torch.device("cpu")) == torch.device("cpu")
+    assert device_of(Namespace(cpu=True, device=None)) == torch.device("cpu")
+    with pytest.raises(QEUserError, match="--device abacus is not a device"):
+        choose_device("abacus")
