@@ -83,8 +83,10 @@ class Captured(Exception):
         self.parser = parser
 
 
-def cli_parser(command, monkeypatch):
-    """The argparse parser a subcommand builds, caught when it parses (it never runs)."""
+def cli_parser(command, monkeypatch, arguments=()):
+    """The argparse parser a subcommand builds, caught when it parses (it never runs);
+    ``arguments``: the command's, which choose the options of translate's and score's
+    ``--tokenizer`` and ``--bpe``."""
     from fairseq_sigmoid_qe.cli.console import COMMANDS
 
     module_name = COMMANDS[command][0] if command in COMMANDS else command
@@ -98,7 +100,7 @@ def cli_parser(command, monkeypatch):
         patch.setattr(argparse.ArgumentParser, "parse_known_args", catch)
         patch.setattr("sys.excepthook", __import__("sys").excepthook)
         with pytest.raises(Captured) as caught:
-            module.main([command] if module_name == "raw_text" else [])
+            module.main([command, *arguments] if module_name == "raw_text" else [])
     return caught.value.parser
 
 
@@ -166,9 +168,12 @@ def test_plugin_commands_use_known_options(monkeypatch):
         if target is None:
             continue
         module, arguments = target
-        if module not in parsers:
-            parsers[module] = cli_parser(module, monkeypatch)
-        parser = parsers[module]
+        from fairseq_sigmoid_qe.cli.raw_text import chosen
+
+        key = (module, chosen(arguments, "--tokenizer"), chosen(arguments, "--bpe"))
+        if key not in parsers:
+            parsers[key] = cli_parser(module, monkeypatch, arguments)
+        parser = parsers[key]
         known = set(parser._option_string_actions)
         unknown += [(page, module, o) for o in options_of(arguments) if o not in known]
     assert not unknown, unknown

@@ -1,11 +1,11 @@
-"""``fairseq-sigmoid-qe-evaluate``: predicted sentence scores against gold quality.
+"""``fairseq-sigmoid-qe evaluate``: predicted sentence scores against gold quality.
 
-    fairseq-sigmoid-qe-evaluate --qe qe.jsonl --references test.de              # chrF gold
-    fairseq-sigmoid-qe-evaluate --qe t2.jsonl rand.jsonl --names T2 rand --gold-scores da.txt
-    fairseq-sigmoid-qe-evaluate --qe qe.jsonl --gold-labels ok.txt --json --plot plots/
-    fairseq-sigmoid-qe-evaluate --qe qe.jsonl --gold-json xcomet.json     # comet-score --to_json
-    fairseq-sigmoid-qe-evaluate --qe qe.jsonl --references-tsv refs.tsv            # several refs
-    fairseq-sigmoid-qe-evaluate --qe allrefs.jsonl --ambiguity                 # valid refs alike?
+    fairseq-sigmoid-qe evaluate --qe qe.jsonl --references test.de              # chrF gold
+    fairseq-sigmoid-qe evaluate --qe t2.jsonl rand.jsonl --names T2 rand --gold-scores da.txt
+    fairseq-sigmoid-qe evaluate --qe qe.jsonl --gold-labels ok.txt --json --plot plots/
+    fairseq-sigmoid-qe evaluate --qe qe.jsonl --gold-json xcomet.json     # comet-score --to_json
+    fairseq-sigmoid-qe evaluate --qe qe.jsonl --references-tsv refs.tsv            # several refs
+    fairseq-sigmoid-qe evaluate --qe allrefs.jsonl --ambiguity                 # valid refs alike?
 
 Records (JSONL from ``--qe-output``, the raw-text API or the quickstart) are matched to gold by
 sample ``id``, the line index of the test set; every key of ``sentence_scores`` is a method.

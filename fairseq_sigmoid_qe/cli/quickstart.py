@@ -1,4 +1,4 @@
-"""``fairseq-sigmoid-qe-quickstart``: the main job on an embedded default
+"""``fairseq-sigmoid-qe quickstart``: the main job on an embedded default
 (:mod:`..demo.quickstart`)."""
 
 import argparse

@@ -1,4 +1,4 @@
-"""``python -m fairseq_sigmoid_qe.cli.token_groups``: the token-group tables of a synthetic
+"""``fairseq-sigmoid-qe token-groups``: the token-group tables of a synthetic
 quickstart workdir."""
 
 import argparse

@@ -10,7 +10,7 @@ task knows exactly), the frozen softmax's argmax or not, inside its dominant set
   negatives never include them);
 - ``wrong_other``: wrong tokens outside it.
 
-    python -m fairseq_sigmoid_qe.cli.token_groups --workdir runs/quickstart --split dev
+    fairseq-sigmoid-qe token-groups --workdir runs/quickstart --split dev
 
 beam-translates a split of a quickstart workdir and prints the table for its translations and
 for its references (force-decoded; all valid).
