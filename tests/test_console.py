@@ -64,6 +64,17 @@ def test_translate_and_score_help_differ(capsys):
     assert "--include-eos         count the end-of-sentence token" in texts["score"]
 
 
+def test_a_chosen_tokenizer_and_bpe_add_their_options_to_the_help(capsys):
+    with pytest.raises(SystemExit):
+        console.main(["translate", "--tokenizer", "moses", "--bpe", "subword_nmt", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--bpe-codes BPE_CODES path to subword NMT BPE (required)" in text
+    assert "--moses-no-escape" in text and "(default: @@)" in text  # --bpe-separator
+    with pytest.raises(SystemExit):
+        console.main(["translate", "--help"])
+    assert "--bpe-codes" not in capsys.readouterr().out
+
+
 def test_aliases_and_messages_name_the_command(tmp_path):
     """fairseq-sigmoid-qe-evaluate is fairseq-sigmoid-qe evaluate; its errors say so, and
     no fairseq notice (tensorboardX) is printed by a command that imports fairseq."""

@@ -93,7 +93,8 @@ def text_choice(args):
                 value = find_spm_model(args.data_dir)
             else:
                 raise QEUserError(f"--bpe {args.bpe} needs --{name.replace('_', '-')}")
-        options[name] = value
+        if value is not None:  # left out: fairseq's default, or the data's (its languages)
+            options[name] = value
     return {"tokenizer": args.tokenizer, "bpe": args.bpe, "text_options": options}
 
 
