@@ -1,0 +1,43 @@
+"""Raw text <-> the model's pieces through fairseq's encoder registry (decoding/text_codec.py):
+encoded as fairseq-interactive encodes, decoded as its D- lines, and each piece's word of the
+detokenized text (the words that word scores belong to)."""
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+pytest.importorskip("fairseq")
+
+
+def codec(tokenizer=None, bpe=None, **options):
+    from fairseq_sigmoid_qe.decoding.text_codec import FairseqText, fairseq_text_options
+
+    return FairseqText(fairseq_text_options(tokenizer, bpe, **options))
+
+
+def test_characters_bpe_pieces_map_to_the_words_of_the_text():
+    text = codec(bpe="characters")
+    pieces = text.encode("ab cd").split()
+    assert text.decode(pieces) == "ab cd"
+    assert text.word_ids(pieces, "ab cd") == [0, 0, 1, 1, 1]  # the space piece opens word 1
+    assert text.word_ids([*pieces, "</s>"], "ab cd")[-1] == 1  # EOS: the last word
+
+
+def test_moses_words_map_to_the_detokenized_words():
+    pytest.importorskip("sacremoses")
+    # fairseq's moses: tokenized by the source language's rules, detokenized by the target's
+    text = codec(tokenizer="moses", source_lang="en", target_lang="en")
+    pieces = text.encode("Open the file, A & B's.").split()
+    assert pieces[-1] == "." and "&amp;" in pieces  # Moses splits and escapes
+    translation = text.decode(pieces)
+    assert translation == "Open the file, A & B's."
+    # "file," and "B's." are one word each of the text the user reads
+    assert text.word_ids(pieces, translation) == [0, 1, 2, 2, 3, 4, 5, 5, 5]
+    assert text.word_ids(pieces, "something else") is None  # not these words: no mapping
+
+
+def test_target_text_is_tokenized_as_the_target_language():
+    pytest.importorskip("sacremoses")
+    text = codec(tokenizer="moses", source_lang="en", target_lang="fr")
+    # French Moses rules split the elided article; English ones would not
+    assert text.encode("l'homme", "target") != text.encode("l'homme", "source")
