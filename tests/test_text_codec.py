@@ -41,3 +41,28 @@ def test_target_text_is_tokenized_as_the_target_language():
     text = codec(tokenizer="moses", source_lang="en", target_lang="fr")
     # French Moses rules split the elided article; English ones would not
     assert text.encode("l'homme", "target") != text.encode("l'homme", "source")
+
+
+def test_gpt2_bytes_round_trip_and_have_no_word_mapping(tmp_path):
+    """GPT-2's byte-level BPE from encoder files made here (every byte a token, one merge):
+    text in, the same text out; its pieces are ids, not words, so no word mapping (the
+    records' word_scores are then null)."""
+    import json
+
+    pytest.importorskip("regex")
+    from fairseq.data.encoders.gpt2_bpe_utils import bytes_to_unicode
+
+    symbols = bytes_to_unicode()
+    encoder = {symbols[b]: b for b in range(256)}
+    encoder["ab"] = 256
+    (tmp_path / "encoder.json").write_text(json.dumps(encoder), encoding="utf-8")
+    (tmp_path / "vocab.bpe").write_text("#version: 0.2\na b\n", encoding="utf-8")
+    text = codec(
+        bpe="gpt2",
+        gpt2_encoder_json=str(tmp_path / "encoder.json"),
+        gpt2_vocab_bpe=str(tmp_path / "vocab.bpe"),
+    )
+    pieces = text.encode("ab cd").split()
+    assert pieces[0] == "256" and all(p.isdigit() for p in pieces)
+    assert text.decode(pieces) == "ab cd"
+    assert text.word_ids(pieces, "ab cd") is None
