@@ -49,6 +49,16 @@ def binarize(prefix, destdir, splits=("train", "valid"), *extra):
     )
 
 
+@pytest.fixture(autouse=True)
+def no_subcommand_left_named():
+    """A test that runs a subcommand in this process (``console.main([...])``) names it for
+    the process's messages (``core.errors.set_command``): unnamed again for the next test."""
+    yield
+    from fairseq_sigmoid_qe.core import errors
+
+    errors._COMMAND.clear()
+
+
 ERROR_LINE = re.compile(r"fairseq-sigmoid-qe(?: [a-z-]+)?: error: ")
 
 

@@ -92,7 +92,8 @@ def test_sentence_longer_than_max_tokens(real_data_bin, head_checkpoint, tmp_pat
     result = command(
         real_data_bin, head_checkpoint, "translate", "--sources", sources, "--max-tokens", "8"
     )
-    assert " ".join(one_error_line(result).split()[2:6]) == "source line 2 has"
+    line = one_error_line(result)
+    assert line.startswith("fairseq-sigmoid-qe translate: error: source line 2 has ")
     assert one_error_line(result).endswith("tokens, more than --max-tokens 8 lets into a batch")
 
 
@@ -340,21 +341,21 @@ def test_summary_and_progress_on_stderr(real_data_bin, head_checkpoint, test_tex
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     progress = [line for line in result.stderr.splitlines() if " sentences/s, " in line]
-    assert progress[-1].startswith("fairseq-sigmoid-qe: 40/40 sentences (100%), ")
+    assert progress[-1].startswith("fairseq-sigmoid-qe score: 40/40 sentences (100%), ")
     assert progress[-1].endswith(" elapsed, done")
     summary = [
         line.split()
         for line in result.stderr.splitlines()
-        if line.startswith("fairseq-sigmoid-qe: sentence scores ")
+        if line.startswith("fairseq-sigmoid-qe score: sentence scores ")
     ]
-    assert summary[0][3:] == ["method", "mean", "p10", "p50", "p90"]
-    assert [row[3] for row in summary[1:]] == list(records[0]["sentence_scores"])
+    assert summary[0][4:] == ["method", "mean", "p10", "p50", "p90"]
+    assert [row[4] for row in summary[1:]] == list(records[0]["sentence_scores"])
     for row in summary[1:]:
-        values = numpy.array([r["sentence_scores"][row[3]] for r in records])
+        values = numpy.array([r["sentence_scores"][row[4]] for r in records])
         values = values[numpy.isfinite(values)]
         expected = [values.mean(), *numpy.quantile(values, [0.1, 0.5, 0.9])]
-        assert [float(v) for v in row[4:8]] == pytest.approx(expected, rel=1e-5)
-        assert row[8] == f"({values.size}"
+        assert [float(v) for v in row[5:9]] == pytest.approx(expected, rel=1e-5)
+        assert row[9] == f"({values.size}"
     quiet = command(
         real_data_bin, head_checkpoint, "score", "--sources", src, "--translations", ref, "--quiet"
     )
