@@ -66,3 +66,28 @@ def test_gpt2_bytes_round_trip_and_have_no_word_mapping(tmp_path):
     assert pieces[0] == "256" and all(p.isdigit() for p in pieces)
     assert text.decode(pieces) == "ab cd"
     assert text.word_ids(pieces, "ab cd") is None
+
+
+def test_a_released_model_folder_gives_the_bpe_codes(tmp_path):
+    """--bpe subword_nmt|fastbpe without --bpe-codes: the folder's bpecodes, as Fairseq
+    releases its models; none there is one error line naming the option."""
+    from argparse import Namespace
+
+    from fairseq_sigmoid_qe.cli.raw_text import text_choice
+    from fairseq_sigmoid_qe.core.errors import QEUserError
+
+    args = Namespace(
+        tokenizer="moses",
+        bpe="subword_nmt",
+        spm_model=None,
+        data_dir=str(tmp_path),
+        text_option_names=["bpe_codes", "source_lang"],
+        bpe_codes="???",
+        source_lang=None,
+    )
+    with pytest.raises(QEUserError, match="--bpe subword_nmt needs --bpe-codes"):
+        text_choice(args)
+    (tmp_path / "bpecodes").write_text("#version: 0.2\n", encoding="utf-8")
+    chosen = text_choice(args)
+    assert chosen["text_options"] == {"bpe_codes": str(tmp_path / "bpecodes")}  # no None
+    assert (chosen["tokenizer"], chosen["bpe"]) == ("moses", "subword_nmt")

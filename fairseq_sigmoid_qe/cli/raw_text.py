@@ -78,6 +78,18 @@ def add_text_options(parser, tokenizer=None, bpe=None):
     parser.set_defaults(text_option_names=names, source_lang=None, target_lang=None)
 
 
+def released_file(option, data_dir):
+    """The file a model folder as Fairseq releases them holds for a required BPE option
+    (``bpecodes`` for ``--bpe-codes``; the sentencepiece model for ``--sentencepiece-model``),
+    or None."""
+    if option == "sentencepiece_model":
+        return find_spm_model(data_dir)
+    codes = os.path.join(data_dir, "bpecodes")
+    if option == "bpe_codes" and os.path.isfile(codes):
+        return codes
+    return None
+
+
 def text_choice(args):
     """The API's tokenizer/BPE keywords of ``--tokenizer``/``--bpe`` and their options (None:
     the sentencepiece default), checked: a required option left out is one error line."""
@@ -89,9 +101,8 @@ def text_choice(args):
     for name in args.text_option_names:
         value = getattr(args, name)
         if value == "???":
-            if name == "sentencepiece_model" and find_spm_model(args.data_dir):
-                value = find_spm_model(args.data_dir)
-            else:
+            value = released_file(name, args.data_dir)
+            if value is None:
                 raise QEUserError(f"--bpe {args.bpe} needs --{name.replace('_', '-')}")
         if value is not None:  # left out: fairseq's default, or the data's (its languages)
             options[name] = value
