@@ -4,6 +4,7 @@ and BPE through its encoder registry, the translations those of fairseq-interact
 same flags, word scores on the detokenized words."""
 
 import itertools
+import shutil
 import subprocess
 import sys
 
@@ -149,15 +150,31 @@ def test_moses_subword_nmt_end_to_end(moses_model, tmp_path):
         line.split("\t")[2] for line in interactive.stdout.splitlines() if line.startswith("D-")
     ]
     assert [r["translation"] for r in translated] == detokenized
-    scored = raw_text(
+    # the API with the same tokenizer and BPE: the same records
+    from fairseq_sigmoid_qe.api import QEModel
+
+    qe = QEModel.from_checkpoint(
+        checkpoint,
         data_bin,
+        device="cpu",
+        tokenizer="moses",
+        bpe="subword_nmt",
+        text_options={"bpe_codes": codes},
+    )
+    assert qe.translate(sources) == translated
+    # a model folder as Fairseq releases them: its bpecodes found without --bpe-codes
+    released = tmp_path / "released"
+    shutil.copytree(data_bin, released)
+    shutil.copy(codes, released / "bpecodes")
+    scored = raw_text(
+        str(released),
         checkpoint,
         "score",
         "--sources",
         tmp_path / "src.txt",
         "--translations",
         tmp_path / "ref.txt",
-        *text,
+        *text[:4],
     )
     assert any("@@" in piece for r in scored for piece in r["tokens"])  # subword-nmt pieces
     assert any(not word.isalnum() for r in scored for word in r["translation"].split())
