@@ -27,6 +27,7 @@ from .core.qe_methods.records import build_record
 from .core.words import aggregate_words
 from .decoding.search_loop import decoding_of, generate_with_qe, max_positions
 from .decoding.text_codec import FairseqText, SentencepieceText, fairseq_text_options
+from .evaluation.calibration import calibrate_record
 from .models import checkpoint_files
 from .models.language_pair import checkpoint_language_pair
 from .tasks.translation_qe import TASK_NAME
@@ -107,11 +108,6 @@ class QEModel:
         if tokenizer is not None or bpe is not None:
             if spm_model:
                 raise QEUserError("give --spm-model or --tokenizer/--bpe, not both")
-            if calibration:
-                raise QEUserError(
-                    "--calibration with --tokenizer/--bpe is not supported yet: its error "
-                    "spans are placed on sentencepiece text"
-                )
             options = {
                 "source_lang": task.cfg.source_lang,
                 "target_lang": task.cfg.target_lang,
@@ -266,7 +262,7 @@ class QEModel:
 
     def _record(self, qe, index, rank, source, decoding):
         """The QE record of one hypothesis, its text decoded as the model's text is, its word
-        scores those of that text's words."""
+        scores (and, with a calibration, tags and error spans) those of that text's words."""
         translation = self.text.decode(qe["tokens"])
         ids = self.text.word_ids(qe["tokens"], translation)
         if not isinstance(self.text, SentencepieceText):
@@ -278,6 +274,10 @@ class QEModel:
                     m: aggregate_words(v, ids, self.word_agg) for m, v in qe["token_scores"].items()
                 }
             )
+            calibration = getattr(self.task, "qe_calibration", None)
+            if calibration is not None:  # calibrated again: these words, spans on this text
+                qe.pop("errors", None)
+                calibrate_record(qe, calibration, text=translation)
         return build_record(
             qe, id=index, rank=rank, source=source, translation=translation, decoding=decoding
         )
