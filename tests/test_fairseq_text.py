@@ -191,3 +191,45 @@ def test_moses_subword_nmt_end_to_end(moses_model, tmp_path):
         assert len(record["word_scores"]["sigmoid"]) < len(
             " ".join(record["tokens"]).replace("@@ ", "").split()
         )
+
+
+def test_calibrated_word_tags_and_error_spans_are_on_the_detokenized_text(moses_model, tmp_path):
+    """--calibration with --tokenizer moses --bpe subword_nmt: word tags for the words of the
+    translation as the user reads it, error spans at its characters."""
+    import json
+
+    data_bin, codes, checkpoint, sources, _ = moses_model
+    (tmp_path / "src.txt").write_text("\n".join(sources) + "\n", encoding="utf-8")
+    text = ["--tokenizer", "moses", "--bpe", "subword_nmt", "--bpe-codes", codes]
+    records = raw_text(data_bin, checkpoint, "translate", "--sources", tmp_path / "src.txt", *text)
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (tmp_path / "labels").write_text("".join(f"{i % 2}\n" for i in range(len(records))))
+    words = [r["translation"].split() for r in records]
+    (tmp_path / "tags").write_text(
+        "".join(" ".join("BAD" if (i + j) % 2 else "OK" for j in range(len(w))) + "\n"
+                for i, w in enumerate(words))
+    )  # fmt: skip
+    fitted = subprocess.run(
+        [sys.executable, "-m", "fairseq_sigmoid_qe.cli.calibrate", "--qe", dev]
+        + ["--method", "sigmoid", "--map", "platt", "--gold-labels", tmp_path / "labels"]
+        + ["--word-labels", tmp_path / "tags", "--output", tmp_path / "cal.json"],
+        capture_output=True,
+        text=True,
+    )
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    calibrated = raw_text(
+        data_bin, checkpoint, "translate", "--sources", tmp_path / "src.txt", *text,
+        "--calibration", tmp_path / "cal.json",
+    )  # fmt: skip
+    spans = 0
+    for record, plain in zip(calibrated, records):
+        assert record["translation"] == plain["translation"]
+        tags = record["calibrated"]["word_tags"]
+        assert len(tags) == len(record["translation"].split())
+        bad = [w for w, t in zip(record["translation"].split(), tags) if t == "BAD"]
+        assert [w for e in record["errors"] for w in e["text"].split()] == bad
+        for error in record["errors"]:
+            assert record["translation"][error["start"] : error["end"]] == error["text"]
+            spans += 1
+    assert spans  # some word is BAD somewhere: the spans were checked
