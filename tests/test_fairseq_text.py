@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PACKAGE_DIR, TINY_BASE, fairseq, head_args
+from conftest import PACKAGE_DIR, TINY_BASE, binarize, fairseq, head_args
 
 from fairseq_sigmoid_qe.core.qe_methods.records import loads
 
@@ -79,12 +79,7 @@ def moses_model(tmp_path_factory, corpus_dir):
             "\n".join(moses_bpe(lines, lang, bpe)) + "\n", encoding="utf-8"
         )
     data_bin = root / "data-bin"
-    fairseq(
-        "preprocess",
-        "--source-lang", "en", "--target-lang", "de",
-        "--trainpref", text / "train", "--validpref", text / "valid", "--testpref", text / "test",
-        "--destdir", data_bin, "--workers", "1",
-    )  # fmt: skip
+    binarize(str(text), str(data_bin), ("train", "valid", "test"))
     base = root / "base"
     fairseq(
         "train", data_bin, *TINY_BASE, "--max-tokens", "2000", "--max-update", "40",
