@@ -297,7 +297,7 @@ def generation_task(dictionary, dominant_at="auto"):
     from fairseq_sigmoid_qe.tasks.translation_qe import TranslationQEConfig, TranslationQETask
 
     cfg = TranslationQEConfig(print_qe=True, qe_dominant_at=dominant_at)
-    return TranslationQETask(cfg, dictionary, dictionary)
+    return TranslationQETask(cfg, dictionary, dictionary).keep_qe_in_hypotheses()
 
 
 def time_generation(shape, beams, repeats, dominant_at="auto"):

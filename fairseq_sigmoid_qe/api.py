@@ -3,7 +3,14 @@ given translations (the command is :mod:`.cli.raw_text`).
 
     qe = QEModel.from_checkpoint("head/checkpoint_last.pt", "data-bin", "spm.model")
     qe.translate(["Open the file."])                      # beam search + QE
+    qe.translate(["Open the file."], sampling=True, top_p=0.9, seed=3)  # a sample + QE
     qe.score(["Open the file."], ["Öffne die Datei."])    # QE of given translations
+
+A model released with Moses + subword-nmt (or fastBPE, GPT-2 bytes, ...), through fairseq's
+encoder registry, with the options fairseq-interactive takes for it::
+
+    QEModel.from_checkpoint("model.pt", "data-bin", tokenizer="moses", bpe="subword_nmt",
+                            text_options={"bpe_codes": "bpecodes"})
 """
 
 import glob
@@ -14,10 +21,13 @@ from fairseq import checkpoint_utils
 from fairseq.data import LanguagePairDataset
 
 from . import register_fairseq_components
-from .core.errors import QEUserError
+from .core.errors import QEUserError, check_range
 from .core.qe_methods import DEFAULT_METHODS
-from .core.words import detokenize
-from .decoding.search_loop import generate_with_qe, max_positions
+from .core.qe_methods.records import build_record
+from .core.words import aggregate_words
+from .decoding.search_loop import decoding_of, generate_with_qe, max_positions
+from .decoding.text_codec import FairseqText, SentencepieceText, fairseq_text_options
+from .evaluation.calibration import calibrate_record
 from .models import checkpoint_files, data_folder
 from .models.language_pair import checkpoint_language_pair
 from .tasks.translation_qe import TASK_NAME
@@ -37,15 +47,17 @@ class QEModel:
         self,
         model,
         task,
-        spm=None,
+        text=None,
         beam=5,
         max_tokens=4000,
         batch_size=None,
         chunk_sentences=CHUNK_SENTENCES,
+        word_agg="min",
     ):
-        self.model, self.task, self.spm = model, task, spm
+        self.model, self.task = model, task
+        self.text = text if text is not None else SentencepieceText()
         self.beam, self.max_tokens, self.batch_size = beam, max_tokens, batch_size
-        self.chunk_sentences = chunk_sentences
+        self.chunk_sentences, self.word_agg = chunk_sentences, word_agg
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
 
     @classmethod
@@ -60,16 +72,25 @@ class QEModel:
         sentence_agg="prod",
         word_agg="min",
         batch_size=None,
-        device="cpu",
+        device=None,
         methods=DEFAULT_METHODS,
         mc_samples=None,
         seed=1,
         calibration=None,
+        tokenizer=None,
+        bpe=None,
+        text_options=None,
     ):
-        """``methods``: QE methods (names of ``scoring.METHODS``, a tuple or comma list);
+        """``spm_model``: the data's sentencepiece model (read directly); or ``tokenizer``
+        and ``bpe``: fairseq's registered ones (``moses``, ``subword_nmt``, ...), with
+        ``text_options`` their options as fairseq names them (``bpe_codes``,
+        ``moses_no_escape``...; Moses' languages default to the data's). ``methods``: QE
+        methods (names of ``scoring.METHODS``, a tuple or comma list);
         ``mc_samples``, ``seed``: of the Monte-Carlo methods; ``calibration``: a calibration
         file (``fairseq-sigmoid-qe calibrate``) whose calibrated scores, tags and error spans
-        every record also gets."""
+        every record also gets. ``device``: as the command's ``--device`` (a name or a
+        torch device; default: the GPU when there is one, else the CPU, as the command)."""
+        device = choose_device(device)
         if not isinstance(methods, str):
             methods = ",".join(methods)
         model, task = load_head_model(
@@ -84,25 +105,38 @@ class QEModel:
             qe_calibration=calibration,
         )
         model.to(device)
-        spm = None
+        if tokenizer is not None or bpe is not None:
+            if spm_model:
+                raise QEUserError("give --spm-model or --tokenizer/--bpe, not both")
+            options = {
+                "source_lang": task.cfg.source_lang,
+                "target_lang": task.cfg.target_lang,
+                **(text_options or {}),
+            }
+            try:
+                text = FairseqText(fairseq_text_options(tokenizer, bpe, **options))
+            except (ImportError, OSError, ValueError, KeyError) as exc:
+                raise QEUserError(
+                    f"cannot build --tokenizer {tokenizer} / --bpe {bpe}: {exc}"
+                ) from exc
+            return cls(model, task, text, beam, max_tokens, batch_size, word_agg=word_agg)
+        processor = None
         if spm_model:
             import sentencepiece
 
             try:
-                spm = sentencepiece.SentencePieceProcessor(model_file=spm_model)
+                processor = sentencepiece.SentencePieceProcessor(model_file=spm_model)
             except (OSError, RuntimeError) as exc:
                 raise QEUserError(f"cannot load sentencepiece model {spm_model}: {exc}") from exc
-        return cls(model, task, spm, beam, max_tokens, batch_size)
-
-    def _pieces(self, text):
-        return " ".join(self.spm.encode(text, out_type=str)) if self.spm else text
+        return cls(model, task, SentencepieceText(processor), beam, max_tokens, batch_size)
 
     def _encode(self, lines, dictionary, kind, limit, first_number=1):
         encoded = []
         for number, line in enumerate(lines, first_number):
             if not line.strip():
                 raise QEUserError(f"{kind} line {number} is empty")
-            pieces = self._pieces(line.strip())
+            side = "source" if dictionary is self.src_dict else "target"
+            pieces = self.text.encode(line.strip(), side)
             special = special_symbol(pieces, dictionary)
             if special is not None:
                 raise QEUserError(
@@ -151,19 +185,35 @@ class QEModel:
                     targets[start:stop], self.tgt_dict, "translation", tgt_limit, start + 1
                 )
 
-    def records(self, sources, translations=None, nbest=None, on_batch=None):
-        """(sentence index, record) of each sentence in input order, chunk by chunk: with
+    def records(
+        self,
+        sources,
+        translations=None,
+        nbest=None,
+        on_batch=None,
+        sampling=False,
+        top_p=None,
+        temperature=None,
+        seed=None,
+    ):
+        """(sentence index, QE record) of each sentence in input order, chunk by chunk: with
         ``translations`` the QE of each (read off fairseq's force-decoding scorer), else of
-        the beam search's best hypothesis, or of its ``nbest`` best, each with its ``rank``;
-        ``on_batch(n)`` is called as each batch of ``n`` sentences is done."""
+        the beam search's best hypothesis, or of its ``nbest`` best (``rank`` 0, 1, ...);
+        ``on_batch(n)`` is called as each batch of ``n`` sentences is done. Each record is
+        the schema of :mod:`.core.qe_methods.records` (``id``: the sentence index).
+        ``sampling``: in place of the beam search, ``nbest`` (default 1) translations sampled
+        per sentence (fairseq's sampling; ``top_p``: nucleus sampling, ``temperature``,
+        ``seed``: torch's seed before the first batch, default 1)."""
         if translations is not None and len(sources) != len(translations):
             raise QEUserError(f"{len(sources)} sources but {len(translations)} translations")
+        generation = self._generation(translations, nbest, sampling, top_p, temperature)
         self._check_lines(sources, translations)
-        generation = (
-            Namespace(score_reference=True)
-            if translations is not None
-            else Namespace(beam=self.beam, nbest=nbest or 1)
-        )
+        if sampling:
+            import torch
+
+            seed = 1 if seed is None else seed
+            torch.manual_seed(seed)
+        decoding = decoding_of(generation, seed if sampling else None)
         for start in range(0, len(sources), self.chunk_sentences):
             stop = start + self.chunk_sentences
             dataset = self._dataset(
@@ -176,8 +226,9 @@ class QEModel:
                 self.task, self.model, dataset, generation, self.max_tokens, self.batch_size
             ):
                 for row, beams in enumerate(hypos):
+                    index = start + int(sample["id"][row])
                     chunk[int(sample["id"][row])] = [
-                        self._record(hypo["qe"], None if nbest is None else rank)
+                        self._record(hypo["qe"], index, rank, sources[index], decoding)
                         for rank, hypo in enumerate(beams[: nbest or 1])
                     ]
                 if on_batch is not None:
@@ -186,15 +237,68 @@ class QEModel:
                 for record in sentence:
                     yield index, record
 
-    @staticmethod
-    def _record(qe, rank):
-        ranked = {} if rank is None else {"rank": rank}
-        return {**ranked, "translation": detokenize(qe["tokens"]), **qe}
+    def _generation(self, translations, nbest, sampling, top_p, temperature):
+        """fairseq's generation options of a call, checked."""
+        if translations is not None:
+            if sampling or top_p is not None or temperature is not None:
+                raise QEUserError("sampling options are for translate (score scores given text)")
+            return Namespace(score_reference=True)
+        if not sampling:
+            if top_p is not None or temperature is not None:
+                raise QEUserError("--top-p and --temperature need --sampling")
+            return Namespace(beam=self.beam, nbest=nbest or 1)
+        if top_p is not None:
+            check_range("--top-p", top_p, low=0, high=1, low_open=True)
+        if temperature is not None:
+            check_range("--temperature", temperature, low=0, low_open=True)
+        samples = nbest or 1
+        return Namespace(
+            beam=samples,
+            nbest=samples,
+            sampling=True,
+            sampling_topp=-1.0 if top_p is None else top_p,
+            temperature=1.0 if temperature is None else temperature,
+        )
 
-    def translate(self, sources, nbest=None):
+    def _record(self, qe, index, rank, source, decoding):
+        """The QE record of one hypothesis, its text decoded as the model's text is, its word
+        scores (and, with a calibration, tags and error spans) those of that text's words."""
+        translation = self.text.decode(qe["tokens"])
+        ids = self.text.word_ids(qe["tokens"], translation)
+        if not isinstance(self.text, SentencepieceText):
+            qe = dict(qe)
+            qe["word_scores"] = (
+                None
+                if ids is None
+                else {
+                    m: aggregate_words(v, ids, self.word_agg) for m, v in qe["token_scores"].items()
+                }
+            )
+            calibration = getattr(self.task, "qe_calibration", None)
+            if calibration is not None:  # calibrated again: these words, spans on this text
+                qe.pop("errors", None)
+                calibrate_record(qe, calibration, text=translation)
+        return build_record(
+            qe, id=index, rank=rank, source=source, translation=translation, decoding=decoding
+        )
+
+    def translate(
+        self, sources, nbest=None, sampling=False, top_p=None, temperature=None, seed=None
+    ):
         """Beam-search translations of raw source sentences, each with its QE (read off the
-        search); with ``nbest``, that many per sentence, each with its ``rank``."""
-        return [record for _, record in self.records(sources, nbest=nbest)]
+        search); with ``nbest``, that many per sentence, each with its ``rank``; with
+        ``sampling``, sampled translations in place of the beam search (:meth:`records`)."""
+        return [
+            record
+            for _, record in self.records(
+                sources,
+                nbest=nbest,
+                sampling=sampling,
+                top_p=top_p,
+                temperature=temperature,
+                seed=seed,
+            )
+        ]
 
     def score(self, sources, translations):
         """QE of given translations (read off fairseq's force-decoding scorer)."""
@@ -234,23 +338,31 @@ def special_symbol(pieces, dictionary):
 
 
 def device_of(args):
-    """The torch device of ``--cpu``/``--device`` (default: the GPU when there is one)."""
+    """The torch device of the command's ``--cpu``/``--device`` (:func:`choose_device`)."""
+    return choose_device(args.device, args.cpu)
+
+
+def choose_device(device=None, cpu=False):
+    """The torch device of a name (``cpu``, ``cuda``, ``cuda:N``) or torch device, the one
+    rule of the command and the API: default the GPU when there is one, else the CPU;
+    ``cpu``: the command's ``--cpu``."""
     import torch
 
-    if args.cpu and args.device not in (None, "cpu"):
-        raise QEUserError(f"--cpu and --device {args.device} contradict each other")
-    name = "cpu" if args.cpu else args.device
+    name = None if device is None else str(device)
+    if cpu and name not in (None, "cpu"):
+        raise QEUserError(f"--cpu and --device {name} contradict each other")
+    name = "cpu" if cpu else name
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
+        chosen = torch.device(name)
     except RuntimeError:
         raise QEUserError(f"--device {name} is not a device (cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if chosen.type == "cuda" and not torch.cuda.is_available():
         raise QEUserError(f"--device {name}: no CUDA GPU is available")
-    if device.type not in ("cpu", "cuda"):
+    if chosen.type not in ("cpu", "cuda"):
         raise QEUserError(f"--device {name} is not a device (cpu, cuda, cuda:N)")
-    return device
+    return chosen
 
 
 def load_head_model(path, data_dir=None, **qe_options):
@@ -282,4 +394,5 @@ def load_head_model(path, data_dir=None, **qe_options):
             f"{path} has no sigmoid head (train one with --arch sigmoid_head_transformer)"
         )
     model.eval()
+    task.keep_qe_in_hypotheses()  # the API's callers read hypo["qe"]
     return model, task

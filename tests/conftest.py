@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -48,10 +49,24 @@ def binarize(prefix, destdir, splits=("train", "valid"), *extra):
     )
 
 
+@pytest.fixture(autouse=True)
+def no_subcommand_left_named():
+    """A test that runs a subcommand in this process (``console.main([...])``) names it for
+    the process's messages (``core.errors.set_command``): unnamed again for the next test."""
+    yield
+    from fairseq_sigmoid_qe.core import errors
+
+    errors._COMMAND.clear()
+
+
+ERROR_LINE = re.compile(r"fairseq-sigmoid-qe(?: [a-z-]+)?: error: ")
+
+
 def one_error_line(result):
-    """The one ``fairseq-sigmoid-qe: error:`` line of a failed command (no traceback)."""
+    """The one ``fairseq-sigmoid-qe[ COMMAND]: error:`` line of a failed command (no
+    traceback)."""
     assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if "fairseq-sigmoid-qe: error:" in line]
+    lines = [line for line in result.stderr.splitlines() if ERROR_LINE.search(line)]
     assert len(lines) == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     return lines[0]

@@ -91,7 +91,7 @@ def test_generate_adds_the_calibrated_part_and_nothing_else(
     tags = [t for r in records for t in r["calibrated"]["word_tags"]]
     assert 0.1 < tags.count("BAD") / len(tags) < 0.9, "the test's map should tag both ways"
     for record in records:
-        check_calibrated(record, calibration, record["detokenized"])
+        check_calibrated(record, calibration, record["translation"])
 
 
 def test_raw_text_api_and_command(real_data_bin, head_checkpoint, tmp_path):

@@ -256,6 +256,16 @@ def test_calibrate_command_end_to_end(tmp_path, kind):
             else "BAD"
         )
         assert {k: v for k, v in calibrated.items() if k not in ("calibrated", "errors")} == record
+        # the same words in another rendering of the text (a tokenizer's detokenized text, as
+        # the raw-text command with --tokenizer/--bpe gives): the spans are on that text
+        other = "\u00a0 ".join(text.split()) + " "
+        respanned = cal.calibrate_record(json.loads(json.dumps(record)), calibration, text=other)
+        assert respanned["calibrated"] == calibrated["calibrated"]
+        assert [e["text"].replace("\u00a0", "") for e in respanned["errors"]] == [
+            e["text"] for e in calibrated["errors"]
+        ]
+        for error in respanned["errors"]:
+            assert other[error["start"] : error["end"]] == error["text"]
 
 
 def test_calibration_file_round_trip_and_its_errors(tmp_path):

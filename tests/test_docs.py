@@ -18,11 +18,11 @@ README = os.path.join(REPO, "README.md")
 DOCS = os.path.join(REPO, "docs")
 SETUP_COMMANDS = (
     "bash setup.sh",
-    ".venv/bin/fairseq-sigmoid-qe-quickstart",
+    ".venv/bin/fairseq-sigmoid-qe quickstart",
     ".venv/bin/python -m pytest -q -n auto tests",
 )
 PLUGIN = "fairseq_sigmoid_qe"
-# console script -> the cli module whose parser it runs
+# the older console scripts -> the subcommand they run
 SCRIPTS = {
     "fairseq-sigmoid-qe-quickstart": "quickstart",
     "fairseq-sigmoid-qe-evaluate": "evaluate",
@@ -83,8 +83,13 @@ class Captured(Exception):
         self.parser = parser
 
 
-def cli_parser(module_name, monkeypatch):
-    """The argparse parser a cli module builds, caught when it parses (the command never runs)."""
+def cli_parser(command, monkeypatch, arguments=()):
+    """The argparse parser a subcommand builds, caught when it parses (it never runs);
+    ``arguments``: the command's, which choose the options of translate's and score's
+    ``--tokenizer`` and ``--bpe``."""
+    from fairseq_sigmoid_qe.cli.console import COMMANDS
+
+    module_name = COMMANDS[command][0] if command in COMMANDS else command
     module = importlib.import_module(f"{PLUGIN}.cli.{module_name}")
 
     def catch(self, *args, **kwargs):
@@ -95,19 +100,20 @@ def cli_parser(module_name, monkeypatch):
         patch.setattr(argparse.ArgumentParser, "parse_known_args", catch)
         patch.setattr("sys.excepthook", __import__("sys").excepthook)
         with pytest.raises(Captured) as caught:
-            module.main([])
+            module.main([command, *arguments] if module_name == "raw_text" else [])
     return caught.value.parser
 
 
 def cli_target(words):
-    """(cli module, arguments after the program) of one of the plugin's commands, or None."""
+    """(subcommand, arguments after it) of one of the plugin's commands, or None."""
+    from fairseq_sigmoid_qe.cli.console import COMMANDS
+
     program = os.path.basename(words[0])
     if program in SCRIPTS:
         return SCRIPTS[program], words[1:]
     if program == "fairseq-sigmoid-qe":
-        if words[1:2] in (["calibrate"], ["merge"]):
-            return words[1], words[2:]
-        return "raw_text", words[1:]
+        assert words[1:2] and words[1] in COMMANDS, f"not a subcommand: {words}"
+        return words[1], words[2:]
     if re.fullmatch(r"python[\d.]*", program) and words[1:2] == ["-m"]:
         match = re.fullmatch(rf"{PLUGIN}\.cli\.(\w+)", words[2]) if len(words) > 2 else None
         if match:
@@ -162,14 +168,14 @@ def test_plugin_commands_use_known_options(monkeypatch):
         if target is None:
             continue
         module, arguments = target
-        if module not in parsers:
-            parsers[module] = cli_parser(module, monkeypatch)
-        parser = parsers[module]
+        from fairseq_sigmoid_qe.cli.raw_text import chosen
+
+        key = (module, chosen(arguments, "--tokenizer"), chosen(arguments, "--bpe"))
+        if key not in parsers:
+            parsers[key] = cli_parser(module, monkeypatch, arguments)
+        parser = parsers[key]
         known = set(parser._option_string_actions)
         unknown += [(page, module, o) for o in options_of(arguments) if o not in known]
-        commands = [a for a in parser._actions if a.dest == "command" and a.choices]
-        if commands and arguments and arguments[0] not in commands[0].choices:
-            unknown.append((page, module, arguments[0]))
     assert not unknown, unknown
 
 
@@ -178,9 +184,11 @@ def fairseq_commands():
     found = []
     for page, words in all_commands():
         tool = os.path.basename(words[0])
-        if tool in ("fairseq-train", "fairseq-generate") and f"--user-dir={PLUGIN}" in (
-            "=".join(words[i : i + 2]) for i in range(len(words))
-        ):
+        if tool in (
+            "fairseq-train",
+            "fairseq-generate",
+            "fairseq-interactive",
+        ) and f"--user-dir={PLUGIN}" in ("=".join(words[i : i + 2]) for i in range(len(words))):
             found.append((page, tool, words[1:]))
     return found
 
@@ -196,12 +204,20 @@ def test_fairseq_commands_parse_with_the_plugin():
 
     fairseq_sigmoid_qe.register_fairseq_components()
     commands = fairseq_commands()
-    assert {tool for _, tool, _ in commands} == {"fairseq-train", "fairseq-generate"}
+    assert {tool for _, tool, _ in commands} == {
+        "fairseq-train",
+        "fairseq-generate",
+        "fairseq-interactive",
+    }
     for page, tool, arguments in commands:
         i = arguments.index("--user-dir")
         arguments = arguments[:i] + arguments[i + 2 :]
-        if tool == "fairseq-generate":
-            parser = options.get_generation_parser()
+        if tool in ("fairseq-generate", "fairseq-interactive"):
+            parser = (
+                options.get_generation_parser()
+                if tool == "fairseq-generate"
+                else options.get_interactive_generation_parser()
+            )
             if "--print-qe" in arguments and "--task" not in arguments:
                 arguments += ["--task", "translation_qe"]
         else:

@@ -36,7 +36,7 @@ from fairseq_sigmoid_qe.evaluation.report import evaluate_methods
 
 pytestmark = pytest.mark.unit
 
-ERROR_PREFIX = "fairseq-sigmoid-qe: error:"
+ERROR_PREFIX = "fairseq-sigmoid-qe evaluate: error:"
 
 
 def brute_force_prr(confidence, quality, max_rejection=1.0):
@@ -552,7 +552,7 @@ def test_nan_scores_are_left_out_and_counted(cli_files):
     assert table.returncode == 0, table.stderr
     warnings = [line for line in table.stderr.splitlines() if "warning" in line]
     assert warnings == [
-        "fairseq-sigmoid-qe-evaluate: warning: sigmoid: 2 of 25 sentences left "
+        "fairseq-sigmoid-qe evaluate: warning: sigmoid: 2 of 25 sentences left "
         "out (NaN or infinite score or gold)"
     ]
     rows = {line.split()[0]: line.split() for line in table.stdout.splitlines()[2:]}

@@ -9,7 +9,10 @@ import re
 import pytest
 from conftest import PACKAGE_DIR, fairseq, one_error_line
 
+from fairseq_sigmoid_qe.core.qe_methods.records import RECORD_VERSION, loads
+
 pytestmark = pytest.mark.integration
+
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| ")
 METHODS = ("sigmoid", "softmax", "boostedprob")
@@ -61,7 +64,8 @@ def by_prefix(stdout, prefix):
 
 
 def read_jsonl(path):
-    return [json.loads(line) for line in open(path, encoding="utf-8")]
+    """The QE records of a file, parsed strictly (NaN and Infinity are not JSON)."""
+    return [loads(line) for line in open(path, encoding="utf-8")]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +133,9 @@ def test_every_hypothesis_gets_qe_lines(runs):
             assert h[0][2:] == q[0][2:] == qt[0][3:] == qw[0][3:]
             assert len(qt[1].split()) == len(record["tokens"])
             assert "".join(record["tokens"]).replace("\u2581", " ").strip() == h[2]
-            assert (record["hypothesis"], record["detokenized"]) == (h[2], d[2])
+            assert record["translation"] == d[2]
+            assert record["version"] == RECORD_VERSION
+            assert record["decoding"] == {"search": "beam", "beam": 5}
             assert record["source"] == sources[record["id"]]
             assert len(qw[1].split()) == len(d[2].split())
             values = [float(x) for x in q[1:]] + [float(x) for x in qt[1].split()]
@@ -203,7 +209,8 @@ def test_include_eos_and_score_reference(reference_run):
     assert len(tokens) == len(records) > 50
     for record, qt in zip(records, tokens):
         assert record["tokens"][-1] == "</s>"
-        assert record["tokens"][:-1] == record["hypothesis"].split()
+        assert record["tokens"][:-1] == record["translation"].split()  # no --post-process
+        assert record["decoding"] == {"search": "forced"}
         assert len(qt[1].split()) == len(record["tokens"]) == len(record["token_scores"]["sigmoid"])
         assert record["word_scores"] is None and not by_prefix(stdout, "QW-")
 

@@ -14,7 +14,7 @@ from fairseq_sigmoid_qe.evaluation.gold import load_comet_json, load_gold
 
 pytestmark = pytest.mark.unit
 
-ERROR_PREFIX = "fairseq-sigmoid-qe: error:"
+ERROR_PREFIX = "fairseq-sigmoid-qe evaluate: error:"
 
 
 def comet_json(path, scores, system="hyp.de", references=True, errors=False):

@@ -50,7 +50,7 @@ def test_every_bounded_requirement_says_why():
         assert "#" in line and len(line.split("#", 1)[1].strip()) > 10, line
 
 
-@pytest.mark.parametrize("command", ["quickstart", "raw_text"])
+@pytest.mark.parametrize("command", ["quickstart", "translate", "score", "token-groups"])
 def test_missing_fairseq_is_one_line_naming_the_extra(command, monkeypatch, capsys):
     from fairseq_sigmoid_qe.cli import console
 
@@ -61,8 +61,8 @@ def test_missing_fairseq_is_one_line_naming_the_extra(command, monkeypatch, caps
         lambda name, *args: None if name == "fairseq" else find_spec(name, *args),
     )
     with pytest.raises(SystemExit) as exit_info:
-        getattr(console, command)()
+        console.run(command, [])
     assert exit_info.value.code == 1
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fairseq-sigmoid-qe: error:")
+    assert len(lines) == 1 and lines[0].startswith(f"fairseq-sigmoid-qe {command}: error:")
     assert "'fairseq' extra" in lines[0] and "setup.sh" in lines[0]

@@ -9,6 +9,7 @@ import torch
 
 from fairseq_sigmoid_qe.cli.quickstart import parse_args
 from fairseq_sigmoid_qe.core.errors import QEUserError
+from fairseq_sigmoid_qe.core.qe_methods.records import loads
 from fairseq_sigmoid_qe.demo import quickstart
 
 pytestmark = pytest.mark.e2e
@@ -58,12 +59,29 @@ def test_outputs_written(small_run):
     results = json.loads((workdir / "results.json").read_text())
     assert results["sentences"] == TEST_PAIRS
     assert {row["method"]: row for row in results["correlations"]} == rows
+    # the second table: sampled translations of the same test set, their records strict JSON
+    sampled = {row["method"]: row for row in results["correlations_sampling"]}
+    assert set(sampled) == METHODS and results["sampling"] == {"top_p": 0.9, "seed": 1}
+    for row in sampled.values():
+        assert -1.0 <= row["pearson"] <= 1.0 and 0.0 <= row["token_auc"] <= 1.0
+    lines = (workdir / "qe-sampling.jsonl").read_text().splitlines()
+    sampled_records = [loads(line) for line in lines]
+    assert sorted(r["id"] for r in sampled_records) == list(range(TEST_PAIRS))
+    assert all(
+        r["decoding"]
+        == {"search": "sampling", "samples": 1, "top_p": 0.9, "temperature": 1.0, "seed": 1}
+        for r in sampled_records
+    )
+    beam = {
+        r["id"]: r["tokens"] for r in map(loads, (workdir / "qe.jsonl").read_text().splitlines())
+    }
+    assert sum(beam[r["id"]] != r["tokens"] for r in sampled_records) > TEST_PAIRS // 10
     records = [json.loads(line) for line in (workdir / "qe.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in records) == list(range(TEST_PAIRS))
     for record in records:
         assert 0.0 <= record["gold"] <= 1.0
         scores = record["token_scores"]
-        assert len(record["tokens"]) == len(scores["sigmoid"]) == len(record["hypothesis"].split())
+        assert len(record["tokens"]) == len(scores["sigmoid"]) == len(record["translation"].split())
         # BoostedProb is a token's dominant set's mass when it is dominant, else its
         # probability (the search's positional scores are differences of running sums: 1e-4)
         assert all(b >= s * (1 - 1e-4) for b, s in zip(scores["boostedprob"], scores["softmax"]))
@@ -85,8 +103,8 @@ def test_token_groups_match_the_exact_labels(small_run):
         label
         for r in records
         for word, label in zip(
-            r["hypothesis"].split(),
-            language.token_labels(r["source"].split(), r["hypothesis"].split()),
+            r["tokens"],
+            language.token_labels(r["source"].split(), r["tokens"]),
         )
         if word != "<unk>"
     ]
@@ -126,7 +144,9 @@ def test_console_refuses_existing_workdir_with_one_line(small_run):
     )
     assert result.returncode == 1
     errors = [
-        line for line in result.stderr.splitlines() if line.startswith("fairseq-sigmoid-qe: error:")
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("fairseq-sigmoid-qe quickstart: error:")
     ]
     assert len(errors) == 1 and "already exists" in errors[0]
     assert "Traceback" not in result.stderr
@@ -137,6 +157,6 @@ def test_zero_threads_is_refused_with_one_line(tmp_path, capsys):
         quickstart.run(parse_args(["--workdir", str(tmp_path / "run"), "--threads", "0"]))
     assert exit_info.value.code == 2
     assert [line for line in capsys.readouterr().err.splitlines() if "error:" in line] == [
-        "fairseq-sigmoid-qe-quickstart: error: --threads must be at least 1"
+        "fairseq-sigmoid-qe quickstart: error: --threads must be at least 1"
     ]
     assert not (tmp_path / "run").exists()

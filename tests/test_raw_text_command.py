@@ -13,6 +13,8 @@ import pytest
 import torch
 from conftest import one_error_line
 
+from fairseq_sigmoid_qe.core.qe_methods.records import build_record, decoding_info, dumps, loads
+
 pytestmark = pytest.mark.integration
 
 
@@ -90,7 +92,8 @@ def test_sentence_longer_than_max_tokens(real_data_bin, head_checkpoint, tmp_pat
     result = command(
         real_data_bin, head_checkpoint, "translate", "--sources", sources, "--max-tokens", "8"
     )
-    assert " ".join(one_error_line(result).split()[2:6]) == "source line 2 has"
+    line = one_error_line(result)
+    assert line.startswith("fairseq-sigmoid-qe translate: error: source line 2 has ")
     assert one_error_line(result).endswith("tokens, more than --max-tokens 8 lets into a batch")
 
 
@@ -146,8 +149,10 @@ def test_long_translations_keep_a_ranking(real_data_bin, head_checkpoint, tmp_pa
         output,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    # a strict JSON parser reads every record (NaN / Infinity would be refused)
+    records = [loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert all(len(r["tokens"]) >= 1000 for r in records)
+    assert all(0.0 <= s <= 1.0 for r in records for s in r["sentence_scores"].values())
     underflowed = 0
     for method in ("sigmoid", "softmax", "boostedprob"):
         logs = [r["sentence_log_scores"][method] for r in records]
@@ -171,20 +176,24 @@ def todays_jsonl(qe, sources, translations=None):
     generation = (
         Namespace(score_reference=True) if translations is not None else Namespace(beam=qe.beam)
     )
+    decoding = (
+        decoding_info("forced") if translations is not None else decoding_info("beam", beam=qe.beam)
+    )
     results = [None] * len(sources)
     for sample, hypos in generate_with_qe(
         qe.task, qe.model, qe._dataset(sources, translations), generation, qe.max_tokens
     ):
         for row, beams in enumerate(hypos):
             qe_record = beams[0]["qe"]
-            results[int(sample["id"][row])] = {
-                "translation": detokenize(qe_record["tokens"]),
-                **qe_record,
-            }
-    return "".join(
-        json.dumps({"source": source, **record}, ensure_ascii=False) + "\n"
-        for source, record in zip(sources, results)
-    )
+            index = int(sample["id"][row])
+            results[index] = build_record(
+                qe_record,
+                id=index,
+                source=sources[index],
+                translation=detokenize(qe_record["tokens"]),
+                decoding=decoding,
+            )
+    return "".join(dumps(record) + "\n" for record in results)
 
 
 @pytest.fixture(scope="module")
@@ -302,8 +311,8 @@ def test_nbest_records_carry_ranks(real_data_bin, head_checkpoint, test_text, tm
     best = [json.loads(line) for line in best.stdout.splitlines()]
     nbest = [json.loads(line) for line in nbest.stdout.splitlines()]
     assert [(r["source"], r["rank"]) for r in nbest] == [(s, k) for s in sources for k in range(3)]
-    assert [{k: v for k, v in r.items() if k != "rank"} for r in nbest if r["rank"] == 0] == best
-    assert all("rank" not in r for r in best)
+    assert [r for r in nbest if r["rank"] == 0] == best
+    assert all(r["rank"] == 0 for r in best)
     for first in range(0, len(nbest), 3):
         assert len({tuple(r["tokens"]) for r in nbest[first : first + 3]}) == 3
     too_many = command(
@@ -332,21 +341,21 @@ def test_summary_and_progress_on_stderr(real_data_bin, head_checkpoint, test_tex
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     progress = [line for line in result.stderr.splitlines() if " sentences/s, " in line]
-    assert progress[-1].startswith("fairseq-sigmoid-qe: 40/40 sentences (100%), ")
+    assert progress[-1].startswith("fairseq-sigmoid-qe score: 40/40 sentences (100%), ")
     assert progress[-1].endswith(" elapsed, done")
     summary = [
         line.split()
         for line in result.stderr.splitlines()
-        if line.startswith("fairseq-sigmoid-qe: sentence scores ")
+        if line.startswith("fairseq-sigmoid-qe score: sentence scores ")
     ]
-    assert summary[0][3:] == ["method", "mean", "p10", "p50", "p90"]
-    assert [row[3] for row in summary[1:]] == list(records[0]["sentence_scores"])
+    assert summary[0][4:] == ["method", "mean", "p10", "p50", "p90"]
+    assert [row[4] for row in summary[1:]] == list(records[0]["sentence_scores"])
     for row in summary[1:]:
-        values = numpy.array([r["sentence_scores"][row[3]] for r in records])
+        values = numpy.array([r["sentence_scores"][row[4]] for r in records])
         values = values[numpy.isfinite(values)]
         expected = [values.mean(), *numpy.quantile(values, [0.1, 0.5, 0.9])]
-        assert [float(v) for v in row[4:8]] == pytest.approx(expected, rel=1e-5)
-        assert row[8] == f"({values.size}"
+        assert [float(v) for v in row[5:9]] == pytest.approx(expected, rel=1e-5)
+        assert row[9] == f"({values.size}"
     quiet = command(
         real_data_bin, head_checkpoint, "score", "--sources", src, "--translations", ref, "--quiet"
     )
@@ -456,9 +465,8 @@ def test_score_refuses_nbest(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert one_error_line(result).endswith(
-        "--nbest is for translate (score has one translation per source)"
-    )
+    # score has one translation per source: --nbest is not one of its options
+    assert one_error_line(result).endswith("unrecognized arguments: --nbest 2")
 
 
 def test_spm_model_is_found_beside_the_data_dir(tmp_path):
@@ -617,3 +625,64 @@ def test_termination_removes_the_part_file(real_data_bin, head_checkpoint, tmp_p
     assert process.returncode == -signum, stderr[-3000:]
     assert "Traceback" not in stderr and f"stopped by {signal.Signals(signum).name}" in stderr
     assert not part.exists() and not output.exists()
+
+
+def test_translate_by_sampling(real_data_bin, head_checkpoint, test_text, tmp_path):
+    """translate --sampling --top-p --temperature --seed: sampled translations, each record
+    saying how; the same seed gives the same records, the API the same as the command."""
+    from fairseq_sigmoid_qe.api import QEModel
+
+    sources = test_text[2][0][:8]
+    (tmp_path / "src.txt").write_text("\n".join(sources) + "\n", encoding="utf-8")
+    options = ["--sources", tmp_path / "src.txt", "--cpu", "--quiet", "--sampling"]
+    options += ["--top-p", "0.8", "--temperature", "1.3", "--nbest", "2"]
+    runs = [
+        command(real_data_bin, head_checkpoint, "translate", *options, "--seed", seed)
+        for seed in ("4", "4", "5")
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-3000:]
+    first, again, other = ([loads(line) for line in r.stdout.splitlines()] for r in runs)
+    assert first == again
+    assert [(r["id"], r["rank"]) for r in first] == [(i, k) for i in range(8) for k in (0, 1)]
+    assert all(
+        r["decoding"]
+        == {"search": "sampling", "samples": 2, "top_p": 0.8, "temperature": 1.3, "seed": 4}
+        for r in first
+    )
+    assert [r["tokens"] for r in first] != [r["tokens"] for r in other]
+    beam = command(real_data_bin, head_checkpoint, "translate", *options[:4])  # no --sampling
+    beam_records = [loads(line) for line in beam.stdout.splitlines()]
+    assert all(r["decoding"] == {"search": "beam", "beam": 5} for r in beam_records)
+    assert [r["tokens"] for r in beam_records] != [r["tokens"] for r in first if r["rank"] == 0]
+    spm_model = test_text[3]
+    qe = QEModel.from_checkpoint(head_checkpoint, real_data_bin, spm_model)
+    api = qe.translate(sources, nbest=2, sampling=True, top_p=0.8, temperature=1.3, seed=4)
+    assert [r["tokens"] for r in api] == [r["tokens"] for r in first]
+    for arguments, message in [
+        (["--top-p", "0.8"], "--top-p and --temperature need --sampling"),
+        (["--sampling", "--top-p", "1.5"], "--top-p 1.5 is out of range"),
+        (["--sampling", "--temperature", "0"], "--temperature 0.0 is out of range"),
+    ]:
+        refused = command(real_data_bin, head_checkpoint, "translate", *options[:2], *arguments)
+        assert message in one_error_line(refused)
+
+
+def test_the_api_and_the_command_choose_the_device_the_same_way():
+    """One rule (api.choose_device): the command's --cpu/--device and the API's device=, the
+    GPU when there is one by default."""
+    import inspect
+    from argparse import Namespace
+
+    import torch
+
+    from fairseq_sigmoid_qe.api import QEModel, choose_device, device_of
+    from fairseq_sigmoid_qe.core.errors import QEUserError
+
+    assert inspect.signature(QEModel.from_checkpoint).parameters["device"].default is None
+    default = device_of(Namespace(cpu=False, device=None))
+    assert choose_device() == default
+    assert default.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert choose_device("cpu") == choose_device(torch.device("cpu")) == torch.device("cpu")
+    assert device_of(Namespace(cpu=True, device=None)) == torch.device("cpu")
+    with pytest.raises(QEUserError, match="--device abacus is not a device"):
+        choose_device("abacus")

@@ -76,7 +76,7 @@ def test_transformer_base_recipe_smoke(l10n_dir, tmp_path):
         records = read_records(work / "qe" / f"{name}-{mode}.jsonl")
         assert sorted(r["id"] for r in records) == list(range(sizes[name]))
         assert all(0.0 <= r["sentence_scores"]["sigmoid"] <= 1.0 for r in records)
-        hypotheses[name, mode] = [r["detokenized"] for r in sorted(records, key=lambda r: r["id"])]
+        hypotheses[name, mode] = [r["translation"] for r in sorted(records, key=lambda r: r["id"])]
     assert hypotheses["wmt22", "beam"] != hypotheses["wmt22", "sampling"]
     other = (raw / "other_best.de").read_text(encoding="utf-8").splitlines()
     forced = hypotheses["other_best", "reference"]  # force-decoded, not translated: the

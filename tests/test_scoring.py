@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from fairseq_sigmoid_qe.core.qe_methods import hypothesis_qe, sentence_score
+from fairseq_sigmoid_qe.core.qe_methods import SMALLEST_SCORE, hypothesis_qe, sentence_score
 
 pytestmark = pytest.mark.unit
 
@@ -24,11 +24,12 @@ class Dictionary:
 def test_sentence_aggregations():
     scores = [0.5, 0.8, 0.25]
     assert sentence_score(scores, "prod") == pytest.approx(0.1)
-    assert sentence_score(scores, "mean_log") == pytest.approx(math.log(0.1) / 3)
+    assert sentence_score(scores, "mean_log") == pytest.approx(0.1 ** (1 / 3))  # geometric mean
     assert sentence_score(scores, "min") == 0.25
-    assert sentence_score([0.0, 0.5], "mean_log") == pytest.approx(
-        math.log(1e-300) / 2 + math.log(0.5) / 2
-    )
+    assert sentence_score([0.0, 0.5], "mean_log") == pytest.approx(math.sqrt(SMALLEST_SCORE * 0.5))
+    for aggregation in ("prod", "mean_log", "min"):  # in [0, 1], higher = better, always
+        assert 0 <= sentence_score([1e-30] * 50, aggregation) <= 1
+        assert sentence_score([0.9, 0.9], aggregation) > sentence_score([0.2, 0.2], aggregation)
     assert math.isnan(sentence_score([], "prod"))
     with pytest.raises(ValueError, match="aggregation"):
         sentence_score(scores, "max")
@@ -78,5 +79,5 @@ def test_long_hypotheses_keep_their_log_score():
         hypothesis_qe({"sigmoid": [0.0, 0.5]}, [4, 5], Dictionary())["sentence_log_scores"][
             "sigmoid"
         ]
-        == -math.inf
+        == pytest.approx(math.log(SMALLEST_SCORE) + math.log(0.5))  # finite: float32's floor
     )

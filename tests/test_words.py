@@ -43,3 +43,13 @@ def test_aggregations():
     assert aggregate_words(scores, ids, "mean") == pytest.approx([0.65, 0.9])
     with pytest.raises(ValueError):
         aggregate_words(scores, ids, "max")
+
+
+def test_align_words_maps_tokenized_words_to_the_detokenized_text():
+    from fairseq_sigmoid_qe.core.words import align_words
+
+    assert align_words(["Open", "the", "file", "."], "Open the file.") == [0, 1, 2, 2]
+    # Moses escapes stand for their characters
+    assert align_words(["A", "&amp;", "B", "&apos;s"], "A & B's") == [0, 1, 2, 2]
+    assert align_words(["x", "y"], "xz") is None  # characters differ: no mapping
+    assert align_words(["x"], "x y") is None  # text left over

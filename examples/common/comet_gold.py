@@ -7,7 +7,7 @@
 
 ``run`` writes the hypotheses of a QE file (by sample id) with their sources and references as
 ``DIR/{src,hyp,ref}.txt``, calls ``comet-score`` for the gold (with references:
-``Unbabel/XCOMET-XL``, ``DIR/xcomet.json``, read by ``fairseq-sigmoid-qe-evaluate
+``Unbabel/XCOMET-XL``, ``DIR/xcomet.json``, read by ``fairseq-sigmoid-qe evaluate
 --gold-json``) and for the supervised QE baseline (``Unbabel/wmt22-cometkiwi-da``, source and
 translation only, ``DIR/cometkiwi.json``), and writes ``DIR/qe.jsonl``: the records with
 CometKiwi's score as one more sentence-level method, ``cometkiwi``, so that the evaluator rates

@@ -3,7 +3,7 @@ beside ours (Markdown on stdout).
 
     python examples/common/paper_table.py WORK --model transformer_base|deltalm [--gold-note TEXT]
 
-Reads ``WORK/eval/{set}-{decoding}[-{head}].json`` (``fairseq-sigmoid-qe-evaluate --json``):
+Reads ``WORK/eval/{set}-{decoding}[-{head}].json`` (``fairseq-sigmoid-qe evaluate --json``):
 sets ``test`` (the ParaCrawl test split) and ``wmt22`` (Eval Self: the model's own beam and
 sampling translations), ``other_best`` and ``other_worst`` (Eval Other: WMT22 system outputs,
 force-decoded, against human scores; ``WORK/raw/other.json`` names the systems); heads: the

@@ -5,7 +5,7 @@ dev split, BAD below the threshold chosen there).
     python examples/l10n_cpu/calibration_table.py WORKDIR/calibration/HEAD-UPDATES
 
 reads, per pair of splits (``valid-test``, ``mrdev-mrtest``), ``METHOD.json`` (the
-calibrations) and ``report.json`` (``fairseq-sigmoid-qe-evaluate --json`` on the reported
+calibrations) and ``report.json`` (``fairseq-sigmoid-qe evaluate --json`` on the reported
 split with ``--calibration``), as written by run.sh.
 """
 

@@ -2,7 +2,7 @@
 
     python examples/synthetic_study/study.py WORKDIR [--settings NAME ...] [--updates 300 1200]
 
-WORKDIR is a finished synthetic quickstart run (``fairseq-sigmoid-qe-quickstart``): its base,
+WORKDIR is a finished synthetic quickstart run (``fairseq-sigmoid-qe quickstart``): its base,
 data and ``dev`` split are reused. Each setting trains one head on the ``headtrain`` split
 (checkpoints at every ``--updates`` value) into ``WORKDIR/study/NAME``; each checkpoint is
 evaluated on ``dev``: Pearson / Spearman of sentence QE with the exact quality, token ROC-AUC,
@@ -121,10 +121,10 @@ def evaluate(workdir, checkpoint, language, initial=False):
     records = translate_and_score(model, task, SUBSETS["dev"])
 
     def gold(record):
-        return language.sentence_quality(record["source"].split(), record["hypothesis"].split())
+        return language.sentence_quality(record["source"].split(), record["tokens"])
 
     def labels(record):
-        return language.token_labels(record["source"].split(), record["hypothesis"].split())
+        return language.token_labels(record["source"].split(), record["tokens"])
 
     rows, _ = quickstart.correlation_table(records, gold, labels)
     return {

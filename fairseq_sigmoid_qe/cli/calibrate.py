@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from ..core.errors import PROGRAM, QEUserError, check_range, install_excepthook
+from ..core.errors import QEUserError, check_range, install_excepthook, program, set_command
 from ..core.textfiles import StreamedOutput, refuse_existing
 from ..evaluation.calibration import (
     MAPS,
@@ -32,11 +32,13 @@ from ..evaluation.plots import plot_reliability, pyplot
 from ..evaluation.records import load_records, method_names, record_word_scores
 from ..evaluation.report import format_table
 from .gold_options import add_gold_arguments, gold_source, load_gold_source, word_gold_source
+from .help_format import DefaultsHelpFormatter
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog=f"{PROGRAM} calibrate",
+        prog="fairseq-sigmoid-qe calibrate",
+        formatter_class=DefaultsHelpFormatter,
         description="Fit a monotone map from one QE method's scores to gold on a dev set, and "
         "the threshold below which a sentence or word is BAD; write it as a JSON file.",
     )
@@ -147,6 +149,7 @@ def report(fitted):
 
 
 def main(argv=None):
+    set_command("calibrate")
     install_excepthook()
     args = parse_args(argv)
     if args.target_precision is not None:
@@ -159,7 +162,7 @@ def main(argv=None):
         pyplot("--plot")
     elif importlib.util.find_spec("matplotlib") is None:
         sys.stderr.write(
-            f"{PROGRAM}: warning: no reliability diagram: matplotlib is not "
+            f"{program()}: warning: no reliability diagram: matplotlib is not "
             "installed (the 'plot' extra)\n"
         )
     else:

@@ -1,11 +1,11 @@
-"""``fairseq-sigmoid-qe-evaluate``: predicted sentence scores against gold quality.
+"""``fairseq-sigmoid-qe evaluate``: predicted sentence scores against gold quality.
 
-    fairseq-sigmoid-qe-evaluate --qe qe.jsonl --references test.de              # chrF gold
-    fairseq-sigmoid-qe-evaluate --qe t2.jsonl rand.jsonl --names T2 rand --gold-scores da.txt
-    fairseq-sigmoid-qe-evaluate --qe qe.jsonl --gold-labels ok.txt --json --plot plots/
-    fairseq-sigmoid-qe-evaluate --qe qe.jsonl --gold-json xcomet.json     # comet-score --to_json
-    fairseq-sigmoid-qe-evaluate --qe qe.jsonl --references-tsv refs.tsv            # several refs
-    fairseq-sigmoid-qe-evaluate --qe allrefs.jsonl --ambiguity                 # valid refs alike?
+    fairseq-sigmoid-qe evaluate --qe qe.jsonl --references test.de              # chrF gold
+    fairseq-sigmoid-qe evaluate --qe t2.jsonl rand.jsonl --names T2 rand --gold-scores da.txt
+    fairseq-sigmoid-qe evaluate --qe qe.jsonl --gold-labels ok.txt --json --plot plots/
+    fairseq-sigmoid-qe evaluate --qe qe.jsonl --gold-json xcomet.json     # comet-score --to_json
+    fairseq-sigmoid-qe evaluate --qe qe.jsonl --references-tsv refs.tsv            # several refs
+    fairseq-sigmoid-qe evaluate --qe allrefs.jsonl --ambiguity                 # valid refs alike?
 
 Records (JSONL from ``--qe-output``, the raw-text API or the quickstart) are matched to gold by
 sample ``id``, the line index of the test set; every key of ``sentence_scores`` is a method.
@@ -22,7 +22,7 @@ import json
 import os
 import sys
 
-from ..core.errors import QEUserError, check_range, install_excepthook
+from ..core.errors import QEUserError, check_range, install_excepthook, program, set_command
 from ..core.textfiles import read_lines
 from ..evaluation.ambiguity import ambiguity_report
 from ..evaluation.calibration import load_calibration
@@ -38,11 +38,13 @@ from ..evaluation.report import (
     word_rows,
 )
 from .gold_options import add_gold_arguments, gold_source, load_gold_source, word_gold_source
+from .help_format import DefaultsHelpFormatter
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="fairseq-sigmoid-qe-evaluate",
+        prog="fairseq-sigmoid-qe evaluate",
+        formatter_class=DefaultsHelpFormatter,
         description="Correlation (Pearson, Spearman, Kendall), PRR, ECE, Brier, MCC and F1 of "
         "BAD and, for binary gold, BCE and ROC-AUC of sentence QE scores against gold quality; "
         "with word labels, word-level ECE, Brier, MCC, F1 of BAD and ROC-AUC.",
@@ -220,13 +222,14 @@ def warn_dropped(rows, stream=sys.stderr):
     for row in rows:
         if row.get("dropped"):
             stream.write(
-                f"fairseq-sigmoid-qe-evaluate: warning: {row['method']}: "
+                f"{program()}: warning: {row['method']}: "
                 f"{row['dropped']} of {row['n'] + row['dropped']} sentences left out "
                 "(NaN or infinite score or gold)\n"
             )
 
 
 def main(argv=None):
+    set_command("evaluate")
     install_excepthook()
     args = parse_args(argv)
     result = run(args)

@@ -1,4 +1,4 @@
-"""The gold options shared by ``fairseq-sigmoid-qe-evaluate`` and
+"""The gold options shared by ``fairseq-sigmoid-qe evaluate`` and
 ``fairseq-sigmoid-qe calibrate``."""
 
 from ..core.errors import QEUserError

@@ -12,14 +12,16 @@ It is a new file, never overwritten, and complete or absent.
 import argparse
 import sys
 
-from ..core.errors import PROGRAM, install_excepthook
+from ..core.errors import PROGRAM, install_excepthook, program, set_command
 from ..core.textfiles import StreamedOutput, refuse_existing
 from ..evaluation.records import merged_lines
+from .help_format import DefaultsHelpFormatter
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog=f"{PROGRAM} merge",
+        formatter_class=DefaultsHelpFormatter,
         description="Merge the --qe-output files of fairseq-generate's shards (--num-shards, "
         "--shard-id) into one, sorted by sample id and rank.",
     )
@@ -40,6 +42,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    set_command("merge")
     install_excepthook()
     args = parse_args(argv)
     if args.output != "-":
@@ -52,4 +55,4 @@ def main(argv=None):
         output.discard()
         raise
     output.commit()
-    sys.stderr.write(f"{PROGRAM}: {len(lines)} records from {len(args.qe)} files\n")
+    sys.stderr.write(f"{program()}: {len(lines)} records from {len(args.qe)} files\n")

@@ -1,11 +1,11 @@
-"""``python -m fairseq_sigmoid_qe.cli.prepare_data``: real text for the l10n pipeline.
+"""``fairseq-sigmoid-qe prepare-data``: real text for the l10n pipeline.
 
-    python -m fairseq_sigmoid_qe.cli.prepare_data --corpus DIR --out TEXT_DIR [--train-pairs N] ...
+    fairseq-sigmoid-qe prepare-data --corpus DIR --out TEXT_DIR [--train-pairs N] ...
 
 reads ``DIR/{train,valid,test}.{en,de}`` (the l10n-en-de layout; any en-de corpus laid out so),
 trains a joint sentencepiece model on the training pairs and writes encoded and raw splits.
 
-    python -m fairseq_sigmoid_qe.cli.prepare_data --multiref dev.tsv --spm-model spm.model --out DIR
+    fairseq-sigmoid-qe prepare-data --multiref dev.tsv --spm-model spm.model --out DIR
 
 splits a multi-reference TSV (``en<TAB>de1<TAB>de2...``, as l10n-en-de-multiref) by line parity
 into ``mrdev`` (even lines: for tuning) and ``mrtest`` (odd lines: reported once) and encodes it
@@ -19,11 +19,14 @@ from ..demo.l10n_data import prepare_l10n, prepare_multiref
 
 
 def main(argv=None):
-    from ..core.errors import install_excepthook
+    from ..core.errors import install_excepthook, set_command
+    from .help_format import DefaultsHelpFormatter
 
+    set_command("prepare-data")
     install_excepthook()
     parser = argparse.ArgumentParser(
-        prog="python -m fairseq_sigmoid_qe.cli.prepare_data",
+        prog="fairseq-sigmoid-qe prepare-data",
+        formatter_class=DefaultsHelpFormatter,
         description="Sentencepiece-encode DIR/{train,valid,test}.{en,de} for fairseq-preprocess.",
     )
     parser.add_argument("--corpus", help="directory of {split}.en / {split}.de")

@@ -1,18 +1,20 @@
-"""``fairseq-sigmoid-qe-quickstart``: the main job on an embedded default
+"""``fairseq-sigmoid-qe quickstart``: the main job on an embedded default
 (:mod:`..demo.quickstart`)."""
 
 import argparse
 import os
 import sys
 
-from ..core.errors import install_excepthook
+from ..core.errors import install_excepthook, set_command
 from ..core.qe_methods import DEFAULT_METHODS, METHODS, parse_methods
 from ..demo.quickstart import DEFAULT_L10N, run
+from .help_format import DefaultsHelpFormatter
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="fairseq-sigmoid-qe-quickstart",
+        prog="fairseq-sigmoid-qe quickstart",
+        formatter_class=DefaultsHelpFormatter,
         description="Train a base Transformer and a sigmoid QE head, then report the Pearson "
         "correlation of softmax probability, BoostedProb and the sigmoid head with quality.",
     )
@@ -75,6 +77,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
     parser.add_argument("--beam", type=int, default=5, help="beam size for the test set")
+    parser.add_argument(
+        "--sample-top-p",
+        type=float,
+        default=0.9,
+        help="the second table's sampled translations: nucleus sampling's P (0 < P <= 1)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed for data and training")
     parser.add_argument(
         "--qe-methods",
@@ -97,6 +105,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be at least 1")
+    if not 0 < args.sample_top_p <= 1:
+        parser.error("--sample-top-p must be in (0, 1]")
     try:
         parse_methods(args.qe_methods)
     except ValueError as exc:
@@ -109,6 +119,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    set_command("quickstart")
     install_excepthook()
     run(parse_args(argv))
     return 0

@@ -1,4 +1,4 @@
-"""``python -m fairseq_sigmoid_qe.cli.token_groups``: the token-group tables of a synthetic
+"""``fairseq-sigmoid-qe token-groups``: the token-group tables of a synthetic
 quickstart workdir."""
 
 import argparse
@@ -9,11 +9,14 @@ from ..demo.token_groups import print_group_tables, synthetic_group_tables
 
 
 def main(argv=None):
-    from ..core.errors import QEUserError, install_excepthook
+    from ..core.errors import QEUserError, install_excepthook, set_command
+    from .help_format import DefaultsHelpFormatter
 
+    set_command("token-groups")
     install_excepthook()
     parser = argparse.ArgumentParser(
-        prog="python -m fairseq_sigmoid_qe.cli.token_groups",
+        prog="fairseq-sigmoid-qe token-groups",
+        formatter_class=DefaultsHelpFormatter,
         description="Mean token score of each QE method per token group (valid/wrong x argmax/"
         "dominant) on a split of a synthetic quickstart workdir.",
     )

@@ -9,6 +9,18 @@ import threading
 
 PROGRAM = "fairseq-sigmoid-qe"
 _WARNED = set()
+_COMMAND = []  # the subcommand this process runs (set_command), if any
+
+
+def set_command(name):
+    """Name the subcommand (``translate``, ``evaluate``...) every message of this process
+    then carries: ``fairseq-sigmoid-qe translate: error: ...``."""
+    _COMMAND[:] = [name]
+
+
+def program():
+    """The name messages carry: ``fairseq-sigmoid-qe`` and the subcommand, if one runs."""
+    return f"{PROGRAM} {_COMMAND[0]}" if _COMMAND else PROGRAM
 
 
 class QEUserError(Exception):
@@ -54,7 +66,7 @@ def stopping_on_termination():
 
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
     if issubclass(exc_type, QEUserError):
-        sys.stderr.write(f"{PROGRAM}: error: {exc}\n")
+        sys.stderr.write(f"{program()}: error: {exc}\n")
         return
     if issubclass(exc_type, Terminated):  # cleaned up; now end as the signal asked
         sys.stderr.write(f"{PROGRAM}: stopped by {exc}\n")
@@ -92,4 +104,4 @@ def warn_once(message):
     user should know about, never silent)."""
     if message not in _WARNED:
         _WARNED.add(message)
-        sys.stderr.write(f"{PROGRAM}: warning: {message}\n")
+        sys.stderr.write(f"{program()}: warning: {message}\n")

@@ -9,7 +9,7 @@ from array import array
 
 import numpy
 
-from .errors import PROGRAM
+from .errors import program
 
 SUMMARY_QUANTILES = (0.1, 0.5, 0.9)
 
@@ -35,8 +35,9 @@ class Progress:
         interval=10.0,
         clock=time.monotonic,
         unit="sentences",
-        prefix=f"{PROGRAM}:",
+        prefix=None,
     ):
+        prefix = f"{program()}:" if prefix is None else prefix
         self.total, self.stream, self.interval, self.clock = total, stream, interval, clock
         self.unit, self.prefix = unit, prefix
         self.done, self.start = 0, clock()
@@ -107,7 +108,8 @@ class ScoreSummary:
 
     def add(self, sentence_scores):
         for method, score in sentence_scores.items():
-            self.scores.setdefault(method, array("d")).append(score)
+            value = float("nan") if score is None else score  # an empty hypothesis: null
+            self.scores.setdefault(method, array("d")).append(value)
 
     def statistics(self, method):
         """(mean, quantiles, sentences used, sentences left out) of ``method``'s finite
@@ -126,12 +128,12 @@ class ScoreSummary:
     def lines(self):
         """A header and one line per method: ``METHOD mean p10 p50 p90 (N sentences)``."""
         names = " ".join(f"{f'p{round(100 * q)}':>10}" for q in SUMMARY_QUANTILES)
-        lines = [f"{PROGRAM}: sentence scores  {'method':<12}{'mean':>10} {names}"]
+        lines = [f"{program()}: sentence scores  {'method':<12}{'mean':>10} {names}"]
         for method in self.scores:
             mean, quantiles, used, left_out = self.statistics(method)
             values = " ".join(f"{v:10.6g}" for v in [mean, *quantiles])
             note = f", {left_out} left out (not finite)" if left_out else ""
             lines.append(
-                f"{PROGRAM}: sentence scores  {method:<12}{values}  ({used} sentences{note})"
+                f"{program()}: sentence scores  {method:<12}{values}  ({used} sentences{note})"
             )
         return lines

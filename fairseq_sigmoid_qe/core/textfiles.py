@@ -96,6 +96,8 @@ class StreamedOutput:
         try:
             self.stream.write(text)
             self.stream.flush()
+        except BrokenPipeError:  # stdout's reader went away (| head): the command ends quietly
+            raise
         except OSError as exc:  # e.g. a full disk
             raise QEUserError(f"cannot write {self.option} {self.path}: {exc.strerror}") from exc
 

@@ -64,3 +64,22 @@ def word_spans(text):
         elif start is None:
             start = index
     return spans
+
+
+def align_words(tokenized, text):
+    """For each word of ``tokenized`` (a tokenizer's words, e.g. Moses' ``file`` ``.``, its
+    escapes such as ``&amp;`` read as the characters they stand for), the index of the
+    whitespace-separated word of ``text`` (the detokenized text, ``file.``) where it starts;
+    None where their characters, spaces aside, differ."""
+    import html
+
+    owner = [i for i, (start, end) in enumerate(word_spans(text)) for _ in range(end - start)]
+    position, aligned = 0, []
+    letters = "".join(text.split())
+    for word in tokenized:
+        chars = "".join(html.unescape(word).split())
+        if not chars or letters[position : position + len(chars)] != chars:
+            return None
+        aligned.append(owner[position])
+        position += len(chars)
+    return aligned if position == len(letters) else None

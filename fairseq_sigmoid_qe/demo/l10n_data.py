@@ -5,7 +5,6 @@ import os
 
 from ..core.errors import QEUserError
 from ..core.textfiles import iter_lines, read_lines
-from ..core.words import detokenize
 
 SPLITS = ("train", "valid", "test")
 
@@ -170,7 +169,6 @@ def chrf_gold(text_dir):
     chrf = CHRF()
 
     def gold(record):
-        hypothesis = detokenize(record["hypothesis"].split())
-        return chrf.sentence_score(hypothesis, [references[record["id"]]]).score / 100.0
+        return chrf.sentence_score(record["translation"], [references[record["id"]]]).score / 100.0
 
     return gold

@@ -12,6 +12,7 @@ import time
 
 from ..core.errors import QEUserError
 from ..core.progress import Progress, follow_training
+from ..core.qe_methods.records import dumps
 from .synthetic import SUBSETS
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -237,10 +238,10 @@ def prepare_text(args):
         paths = write_corpus(text_dir, config)
         language = load_language(paths["lexicon"])
         gold = lambda record: language.sentence_quality(  # noqa: E731
-            record["source"].split(), record["hypothesis"].split()
+            record["source"].split(), record["tokens"]
         )
         labels = lambda record: language.token_labels(  # noqa: E731
-            record["source"].split(), record["hypothesis"].split()
+            record["source"].split(), record["tokens"]
         )
         return "src", "tgt", text_dir, gold, ("headtrain", "dev"), labels, language
     from .l10n_data import chrf_gold, prepare_l10n
@@ -295,6 +296,11 @@ def run(args):
     )
     records = translate_and_score(model, task, "test", beam=args.beam)
     rows, gold = correlation_table(records, gold_of, token_labels_of)
+    print(f"[score] sampled translations (top-p {args.sample_top_p:g}) and their QE", flush=True)
+    sampled = translate_and_score(
+        model, task, "test", sampling=True, top_p=args.sample_top_p, seed=args.seed
+    )
+    sampled_rows, sampled_gold = correlation_table(sampled, gold_of, token_labels_of)
     groups = None
     if language is not None:
         from .token_groups import synthetic_group_tables
@@ -302,22 +308,46 @@ def run(args):
         groups = synthetic_group_tables(model, task, language, records)
     with open(os.path.join(args.workdir, "qe.jsonl"), "w", encoding="utf-8") as out:
         for record, quality in zip(records, gold):
-            out.write(json.dumps({**record, "gold": quality}) + "\n")
+            out.write(dumps({**record, "gold": float(quality)}) + "\n")
+    with open(os.path.join(args.workdir, "qe-sampling.jsonl"), "w", encoding="utf-8") as out:
+        for record, quality in zip(sampled, sampled_gold):
+            out.write(dumps({**record, "gold": float(quality)}) + "\n")
     with open(os.path.join(args.workdir, "results.json"), "w", encoding="utf-8") as out:
         json.dump(
             {
                 "data": args.data,
                 "sentences": len(records),
                 "correlations": rows,
+                "sampling": {"top_p": args.sample_top_p, "seed": args.seed},
+                "correlations_sampling": sampled_rows,
                 **({"token_groups": groups} if groups else {}),
             },
             out,
             indent=2,
         )
+    gold_name = "true quality" if args.data == "synthetic" else "chrF pseudo-gold"
     print(
-        f"\nQE vs {'true quality' if args.data == 'synthetic' else 'chrF pseudo-gold'} "
-        f"on {len(records)} test sentences ({args.data}):"
+        f"\nQE vs {gold_name} on {len(records)} test sentences ({args.data}), "
+        f"beam search (beam {args.beam}):"
     )
+    print_correlation_table(rows)
+    print(
+        f"\nQE vs {gold_name} on the same sentences, sampled translations "
+        f"(top-p {args.sample_top_p:g}, seed {args.seed}):"
+    )
+    print_correlation_table(sampled_rows)
+    if groups:
+        from .token_groups import print_group_tables
+
+        print_group_tables(groups)
+    print(
+        f"\nresults: {args.workdir}/results.json, per-sentence QE: {args.workdir}/qe.jsonl "
+        f"(sampled: {args.workdir}/qe-sampling.jsonl)"
+    )
+    return rows
+
+
+def print_correlation_table(rows):
     auc = "token_auc" in rows[0]
     print(f"{'method':<12} {'Pearson':>8} {'Spearman':>9}" + (f" {'token AUC':>10}" if auc else ""))
     for row in rows:
@@ -329,9 +359,3 @@ def run(args):
                 else ""
             )
         )
-    if groups:
-        from .token_groups import print_group_tables
-
-        print_group_tables(groups)
-    print(f"\nresults: {args.workdir}/results.json, per-sentence QE: {args.workdir}/qe.jsonl")
-    return rows

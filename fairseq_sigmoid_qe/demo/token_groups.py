@@ -10,7 +10,7 @@ task knows exactly), the frozen softmax's argmax or not, inside its dominant set
   negatives never include them);
 - ``wrong_other``: wrong tokens outside it.
 
-    python -m fairseq_sigmoid_qe.cli.token_groups --workdir runs/quickstart --split dev
+    fairseq-sigmoid-qe token-groups --workdir runs/quickstart --split dev
 
 beam-translates a split of a quickstart workdir and prints the table for its translations and
 for its references (force-decoded; all valid).
@@ -107,13 +107,16 @@ def forced_tokens(model, task, pairs, labels_of, batch_size=64):
 
 
 def synthetic_group_tables(model, task, language, records):
-    """The two tables of a synthetic run: beam translations (``records`` with ``source``,
-    ``hypothesis`` and ``reference`` text) and their references."""
+    """The two tables of a synthetic run: beam translations (QE records with ``source``,
+    ``tokens`` and ``reference``) and their references."""
     from ..core.qe_methods import DEFAULT_METHODS
 
     tables = {}
     for kind in ("hypothesis", "reference"):
-        pairs = [(r["source"].split(), r[kind].split()) for r in records]
+        pairs = [
+            (r["source"].split(), r["tokens"] if kind == "hypothesis" else r[kind].split())
+            for r in records
+        ]
         tokens = forced_tokens(model, task, pairs, language.token_labels)
         tables[kind] = group_table(tokens, DEFAULT_METHODS)
     return tables

@@ -382,11 +382,12 @@ def tag(prob, threshold):
     return "OK" if math.isfinite(prob) and prob >= threshold else "BAD"
 
 
-def calibrate_record(record, calibration):
+def calibrate_record(record, calibration, text=None):
     """``record`` (a QE record) with its calibrated part added, nothing else changed:
     ``calibrated`` (the method, the sentence's calibrated score and OK/BAD tag, each word's
-    calibrated score and tag) and, at word level, ``errors`` (spans of BAD words in the
-    detokenized hypothesis, :func:`error_spans`)."""
+    calibrated score and tag) and, at word level, ``errors`` (spans of BAD words in ``text``,
+    the detokenized hypothesis, by default its pieces' :func:`detokenize`;
+    :func:`error_spans`)."""
     method, levels, calibrated = calibration.method, calibration.levels, {}
     calibrated["method"] = method
     if "sentence" in levels:
@@ -400,7 +401,8 @@ def calibrate_record(record, calibration):
         probs = word(features("word", record["word_scores"][method])).tolist()
         tags = [tag(p, word.threshold) for p in probs]
         calibrated["word_scores"], calibrated["word_tags"] = probs, tags
-        errors = error_spans(detokenize(record["tokens"]), [1 - p for p in probs], tags)
+        text = detokenize(record["tokens"]) if text is None else text
+        errors = error_spans(text, [1 - p for p in probs], tags)
     record["calibrated"] = calibrated
     if errors is not None:
         record["errors"] = errors

@@ -83,7 +83,10 @@ class TranslationQEConfig(TranslationConfig):
     )
     qe_sentence_agg: ChoiceEnum(SENTENCE_AGGREGATIONS) = field(
         default="prod",
-        metadata={"help": "sentence QE from token QE: product (the paper), mean log, or min"},
+        metadata={
+            "help": "sentence QE in [0, 1] from token QE: product (the paper), geometric mean "
+            "(mean_log: exp of the mean log), or min"
+        },
     )
     qe_word_agg: ChoiceEnum(WORD_AGGREGATIONS) = field(
         default="min", metadata={"help": "word QE from its subwords' QE"}
@@ -211,7 +214,7 @@ class TranslationQETask(TranslationTask):
             raise QEUserError("--qe-output needs --print-qe")
         self.qe_options = options_of(cfg)
         self.qe_nbest, self.qe_temperature, self.qe_sampler = 1, 1.0, None
-        self.qe_calibration = None
+        self.qe_calibration, self.qe_in_hypotheses = None, False
         if cfg.qe_calibration:
             if not cfg.print_qe:
                 raise QEUserError("--qe-calibration needs --print-qe")
@@ -237,6 +240,13 @@ class TranslationQETask(TranslationTask):
             dataset, *args, num_shards=num_shards, shard_id=shard_id, **kwargs
         )
 
+    def keep_qe_in_hypotheses(self):
+        """For callers that read ``hypo["qe"]`` themselves (the raw-text API, the quickstart,
+        the benchmarks): QE with no fairseq command printing it. Without this (or a
+        fairseq-generate / fairseq-interactive run printing it) ``--print-qe`` is refused."""
+        self.qe_in_hypotheses = True
+        return self
+
     def build_generator(
         self,
         models,
@@ -249,6 +259,13 @@ class TranslationQETask(TranslationTask):
         sampling or ``--score-reference``) when it can, else (said once on stderr) fairseq's
         own, and QE force-decodes the hypotheses."""
         if self.cfg.print_qe:
+            if active_printer() is None and not self.qe_in_hypotheses:
+                raise QEUserError(
+                    "--print-qe: this entry point would compute QE and write none of it; QE is "
+                    "written by the fairseq-generate and fairseq-interactive commands (their "
+                    "console scripts or python -m fairseq_cli.generate|interactive), the "
+                    "raw-text command and the Python API"
+                )
             if not hasattr(models[0], "qe_logits"):
                 raise QEUserError(
                     "--print-qe needs a checkpoint with a sigmoid head (train one "

@@ -6,7 +6,7 @@
 - the methods: :mod:`.sigmoid`, :mod:`.softmax`, :mod:`.boostedprob`, :mod:`.entropy`,
   :mod:`.mc_dropout`, :mod:`.mc_seq_entropy`;
 - :mod:`.forced`: the one-pass statistics by force-decoding; :mod:`.sentence`: sentence
-  aggregations; :mod:`.records`: QE records from token scores.
+  aggregations; :mod:`.records`: the QE record (its schema, strict JSON writer and reader).
 
 A new method is one more module here, imported below (docs/architecture.md, "Add a method").
 """
@@ -34,8 +34,20 @@ from .forced import (
     shift_right,
     token_entropy,
 )
-from .records import hypothesis_qe, records_from_scores
-from .sentence import SENTENCE_AGGREGATIONS, log_product, mean_log, sentence_score
+from .records import (
+    RECORD_VERSION,
+    RecordError,
+    build_record,
+    hypothesis_qe,
+    records_from_scores,
+)
+from .sentence import (
+    SENTENCE_AGGREGATIONS,
+    SMALLEST_SCORE,
+    log_product,
+    mean_log,
+    sentence_score,
+)
 
 DEFAULT_METHODS = ("sigmoid", "softmax", "boostedprob")
 
@@ -43,8 +55,12 @@ __all__ = [
     "DEFAULT_METHODS",
     "METHODS",
     "QEMethod",
+    "RECORD_VERSION",
+    "RecordError",
     "SENTENCE_AGGREGATIONS",
+    "SMALLEST_SCORE",
     "TokenScores",
+    "build_record",
     "counted_mask",
     "hypothesis_qe",
     "log_product",
