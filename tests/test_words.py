@@ -51,5 +51,6 @@ def test_align_words_maps_tokenized_words_to_the_detokenized_text():
     assert align_words(["Open", "the", "file", "."], "Open the file.") == [0, 1, 2, 2]
     # Moses escapes stand for their characters
     assert align_words(["A", "&amp;", "B", "&apos;s"], "A & B's") == [0, 1, 2, 2]
+    assert align_words(["machine", "@-@", "id", "."], "machine-id.") == [0, 0, 0, 0]
     assert align_words(["x", "y"], "xz") is None  # characters differ: no mapping
     assert align_words(["x"], "x y") is None  # text left over

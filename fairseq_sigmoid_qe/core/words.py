@@ -66,18 +66,21 @@ def word_spans(text):
     return spans
 
 
+MOSES_MARKS = {"@-@": "-"}  # Moses' aggressive dash splitting: "machine @-@ id"
+
+
 def align_words(tokenized, text):
     """For each word of ``tokenized`` (a tokenizer's words, e.g. Moses' ``file`` ``.``, its
-    escapes such as ``&amp;`` read as the characters they stand for), the index of the
-    whitespace-separated word of ``text`` (the detokenized text, ``file.``) where it starts;
-    None where their characters, spaces aside, differ."""
+    escapes such as ``&amp;`` and its split-dash mark ``@-@`` read as the characters they
+    stand for), the index of the whitespace-separated word of ``text`` (the detokenized text,
+    ``file.``) where it starts; None where their characters, spaces aside, differ."""
     import html
 
     owner = [i for i, (start, end) in enumerate(word_spans(text)) for _ in range(end - start)]
     position, aligned = 0, []
     letters = "".join(text.split())
     for word in tokenized:
-        chars = "".join(html.unescape(word).split())
+        chars = "".join(html.unescape(MOSES_MARKS.get(word, word)).split())
         if not chars or letters[position : position + len(chars)] != chars:
             return None
         aligned.append(owner[position])
