@@ -30,6 +30,62 @@ def fairseq(tool, *arguments, check=True, cwd=None):
     return result
 
 
+def fairseq_here(tool, *arguments):
+    """fairseq-train's or fairseq-generate's ``cli_main`` run in this process, for refusals:
+    no interpreter start and no imports (about 5 s a call). Returns what a subprocess would
+    (``returncode``; ``stdout``: the command's output and fairseq's log at INFO; ``stderr``:
+    the plugin's lines, an uncaught error as the process would print it). Exit status, the
+    excepthook itself and signals keep their subprocess tests."""
+    import contextlib
+    import io
+    import logging
+    import warnings
+
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq.distributed import utils as distributed_utils
+    from fairseq_cli import generate, train
+
+    from fairseq_sigmoid_qe.core import errors
+
+    def run():
+        if tool == "train":
+            parser = options.get_training_parser()
+        else:
+            parser = options.get_generation_parser()
+            parser.add_argument("--arch", "-a", default="wav2vec2")  # as generate's cli_main
+        args = options.parse_args_and_arch(parser, input_args=list(map(str, arguments)))
+        if tool == "train":
+            distributed_utils.call_main(convert_namespace_to_omegaconf(args), train.main)
+        else:
+            generate.main(args)
+
+    out, err = io.StringIO(), io.StringIO()
+    log, root = logging.StreamHandler(out), logging.getLogger()
+    level, returncode = root.level, 0
+    root.addHandler(log)
+    root.setLevel(logging.INFO)
+    try:
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")  # hydra's deprecation notes, as a process prints them
+            try:
+                run()
+            except SystemExit as exit:
+                returncode = exit.code if isinstance(exit.code, int) else 1
+            except Exception as error:
+                returncode = 1
+                errors._excepthook(type(error), error, error.__traceback__)
+    finally:
+        root.removeHandler(log)
+        root.setLevel(level)
+    command = [f"fairseq-{tool}", *map(str, arguments)]
+    return subprocess.CompletedProcess(command, returncode, out.getvalue(), err.getvalue())
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that is free now (for --distributed-init-method tcp://)."""
     with socket.socket() as probe:

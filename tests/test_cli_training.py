@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import binarize, fairseq, free_port, head_args, one_error_line
+from conftest import binarize, fairseq, fairseq_here, free_port, head_args, one_error_line
 
 import fairseq_sigmoid_qe  # noqa: F401  (safe globals for torch.load)
 
@@ -87,10 +87,9 @@ def test_resume_continues_the_same_run(tmp_path, real_data_bin, base_checkpoint,
 
 
 def test_missing_base_checkpoint(tmp_path, real_data_bin):
-    result = fairseq(
+    result = fairseq_here(
         "train",
         *head_args(real_data_bin, str(tmp_path / "nope.pt"), tmp_path / "out", "--max-update", "1"),
-        check=False,
     )
     assert "base checkpoint not found" in one_error_line(result)
 
@@ -103,10 +102,9 @@ def test_base_trained_with_another_dictionary(tmp_path, real_data_bin, base_chec
             (text / f"{split}.{lang}").write_text(f"{words}\n{words} {words}\n")
     other_bin = tmp_path / "other-bin"
     binarize(text, other_bin)
-    result = fairseq(
+    result = fairseq_here(
         "train",
         *head_args(other_bin, base_checkpoint, tmp_path / "out", "--max-update", "1"),
-        check=False,
     )
     line = one_error_line(result)
     assert "dictionary mismatch" in line and "source vocabulary" in line
@@ -118,14 +116,14 @@ def test_base_that_is_not_an_encoder_decoder(tmp_path, real_data_bin, base_check
     state["cfg"]["model"]._name = "transformer_lm"
     fake = tmp_path / "lm.pt"
     torch.save(state, fake)
-    result = fairseq(
-        "train", *head_args(real_data_bin, fake, tmp_path / "out", "--max-update", "1"), check=False
+    result = fairseq_here(
+        "train", *head_args(real_data_bin, fake, tmp_path / "out", "--max-update", "1")
     )
     assert "not an encoder-decoder Transformer" in one_error_line(result)
 
 
 def test_unknown_sampler(tmp_path, real_data_bin, base_checkpoint):
-    result = fairseq(
+    result = fairseq_here(
         "train",
         *head_args(
             real_data_bin,
@@ -136,7 +134,6 @@ def test_unknown_sampler(tmp_path, real_data_bin, base_checkpoint):
             "--negative-sampler",
             "bogus",
         ),
-        check=False,
     )
     assert "--negative-sampler" in one_error_line(result)
     assert not os.path.exists(tmp_path / "out" / "checkpoint_last.pt")

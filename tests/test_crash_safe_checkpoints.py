@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from conftest import fairseq, head_args, one_error_line
+from conftest import fairseq, fairseq_here, head_args, one_error_line
 
 from fairseq_sigmoid_qe.models import durable_saves
 
@@ -97,7 +97,9 @@ def test_damaged_checkpoint_last_is_refused_naming_the_intact_one(
     last.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"")
     best_bytes = best.read_bytes()
     args = head_args(real_data_bin, base_checkpoint, head_dir, "--max-update", "3")
-    result = fairseq("train", *args, check=False)
+    result = (
+        fairseq("train", *args, check=False) if damage == "empty" else fairseq_here("train", *args)
+    )
     problem = "the file is empty"
     if damage == "truncated":
         problem = "the file is cut off or damaged, its archive incomplete at "
@@ -112,7 +114,7 @@ def test_damaged_checkpoint_last_is_refused_naming_the_intact_one(
     assert best.read_bytes() == best_bytes and "begin training" not in result.stdout
     # deleting it instead would start again at update 0 over checkpoint_best.pt: refused
     last.unlink()
-    line = one_error_line(fairseq("train", *args, check=False))
+    line = one_error_line(fairseq_here("train", *args))
     assert line.endswith(
         f"--save-dir {head_dir} holds head checkpoints but no checkpoint_last.pt: training "
         "would start again at update 0 and write over them; resume with --restore-file "

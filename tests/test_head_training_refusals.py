@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import binarize, fairseq, head_args, one_error_line
+from conftest import binarize, fairseq, fairseq_here, head_args, one_error_line
 
 pytestmark = pytest.mark.integration
 
@@ -17,10 +17,12 @@ def digest(path):
     return hashlib.sha1(open(path, "rb").read()).hexdigest()
 
 
-def train_head(data_bin, base, save_dir, *extra):
-    return fairseq(
-        "train", *head_args(data_bin, base, save_dir, "--max-update", "1", *extra), check=False
-    )
+def train_head(data_bin, base, save_dir, *extra, subprocess=False):
+    """A refused head training: in this process, or as the real command (``subprocess``)."""
+    arguments = head_args(data_bin, base, save_dir, "--max-update", "1", *extra)
+    if subprocess:
+        return fairseq("train", *arguments, check=False)
+    return fairseq_here("train", *arguments)
 
 
 def assert_nothing_trained(result):
@@ -34,7 +36,7 @@ def test_save_dir_holding_the_base_is_refused(tmp_path, real_data_bin, base_chec
     base = folder / name
     shutil.copy(base_checkpoint, base)
     before = digest(base)
-    result = train_head(real_data_bin, base, folder)
+    result = train_head(real_data_bin, base, folder, subprocess=name == "checkpoint_best.pt")
     assert one_error_line(result).endswith(
         f"--save-dir {folder} holds {name}, a 'transformer' checkpoint, not a sigmoid head: "
         "head training would resume from it or write over it; give the head a --save-dir of "
@@ -65,7 +67,7 @@ def test_head_of_another_base_is_refused(tmp_path, real_data_bin, base_checkpoin
     other_base = tmp_path / "other_base.pt"
     torch.save(state, other_base)
     save_dir = tmp_path / "head"
-    first = train_head(real_data_bin, other_base, save_dir)
+    first = train_head(real_data_bin, other_base, save_dir, subprocess=True)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "not verified" not in first.stdout  # fairseq logs to stdout; the warning is ours
     warnings = [line for line in first.stderr.splitlines() if "not verified" in line]
@@ -74,7 +76,7 @@ def test_head_of_another_base_is_refused(tmp_path, real_data_bin, base_checkpoin
         f"{tmp_path / 'moved-data-bin'} recorded in base checkpoint {other_base} is gone"
     )
     saved = {name: digest(save_dir / name) for name in os.listdir(save_dir)}
-    result = train_head(real_data_bin, base_checkpoint, save_dir)
+    result = train_head(real_data_bin, base_checkpoint, save_dir, subprocess=True)
     assert "holds checkpoint_best.pt, a sigmoid head of another base" in one_error_line(result)
     assert {name: digest(save_dir / name) for name in os.listdir(save_dir)} == saved
 

@@ -3,10 +3,11 @@ Monte-Carlo methods (mc_dropout, mc_seq_entropy), translations unchanged, bad co
 
 import json
 import math
+from functools import partial
 
 import pytest
 import torch
-from conftest import PACKAGE_DIR, fairseq, one_error_line
+from conftest import PACKAGE_DIR, fairseq, fairseq_here, one_error_line
 from test_generate_qe import first_test_batch, raw_test_text, recorded_and_forced
 
 pytestmark = pytest.mark.integration
@@ -51,6 +52,15 @@ def generate(data_bin, checkpoint, *extra, check=True):
         *extra,
         check=check,
     )
+
+
+def refused_generate(data_bin, checkpoint, *extra):
+    """fairseq-generate in this process (conftest.fairseq_here), for the refusals; the task
+    named, as the plugin's generate hook names it for the command."""
+    return fairseq_here(
+        "generate", data_bin, "--user-dir", PACKAGE_DIR, "--task", "translation_qe",
+        "--path", checkpoint, *OPTIONS, *extra,
+    )  # fmt: skip
 
 
 def printed_translations(stdout):
@@ -457,11 +467,11 @@ def zero_dropout_copy(checkpoint, path):
 def test_bad_method_combinations_one_error_line(
     real_data_bin, head_checkpoint, tmp_path, extra, message
 ):
-    checkpoint = head_checkpoint
-    if extra == "no dropout":
+    run, checkpoint = refused_generate, head_checkpoint
+    if extra == "no dropout":  # found with the model loaded: by the real command
         checkpoint = zero_dropout_copy(head_checkpoint, tmp_path / "no_dropout.pt")
-        extra = ["--qe-methods", "sigmoid,mc_dropout"]
-    result = generate(real_data_bin, checkpoint, "--beam", "2", "--print-qe", *extra, check=False)
+        run, extra = partial(generate, check=False), ["--qe-methods", "sigmoid,mc_dropout"]
+    result = run(real_data_bin, checkpoint, "--beam", "2", "--print-qe", *extra)
     assert message in one_error_line(result)
     assert not any(line.startswith("H-") for line in result.stdout.splitlines())
 
@@ -469,7 +479,7 @@ def test_bad_method_combinations_one_error_line(
 def test_qe_methods_need_print_qe(real_data_bin, head_checkpoint):
     result = generate(
         real_data_bin, head_checkpoint, "--beam", "2", "--qe-methods", "entropy", check=False
-    )
+    )  # the real command: its exit status and one line
     assert "--qe-methods needs --print-qe" in one_error_line(result)
 
 

@@ -20,8 +20,9 @@
 #        updates and the other system's updates: 256 / 2800 / 1000; about 2 hours of 2 idle
 #        cores for the base), HEAD_UPDATES (the budget of every head, default 400),
 #        VALIDATE / PATIENCE (validation interval and early-stopping patience, 100 / 3),
-#        VARIANTS (the dominant-cut / de-duplication variants of 4a, default all four),
-#        STAGES (default "variants candidates data seeds final": the stages to run, in order;
+#        HEAD_EPOCHS (at most this many epochs of a head's training data, default 3, the
+#        authors'), VARIANTS / CANDIDATES / SLICES / SEEDS (the heads of stages 4a-4d, default
+#        all: instances of run.sh with disjoint selections share the cores), STAGES (default "variants candidates data seeds final": the stages to run, in order;
 #        add "calibration" for step 6)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -196,7 +197,8 @@ HEAD_UPDATES=${HEAD_UPDATES:-400}
 VALIDATE=${VALIDATE:-100}
 PATIENCE=${PATIENCE:-3}
 STOPPING="--validate-interval-updates $VALIDATE --patience $PATIENCE --best-checkpoint-metric loss"
-STOPPING+=" --max-update $HEAD_UPDATES --save-interval-updates $VALIDATE --keep-interval-updates 1"
+STOPPING+=" --max-update $HEAD_UPDATES --max-epoch ${HEAD_EPOCHS:-3}"
+STOPPING+=" --save-interval-updates $VALIDATE --keep-interval-updates 1"
 SAMPLER="--negative-sampler token_freq+softmax --sampling-temperature 2"
 DENSE="--optimizer adam --lr 0.001"
 AUTHORS="--optimizer sparse_adam --lr 0.0001 --lr-scheduler cosine"
@@ -207,6 +209,9 @@ declare -A VARIANT=(
   [cut_first_dedup]="--dominant-cut first --negative-dedup"
 )
 read -r -a VARIANTS <<< "${VARIANTS:-cut_last cut_first_dedup cut_first cut_last_dedup}"
+read -r -a CANDIDATES <<< "${CANDIDATES:-authors logit_affine}"
+read -r -a SLICES <<< "${SLICES:-heldout ownslice}"
+read -r -a SEEDS <<< "${SEEDS:-2 3}"
 
 train_head() {  # train_head NAME DATA_BIN FLAGS...
   local save=$work/heads/$1
@@ -258,15 +263,20 @@ if stage variants; then
 fi
 variant=$(choose --choose-variant)
 # 4b. The candidates with the chosen variant: dense (4a's), the authors' regime, logit_affine.
+declare -A CANDIDATE=(
+  [authors]="$AUTHORS"
+  [logit_affine]="--qe-head-type logit_affine --optimizer adam --lr 0.01"
+)
 if stage candidates; then
-  train_head authors "$work/data-bin" $SAMPLER ${VARIANT[$variant]} $AUTHORS --seed 1
-  train_head logit_affine "$work/data-bin" $SAMPLER ${VARIANT[$variant]} --qe-head-type \
-    logit_affine --optimizer adam --lr 0.01 --seed 1
-  for name in authors logit_affine; do score_head "$name" TUNE_EVALS; done
+  for name in "${CANDIDATES[@]}"; do
+    # shellcheck disable=SC2086
+    train_head "$name" "$work/data-bin" $SAMPLER ${VARIANT[$variant]} ${CANDIDATE[$name]} --seed 1
+    score_head "$name" TUNE_EVALS
+  done
 fi
 # 4c. The training data: pairs the base never saw against as many of its own.
 if stage data; then
-  for slice in heldout ownslice; do
+  for slice in "${SLICES[@]}"; do
     train_head "data_$slice" "$work/data-bin-$slice" $SAMPLER ${VARIANT[$variant]} $DENSE --seed 1
     score_head "data_$slice" TUNE_EVALS
   done
@@ -274,13 +284,10 @@ fi
 # 4d. The chosen head (results_table.py --choose-head) with seeds 2 and 3.
 chosen=$(choose --choose-head)
 if stage seeds && [ "$chosen" != init ]; then
-  for seed in 2 3; do
-    case $chosen in
-      authors) train_head "authors_seed$seed" "$work/data-bin" $SAMPLER ${VARIANT[$variant]} $AUTHORS --seed $seed ;;
-      logit_affine) train_head "logit_affine_seed$seed" "$work/data-bin" $SAMPLER ${VARIANT[$variant]} \
-        --qe-head-type logit_affine --optimizer adam --lr 0.01 --seed $seed ;;
-      *) train_head "dense_${variant}_seed$seed" "$work/data-bin" $SAMPLER ${VARIANT[$variant]} $DENSE --seed $seed ;;
-    esac
+  for seed in "${SEEDS[@]}"; do
+    # shellcheck disable=SC2086
+    train_head "${chosen}_seed$seed" "$work/data-bin" $SAMPLER ${VARIANT[$variant]} \
+      ${CANDIDATE[$chosen]:-$DENSE} --seed "$seed"
   done
 fi
 
@@ -292,6 +299,9 @@ if stage final; then
   for save in "$work"/heads/*/; do
     name=$(basename "$save")
     [ -f "$save/done" ] && [ -f "$save/checkpoint_best.pt" ] || continue
+    case $name in  # of the variants, only the chosen one (and its seeds) is reported
+      dense_*) [[ $name == "dense_$variant" || $name == "dense_${variant}_seed"* ]] || continue ;;
+    esac
     step "QE of $name on test and mrtest"
     score_head "$name" FINAL_EVALS
   done
