@@ -30,23 +30,49 @@ def fairseq(tool, *arguments, check=True, cwd=None):
     return result
 
 
-def fairseq_here(tool, *arguments):
-    """fairseq-train's or fairseq-generate's ``cli_main`` run in this process, for refusals:
-    no interpreter start and no imports (about 5 s a call). Returns what a subprocess would
-    (``returncode``; ``stdout``: the command's output and fairseq's log at INFO; ``stderr``:
-    the plugin's lines, an uncaught error as the process would print it). Exit status, the
-    excepthook itself and signals keep their subprocess tests."""
+def run_here(command, run, log=False):
+    """``run()`` (a command's main) in this process, for refusals: no interpreter start and no
+    imports (about 5 s a fairseq command). Returns what a subprocess would: ``returncode``
+    (``SystemExit``'s code, or 1 for an uncaught error), ``stdout`` (the command's output;
+    with ``log``, also the log at INFO, as fairseq's commands print it) and ``stderr`` (its
+    messages; an uncaught error as the process would print it). Exit status, the excepthook
+    itself and signals keep their subprocess tests."""
     import contextlib
     import io
     import logging
     import warnings
 
+    from fairseq_sigmoid_qe.core import errors
+
+    out, err = io.StringIO(), io.StringIO()
+    handler, root = logging.StreamHandler(out), logging.getLogger()
+    level, returncode = root.level, 0
+    if log:
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # hydra's deprecation notes
+                try:
+                    returncode = run() or 0
+                except SystemExit as exit:
+                    returncode = exit.code if isinstance(exit.code, int) else 1
+                except Exception as error:
+                    returncode = 1
+                    errors._excepthook(type(error), error, error.__traceback__)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return subprocess.CompletedProcess(command, returncode, out.getvalue(), err.getvalue())
+
+
+def fairseq_here(tool, *arguments):
+    """fairseq-train's or fairseq-generate's ``cli_main`` in this process (:func:`run_here`)."""
     from fairseq import options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq.distributed import utils as distributed_utils
     from fairseq_cli import generate, train
-
-    from fairseq_sigmoid_qe.core import errors
 
     def run():
         if tool == "train":
@@ -60,30 +86,15 @@ def fairseq_here(tool, *arguments):
         else:
             generate.main(args)
 
-    out, err = io.StringIO(), io.StringIO()
-    log, root = logging.StreamHandler(out), logging.getLogger()
-    level, returncode = root.level, 0
-    root.addHandler(log)
-    root.setLevel(logging.INFO)
-    try:
-        with (
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-            warnings.catch_warnings(),
-        ):
-            warnings.simplefilter("ignore")  # hydra's deprecation notes, as a process prints them
-            try:
-                run()
-            except SystemExit as exit:
-                returncode = exit.code if isinstance(exit.code, int) else 1
-            except Exception as error:
-                returncode = 1
-                errors._excepthook(type(error), error, error.__traceback__)
-    finally:
-        root.removeHandler(log)
-        root.setLevel(level)
-    command = [f"fairseq-{tool}", *map(str, arguments)]
-    return subprocess.CompletedProcess(command, returncode, out.getvalue(), err.getvalue())
+    return run_here([f"fairseq-{tool}", *map(str, arguments)], run, log=True)
+
+
+def raw_text_here(*arguments):
+    """``fairseq-sigmoid-qe translate|score ...`` in this process (:func:`run_here`)."""
+    from fairseq_sigmoid_qe.cli import raw_text
+
+    arguments = list(map(str, arguments))
+    return run_here(["fairseq-sigmoid-qe", *arguments], lambda: raw_text.main(arguments))
 
 
 def free_port():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy
 import pytest
 import torch
-from conftest import one_error_line
+from conftest import one_error_line, raw_text_here
 
 from fairseq_sigmoid_qe.core.qe_methods.records import build_record, decoding_info, dumps, loads
 
@@ -426,23 +426,10 @@ def test_failed_run_leaves_no_output_file(
 )
 def test_bad_option_values_are_one_error_line(tmp_path, arguments, message):
     (tmp_path / "src.txt").write_text("Open the file.\n", encoding="utf-8")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fairseq_sigmoid_qe.cli.raw_text",
-            "translate",
-            "--checkpoint",
-            str(tmp_path / "head.pt"),
-            "--data-dir",
-            str(tmp_path),
-            "--sources",
-            str(tmp_path / "src.txt"),
-            *arguments,
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = raw_text_here(
+        "translate", "--checkpoint", tmp_path / "head.pt", "--data-dir", tmp_path,
+        "--sources", tmp_path / "src.txt", *arguments,
+    )  # fmt: skip
     assert one_error_line(result).endswith(message)
 
 
@@ -554,11 +541,9 @@ def training_line(real_data_bin, side):
 
 
 def pieces_command(data_dir, head_checkpoint, *arguments):
-    return subprocess.run(
-        [sys.executable, "-m", "fairseq_sigmoid_qe.cli.raw_text", *map(str, arguments)]
-        + ["--checkpoint", head_checkpoint, "--data-dir", str(data_dir), "--quiet"],
-        capture_output=True,
-        text=True,
+    """The command in this process (conftest.raw_text_here)."""
+    return raw_text_here(
+        *arguments, "--checkpoint", head_checkpoint, "--data-dir", data_dir, "--quiet"
     )
 
 

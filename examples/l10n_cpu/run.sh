@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's Transformer experiment at CPU scale on ../shared/data/l10n-en-de, round 2 (the
+# The paper's Transformer experiment at CPU scale on ../shared/data/l10n-en-de, round 3 (the
 # QE-quality issue): base Transformer -> sigmoid heads -> QE of the base's own translations
 # (Eval Self) and of another system's (Eval Other: the base's 1000-update checkpoint), each
 # decoded two ways: beam search (beam 5) and sampling as the authors' Eval Self (top-p 0.95,
@@ -7,10 +7,10 @@
 #   - sentence chrF of the one reference (valid: for choosing; test: reported once);
 #   - multi-reference chrF on ../shared/data/l10n-en-de-multiref (mrdev: even lines, for
 #     choosing; mrtest: odd lines, reported once; sources of >= 4 words).
-# Heads: dense Adam to a stopping rule (best dev NCE loss), its dominant-cut / de-duplication
-# variants, the 2-parameter logit_affine head, the authors' regime (sparse Adam 1e-4, cosine),
-# a head trained on pairs the base never saw (heldout) and one on as many of its own
-# (ownslice), the chosen head with 3 seeds; the unsupervised baselines (entropy, MC dropout).
+# Heads: dense Adam to a stopping rule (best dev NCE loss, at most 3 epochs), its dominant-cut
+# / de-duplication variants, the 2-parameter logit_affine head, the authors' regime (sparse Adam
+# 1e-4, cosine), a head trained on pairs the base never saw (heldout) and one on as many of its
+# own (ownslice), the chosen head with 3 seeds; the unsupervised baselines (entropy, MC dropout).
 # Every step is skipped when its output exists; training resumes from checkpoint_last.pt, so an
 # interrupted run is simply run again. The work directory lives outside the clone.
 #
@@ -18,12 +18,13 @@
 # Env:   L10N_EN_DE_DIR, L10N_MULTIREF_DIR (corpora), PYTHON (default: .venv/bin/python),
 #        THREADS (default 2), BASE_DIM / BASE_UPDATES / OTHER_UPDATES (the base's width, its
 #        updates and the other system's updates: 256 / 2800 / 1000; about 2 hours of 2 idle
-#        cores for the base), HEAD_UPDATES (the budget of every head, default 400),
+#        cores for the base), HEAD_UPDATES (every head's update budget, default 2100),
 #        VALIDATE / PATIENCE (validation interval and early-stopping patience, 100 / 3),
 #        HEAD_EPOCHS (at most this many epochs of a head's training data, default 3, the
 #        authors'), VARIANTS / CANDIDATES / SLICES / SEEDS (the heads of stages 4a-4d, default
-#        all: instances of run.sh with disjoint selections share the cores), STAGES (default "variants candidates data seeds final": the stages to run, in order;
-#        add "calibration" for step 6)
+#        all: instances of run.sh with disjoint selections share the cores), STAGES (default
+#        "variants candidates data seeds final": the stages to run, in order; add
+#        "calibration" for step 6)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=${1:-$HOME/.cache/fairseq-sigmoid-qe/runs/l10n_cpu}
@@ -193,7 +194,7 @@ done
 #    and stops after PATIENCE validations without improvement; checkpoint_best.pt (the best
 #    dev loss) is the one scored. The stages run in order; a stage's choice (on mrdev, by
 #    results_table.py --choose-*) decides the next stage's settings.
-HEAD_UPDATES=${HEAD_UPDATES:-400}
+HEAD_UPDATES=${HEAD_UPDATES:-2100}
 VALIDATE=${VALIDATE:-100}
 PATIENCE=${PATIENCE:-3}
 STOPPING="--validate-interval-updates $VALIDATE --patience $PATIENCE --best-checkpoint-metric loss"
