@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import PACKAGE_DIR, fairseq, one_error_line
+from conftest import PACKAGE_DIR, fairseq, one_error_line, raw_text_here
 
 from fairseq_sigmoid_qe import QEUserError
 from fairseq_sigmoid_qe.models.checkpoint_files import check_loadable
@@ -64,35 +64,31 @@ def test_api_raises_its_own_error(damaged, data_dir):
 
 
 def test_raw_text_command(damaged, data_dir, tmp_path):
+    """In this process (conftest.raw_text_here); one case by the real command."""
     path, reason = damaged
     for subcommand in ("translate", "score"):
         sources = tmp_path / "src.txt"
         sources.write_text("a b\n")
-        result = subprocess.run(
-            [sys.executable, "-m", "fairseq_sigmoid_qe.cli.raw_text", subcommand]
-            + ["--checkpoint", str(path), "--data-dir", str(data_dir), "--sources", str(sources)]
-            + (["--translations", str(sources)] if subcommand == "score" else []),
-            capture_output=True,
-            text=True,
-        )
+        arguments = [subcommand, "--checkpoint", path, "--data-dir", data_dir, "--sources", sources]
+        arguments += ["--translations", sources] if subcommand == "score" else []
+        if reason == DAMAGES["empty"] and subcommand == "translate":
+            command = [
+                sys.executable,
+                "-m",
+                "fairseq_sigmoid_qe.cli.raw_text",
+                *map(str, arguments),
+            ]
+            result = subprocess.run(command, capture_output=True, text=True)
+        else:
+            result = raw_text_here(*arguments)
         assert f"error: cannot load checkpoint {path}: {reason}" in one_error_line(result)
 
 
 def test_generate_print_qe(damaged, data_dir, tmp_path):
     path, reason = damaged
-    result = fairseq(
-        "generate",
-        data_dir,
-        "--user-dir",
-        PACKAGE_DIR,
-        "--path",
-        path,
-        "--print-qe",
-        "--qe-output",
-        tmp_path / "qe.jsonl",
-        "--cpu",
-        check=False,
-    )
+    arguments = [data_dir, "--user-dir", PACKAGE_DIR, "--path", path, "--print-qe"]
+    arguments += ["--qe-output", tmp_path / "qe.jsonl", "--cpu"]
+    result = fairseq("generate", *arguments, check=False)
     assert f"error: cannot load checkpoint {path}: {reason}" in one_error_line(result)
     assert not (tmp_path / "qe.jsonl").exists()
 
