@@ -86,7 +86,12 @@ def fairseq_here(tool, *arguments):
         else:
             generate.main(args)
 
-    return run_here([f"fairseq-{tool}", *map(str, arguments)], run, log=True)
+    from fairseq_sigmoid_qe.models import durable_saves
+
+    try:
+        return run_here([f"fairseq-{tool}", *map(str, arguments)], run, log=True)
+    finally:
+        durable_saves.restore()  # as the process's exit would (atexit): fairseq's own writes
 
 
 def raw_text_here(*arguments):
