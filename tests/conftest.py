@@ -74,6 +74,8 @@ def fairseq_here(tool, *arguments):
     from fairseq.distributed import utils as distributed_utils
     from fairseq_cli import generate, train
 
+    from fairseq_sigmoid_qe.models import durable_saves
+
     def run():
         if tool == "train":
             parser = options.get_training_parser()
@@ -85,8 +87,6 @@ def fairseq_here(tool, *arguments):
             distributed_utils.call_main(convert_namespace_to_omegaconf(args), train.main)
         else:
             generate.main(args)
-
-    from fairseq_sigmoid_qe.models import durable_saves
 
     try:
         return run_here([f"fairseq-{tool}", *map(str, arguments)], run, log=True)

@@ -50,12 +50,14 @@ def generate(data_bin, checkpoint, *extra, check=True):
     )
 
 
-def refused_generate(data_bin, checkpoint, *extra):
+def refused_generate(
+    data_bin, checkpoint, *extra, options=("--beam", "5", "--batch-size", "16", "--cpu")
+):
     """fairseq-generate in this process (conftest.fairseq_here), for refusals found while the
     task is set up; the task named, as the plugin's generate hook names it for the command."""
     return fairseq_here(
         "generate", data_bin, "--user-dir", PACKAGE_DIR, "--task", "translation_qe",
-        "--path", checkpoint, "--beam", "5", "--batch-size", "16", "--cpu", *extra,
+        "--path", checkpoint, *options, *extra,
     )  # fmt: skip
 
 

@@ -7,8 +7,8 @@ from functools import partial
 
 import pytest
 import torch
-from conftest import PACKAGE_DIR, fairseq, fairseq_here, one_error_line
-from test_generate_qe import first_test_batch, raw_test_text, recorded_and_forced
+from conftest import PACKAGE_DIR, fairseq, one_error_line
+from test_generate_qe import first_test_batch, raw_test_text, recorded_and_forced, refused_generate
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +52,6 @@ def generate(data_bin, checkpoint, *extra, check=True):
         *extra,
         check=check,
     )
-
-
-def refused_generate(data_bin, checkpoint, *extra):
-    """fairseq-generate in this process (conftest.fairseq_here), for the refusals; the task
-    named, as the plugin's generate hook names it for the command."""
-    return fairseq_here(
-        "generate", data_bin, "--user-dir", PACKAGE_DIR, "--task", "translation_qe",
-        "--path", checkpoint, *OPTIONS, *extra,
-    )  # fmt: skip
 
 
 def printed_translations(stdout):
@@ -467,7 +458,7 @@ def zero_dropout_copy(checkpoint, path):
 def test_bad_method_combinations_one_error_line(
     real_data_bin, head_checkpoint, tmp_path, extra, message
 ):
-    run, checkpoint = refused_generate, head_checkpoint
+    run, checkpoint = partial(refused_generate, options=OPTIONS), head_checkpoint
     if extra == "no dropout":  # found with the model loaded: by the real command
         checkpoint = zero_dropout_copy(head_checkpoint, tmp_path / "no_dropout.pt")
         run, extra = partial(generate, check=False), ["--qe-methods", "sigmoid,mc_dropout"]
