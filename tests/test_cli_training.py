@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 
 import pytest
 import torch
@@ -51,15 +50,19 @@ def test_base_bit_identical_and_only_head_changed(trained_head, base_checkpoint)
 
 
 def test_head_checkpoint_is_self_contained(trained_head, base_checkpoint, real_data_bin, tmp_path):
+    """A head checkpoint loads after its base file has gone: here a copy of it names a base
+    that is not there (moving the session's base away would pull it from under the tests
+    that other workers run at the same time)."""
     from fairseq_sigmoid_qe.api import load_head_model
 
     save_dir, _ = trained_head
-    moved_base = tmp_path / "moved.pt"
-    shutil.move(base_checkpoint, moved_base)
-    try:
-        model, task = load_head_model(str(save_dir / "checkpoint_last.pt"), real_data_bin)
-    finally:
-        shutil.move(moved_base, base_checkpoint)
+    state = torch.load(save_dir / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    model_cfg = state["cfg"]["model"]
+    assert model_cfg.base_checkpoint == base_checkpoint
+    model_cfg.base_checkpoint = str(tmp_path / "moved-away.pt")
+    torch.save(state, tmp_path / "head.pt")
+    model, task = load_head_model(str(tmp_path / "head.pt"), real_data_bin)
+    assert not (tmp_path / "moved-away.pt").exists()
     assert all(not p.requires_grad for p in model.decoder.parameters())
     assert len(task.target_dictionary) == model.qe_head.weight.shape[0]
 
