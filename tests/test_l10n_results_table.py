@@ -3,6 +3,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -114,3 +115,28 @@ def test_tables_have_intervals_and_paired_tests(workdir):
     assert float(best[4]) > 0.9  # P(> BoostedProb): it tracks quality with less noise
     assert rows["BoostedProb"].split(" | ")[3] == "–"
     assert "MC dropout, N = 10" in rows and "token entropy" in rows
+
+
+def test_an_earlier_runs_choice_reports_its_seeds(workdir, tmp_path):
+    """--chosen-head: a fresh work directory that repeats only the chosen head and its seeds
+    (no variants to choose from) still gets its tables and the seeds' mean ± sd."""
+    root = tmp_path / "seeds"
+    shutil.copytree(workdir, root)
+    renamed = {"dense_cut_last": "logit_affine", "dense_cut_first_dedup": "logit_affine_seed2"}
+    for old, new in renamed.items():
+        os.rename(root / "heads" / old, root / "heads" / new)
+        for path in root.glob(f"*/*/*/qe-{old}.jsonl"):
+            os.rename(path, path.with_name(f"qe-{new}.jsonl"))
+    failed = subprocess.run(
+        [sys.executable, SCRIPT, str(root), "--choose-variant"], capture_output=True, text=True
+    )
+    assert failed.returncode != 0 and "no candidate" in failed.stderr
+    tables = run(str(root), "--chosen-head", "logit_affine")
+    assert "Chosen head (an earlier run's choice): logit_affine" in tables
+    seeds = tables.split("## The chosen head's seeds (Pearson, product)")[1].split("##")[0]
+    assert "| setting | logit_affine | logit_affine_seed2 | mean ± sd |" in seeds
+    row = next(line for line in seeds.splitlines() if line.startswith("| beam, self, mrtest"))
+    first, second, spread = row.strip("| ").split(" | ")[1:]
+    mean, sd = (float(v) for v in spread.split(" ± "))
+    values = np.array([float(first), float(second)])
+    assert abs(mean - values.mean()) <= 0.001 and abs(sd - values.std(ddof=1)) <= 0.002

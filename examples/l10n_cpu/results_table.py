@@ -13,7 +13,8 @@ the paired test against BoostedProb (share of resamples in which it correlates b
 geometric mean of token scores, the partial correlation given hypothesis length and the
 correlation within 4 length bins; 3. the chosen head's seeds; 4. held-out against own data.
 
-Usage: python examples/l10n_cpu/results_table.py WORKDIR [--choose-variant | --choose-head]
+Usage: python examples/l10n_cpu/results_table.py WORKDIR [--choose-variant | --choose-head |
+       --chosen-head NAME (an earlier run's choice: no choosing)]
 """
 
 import os
@@ -264,7 +265,7 @@ def data_table(work):
     return "\n".join(lines)
 
 
-def main(path, option=None):
+def main(path, option=None, chosen=None):
     work = Workdir(path)
     if option == "--choose-variant":
         print(chosen_variant(work))
@@ -274,14 +275,18 @@ def main(path, option=None):
         return
     print("## Choosing (valid, mrdev; Eval Self, product of token scores)\n")
     print(choosing_table(work))
-    print(f"\nChosen variant: {chosen_variant(work)}; chosen head: {chosen_head(work)}\n")
+    if option == "--chosen-head":
+        print(f"\nChosen head (an earlier run's choice): {chosen}\n")
+    else:
+        chosen = chosen_head(work)
+        print(f"\nChosen variant: {chosen_variant(work)}; chosen head: {chosen}\n")
     for decoding in DECODINGS:
         for system, split, refs in SETTINGS:
             if work.column(decoding, system, split, "init", REFERENCE) is None:
                 continue
             print(f"## {decoding}, Eval {system.capitalize()}, {split} ({refs} chrF)\n")
             print(setting_table(work, decoding, system, split) + "\n")
-    seeds = seeds_table(work, chosen_head(work))
+    seeds = seeds_table(work, chosen)
     if seeds:
         print("## The chosen head's seeds (Pearson, product)\n\n" + seeds + "\n")
     data = data_table(work)

@@ -24,7 +24,8 @@
 #        authors'), VARIANTS / CANDIDATES / SLICES / SEEDS (the heads of stages 4a-4d, default
 #        all: instances of run.sh with disjoint selections share the cores), STAGES (default
 #        "variants candidates data seeds final": the stages to run, in order; add
-#        "calibration" for step 6)
+#        "calibration" for step 6), CHOSEN_VARIANT / CHOSEN_HEAD (an earlier run's choices, taken
+#        instead of choosing: to repeat its later stages, e.g. its seeds, in a fresh directory)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=${1:-$HOME/.cache/fairseq-sigmoid-qe/runs/l10n_cpu}
@@ -262,7 +263,7 @@ if stage variants; then
   fi
   score_head init TUNE_EVALS
 fi
-variant=$(choose --choose-variant)
+variant=${CHOSEN_VARIANT:-$(choose --choose-variant)}
 # 4b. The candidates with the chosen variant: dense (4a's), the authors' regime, logit_affine.
 declare -A CANDIDATE=(
   [authors]="$AUTHORS"
@@ -283,7 +284,7 @@ if stage data; then
   done
 fi
 # 4d. The chosen head (results_table.py --choose-head) with seeds 2 and 3.
-chosen=$(choose --choose-head)
+chosen=${CHOSEN_HEAD:-$(choose --choose-head)}
 if stage seeds && [ "$chosen" != init ]; then
   for seed in "${SEEDS[@]}"; do
     # shellcheck disable=SC2086
@@ -306,18 +307,21 @@ if stage final; then
     step "QE of $name on test and mrtest"
     score_head "$name" FINAL_EVALS
   done
-  score_head init FINAL_EVALS
-  for decoding in "${DECODINGS[@]}"; do
-    for eval in "${FINAL_EVALS[@]}"; do
-      read -r system split <<< "$eval"
-      step "QE baselines: $decoding, $system on $split"
-      qe "$work/$decoding/$system/$split/qe-baselines.jsonl" "$work/heads/init.pt" \
-        "$work/$decoding/$system/$split/data-bin" --qe-methods entropy,mc_dropout \
-        --qe-mc-samples 10 --seed 1
+  if [ -f "$work/heads/init.pt" ]; then  # made by stage 4a
+    score_head init FINAL_EVALS
+    for decoding in "${DECODINGS[@]}"; do
+      for eval in "${FINAL_EVALS[@]}"; do
+        read -r system split <<< "$eval"
+        step "QE baselines: $decoding, $system on $split"
+        qe "$work/$decoding/$system/$split/qe-baselines.jsonl" "$work/heads/init.pt" \
+          "$work/$decoding/$system/$split/data-bin" --qe-methods entropy,mc_dropout \
+          --qe-mc-samples 10 --seed 1
+      done
     done
-  done
+  fi
   step "tables"
-  "$py" "$repo/examples/l10n_cpu/results_table.py" "$work" | tee "$work/results.md"
+  "$py" "$repo/examples/l10n_cpu/results_table.py" "$work" ${CHOSEN_HEAD:+--chosen-head "$CHOSEN_HEAD"} \
+    | tee "$work/results.md"
 fi
 
 # 6. Calibration (STAGES with "calibration"): each method's scores by the chosen head on beam
