@@ -134,9 +134,13 @@ def test_an_earlier_runs_choice_reports_its_seeds(workdir, tmp_path):
     tables = run(str(root), "--chosen-head", "logit_affine")
     assert "Chosen head (an earlier run's choice): logit_affine" in tables
     seeds = tables.split("## The chosen head's seeds (Pearson, product)")[1].split("##")[0]
-    assert "| setting | logit_affine | logit_affine_seed2 | mean ± sd |" in seeds
+    assert (
+        "| setting | logit_affine | logit_affine_seed2 | mean ± sd | BoostedProb | "
+        "mean − BoostedProb |" in seeds
+    )
     row = next(line for line in seeds.splitlines() if line.startswith("| beam, self, mrtest"))
-    first, second, spread = row.strip("| ").split(" | ")[1:]
+    first, second, spread, boosted, gap = row.strip("| ").split(" | ")[1:]
     mean, sd = (float(v) for v in spread.split(" ± "))
     values = np.array([float(first), float(second)])
     assert abs(mean - values.mean()) <= 0.001 and abs(sd - values.std(ddof=1)) <= 0.002
+    assert abs(float(gap) - (mean - float(boosted))) <= 0.002

@@ -223,7 +223,10 @@ def seeds_table(work, chosen):
     names = [n for n in names if n in work.heads()]
     if len(names) < 2:
         return None
-    lines = ["| setting | " + " | ".join(names) + " | mean ± sd |", "|---" * (len(names) + 2) + "|"]
+    lines = [
+        "| setting | " + " | ".join(names) + " | mean ± sd | BoostedProb | mean − BoostedProb |",
+        "|---" * (len(names) + 4) + "|",
+    ]
     for decoding in DECODINGS:
         for system, split, refs in SETTINGS:
             values = []
@@ -234,10 +237,15 @@ def seeds_table(work, chosen):
             spread = (
                 f"{np.mean(finite):.3f} ± {np.std(finite, ddof=1):.3f}" if len(finite) > 1 else "–"
             )
+            # BoostedProb uses only the frozen base, the same in every head's records
+            boosted = work.column(decoding, system, split, names[0], REFERENCE)
+            boosted = pearson(boosted[0], boosted[1]) if boosted else np.nan
+            gap = np.mean(finite) - boosted if finite and np.isfinite(boosted) else np.nan
+            gap = "–" if not np.isfinite(gap) else f"{gap:+.3f}"
             lines.append(
                 f"| {decoding}, {system}, {split} ({refs}) | "
                 + " | ".join(fmt(v) for v in values)
-                + f" | {spread} |"
+                + f" | {spread} | {fmt(boosted)} | {gap} |"
             )
     return "\n".join(lines)
 
