@@ -136,11 +136,22 @@ def test_an_earlier_runs_choice_reports_its_seeds(workdir, tmp_path):
     seeds = tables.split("## The chosen head's seeds (Pearson, product)")[1].split("##")[0]
     assert (
         "| setting | logit_affine | logit_affine_seed2 | mean ± sd | BoostedProb | "
-        "mean − BoostedProb |" in seeds
+        "mean − BoostedProb | Δ logit_affine vs BoostedProb [95% CI] | "
+        "geometric mean: logit_affine vs BoostedProb (P) |" in seeds
     )
     row = next(line for line in seeds.splitlines() if line.startswith("| beam, self, mrtest"))
-    first, second, spread, boosted, gap = row.strip("| ").split(" | ")[1:]
+    first, second, spread, boosted, gap, delta, geo = row.strip("| ").split(" | ")[1:]
     mean, sd = (float(v) for v in spread.split(" ± "))
     values = np.array([float(first), float(second)])
     assert abs(mean - values.mean()) <= 0.001 and abs(sd - values.std(ddof=1)) <= 0.002
     assert abs(float(gap) - (mean - float(boosted))) <= 0.002
+    low, high = (float(v) for v in delta.split("[")[1].split("]")[0].split(", "))
+    assert low < float(delta.split()[0]) < high
+    assert abs(float(delta.split()[0]) - (float(first) - float(boosted))) <= 0.002
+    assert 0.0 <= float(geo.split("(P ")[1].rstrip(")")) <= 1.0
+    for bad in (["--chosen-head", "logit_afine"], ["--chosen-head"], ["--chose-head"]):
+        result = subprocess.run(
+            [sys.executable, SCRIPT, str(root), *bad], capture_output=True, text=True
+        )
+        assert result.returncode != 0 and result.stderr.startswith("results_table.py: error: ")
+        assert len(result.stderr.strip().splitlines()) == 1

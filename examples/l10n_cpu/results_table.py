@@ -219,13 +219,17 @@ def setting_table(work, decoding, system, split):
 
 
 def seeds_table(work, chosen):
+    """Each seed's Pearson (product), their mean ± sd, BoostedProb of the same frozen base (read
+    from the first seed's records), and the first seed against it: the paired test under the
+    product and under the geometric mean."""
     names = [chosen] + [f"{chosen}_seed{s}" for s in (2, 3)]
     names = [n for n in names if n in work.heads()]
     if len(names) < 2:
         return None
     lines = [
-        "| setting | " + " | ".join(names) + " | mean ± sd | BoostedProb | mean − BoostedProb |",
-        "|---" * (len(names) + 4) + "|",
+        "| setting | " + " | ".join(names) + " | mean ± sd | BoostedProb | mean − BoostedProb | "
+        f"Δ {names[0]} vs BoostedProb [95% CI] | geometric mean: {names[0]} vs BoostedProb (P) |",
+        "|---" * (len(names) + 6) + "|",
     ]
     for decoding in DECODINGS:
         for system, split, refs in SETTINGS:
@@ -237,15 +241,31 @@ def seeds_table(work, chosen):
             spread = (
                 f"{np.mean(finite):.3f} ± {np.std(finite, ddof=1):.3f}" if len(finite) > 1 else "–"
             )
-            # BoostedProb uses only the frozen base, the same in every head's records
+            first = work.column(decoding, system, split, names[0], "sigmoid")
             boosted = work.column(decoding, system, split, names[0], REFERENCE)
-            boosted = pearson(boosted[0], boosted[1]) if boosted else np.nan
-            gap = np.mean(finite) - boosted if finite and np.isfinite(boosted) else np.nan
-            gap = "–" if not np.isfinite(gap) else f"{gap:+.3f}"
+            cells = ["–"] * 4
+            if first and boosted:
+                gold, r = first[1], pearson(boosted[0], boosted[1])
+                test = paired_test(first[0], boosted[0], gold, resamples=RESAMPLES, seed=SEED)
+                geo = [
+                    work.column(decoding, system, split, names[0], m, "geomean")[0]
+                    for m in ("sigmoid", REFERENCE)
+                ]
+                geo_test = paired_test(geo[0], geo[1], gold, resamples=RESAMPLES, seed=SEED)
+                cells = [
+                    fmt(r),
+                    f"{np.mean(finite) - r:+.3f}",
+                    f"{test['delta']:+.3f} [{test['delta_low']:+.3f}, {test['delta_high']:+.3f}] "
+                    f"(P {test['share']:.2f})",
+                    f"{fmt(pearson(geo[0], gold))} vs {fmt(pearson(geo[1], gold))} "
+                    f"(P {geo_test['share']:.2f})",
+                ]
             lines.append(
                 f"| {decoding}, {system}, {split} ({refs}) | "
                 + " | ".join(fmt(v) for v in values)
-                + f" | {spread} | {fmt(boosted)} | {gap} |"
+                + f" | {spread} | "
+                + " | ".join(cells)
+                + " |"
             )
     return "\n".join(lines)
 
@@ -274,7 +294,14 @@ def data_table(work):
 
 
 def main(path, option=None, chosen=None):
+    if option not in (None, "--choose-variant", "--choose-head", "--chosen-head"):
+        raise SystemExit(f"results_table.py: error: unknown option {option}")
     work = Workdir(path)
+    if option == "--chosen-head" and chosen not in work.heads():
+        raise SystemExit(
+            f"results_table.py: error: --chosen-head {chosen}: no trained head of that name in "
+            f"{os.path.join(path, 'heads')}"
+        )
     if option == "--choose-variant":
         print(chosen_variant(work))
         return

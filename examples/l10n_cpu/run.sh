@@ -264,6 +264,10 @@ if stage variants; then
   score_head init TUNE_EVALS
 fi
 variant=${CHOSEN_VARIANT:-$(choose --choose-variant)}
+if [ -z "${VARIANT[$variant]+set}" ]; then
+  echo "run.sh: error: CHOSEN_VARIANT=$variant is not one of: ${!VARIANT[*]}" >&2
+  exit 1
+fi
 # 4b. The candidates with the chosen variant: dense (4a's), the authors' regime, logit_affine.
 declare -A CANDIDATE=(
   [authors]="$AUTHORS"
@@ -285,6 +289,10 @@ if stage data; then
 fi
 # 4d. The chosen head (results_table.py --choose-head) with seeds 2 and 3.
 chosen=${CHOSEN_HEAD:-$(choose --choose-head)}
+if [[ ! " init dense_$variant ${!CANDIDATE[*]} " == *" $chosen "* ]]; then
+  echo "run.sh: error: CHOSEN_HEAD=$chosen is not one of: init dense_$variant ${!CANDIDATE[*]}" >&2
+  exit 1
+fi
 if stage seeds && [ "$chosen" != init ]; then
   for seed in "${SEEDS[@]}"; do
     # shellcheck disable=SC2086
